@@ -1,0 +1,185 @@
+// CPU kernels of the fused elementwise ops renoise, ddim_step and langevin_step.
+//
+// x [B, ...] float16/bfloat16/float32/float64 (computed in float32, or float64 for float64 x);
+// per-sample levels [B] int64 into float64 tables alpha/sigma [L]; noise like x, or rng int64
+// [seed, offset] for Philox normals (element e = flat index in x). Every op is
+//   out = (c0 * x + c1 * y) + c2 * z
+// with per-sample coefficients from coefficients.h, run over blocks of four elements (one Philox
+// block each) with at::parallel_for.
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/pow.h>
+#include <ATen/ops/sqrt.h>
+#include <ATen/ops/sum.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "../checks.h"
+#include "../coefficients.h"
+
+namespace tts_fast {
+namespace {
+
+template <typename T>
+using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+struct Sources {
+  const void* y = nullptr;      // second operand (x0_hat, grad) or null
+  const void* noise = nullptr;  // normals like x, or null
+  bool use_rng = false;         // Philox normals when noise is null
+  HostRng rng{};
+};
+
+// out[e] = (c0 x + c1 y) + c2 z over all elements, coef = [B, 3] in the accumulation type.
+template <typename T>
+void fused_affine(const at::Tensor& x, const Sources& src, const std::vector<acc_t<T>>& coef, at::Tensor& out) {
+  using Acc = acc_t<T>;
+  const int64_t numel = x.numel();
+  const int64_t B = x.size(0);
+  if (numel == 0) return;
+  const int64_t inner = numel / B;
+  const T* xp = x.const_data_ptr<T>();
+  const T* yp = static_cast<const T*>(src.y);
+  const T* np = static_cast<const T*>(src.noise);
+  T* op = out.data_ptr<T>();
+  const Acc* cp = coef.data();
+  const bool has_z = np != nullptr || src.use_rng;
+  const int64_t n_blocks = (numel + 3) / 4;
+  at::parallel_for(0, n_blocks, 2048, [&](int64_t q0, int64_t q1) {
+    const int64_t e_end = std::min(numel, 4 * q1);
+    for (int64_t e0 = 4 * q0; e0 < e_end;) {
+      // One run of elements that share a sample (so its coefficients) and lie in [e0, e_end).
+      const int64_t b = e0 / inner;
+      const int64_t run_end = std::min(e_end, (b + 1) * inner);
+      const Acc c0 = cp[3 * b], c1 = cp[3 * b + 1], c2 = cp[3 * b + 2];
+      if (src.use_rng) {
+        float z[4];
+        int64_t cached = -1;
+        for (int64_t e = e0; e < run_end; ++e) {
+          if (e / 4 != cached) {
+            cached = e / 4;
+            philox_normal4(src.rng.seed, src.rng.offset + static_cast<uint64_t>(cached), z);
+          }
+          Acc v = c0 * static_cast<Acc>(xp[e]);
+          if (yp != nullptr) v = v + c1 * static_cast<Acc>(yp[e]);
+          v = v + c2 * static_cast<Acc>(z[e % 4]);
+          op[e] = static_cast<T>(v);
+        }
+      } else if (yp != nullptr && has_z) {
+        for (int64_t e = e0; e < run_end; ++e)
+          op[e] = static_cast<T>((c0 * static_cast<Acc>(xp[e]) + c1 * static_cast<Acc>(yp[e])) +
+                                 c2 * static_cast<Acc>(np[e]));
+      } else if (yp != nullptr) {
+        for (int64_t e = e0; e < run_end; ++e)
+          op[e] = static_cast<T>(c0 * static_cast<Acc>(xp[e]) + c1 * static_cast<Acc>(yp[e]));
+      } else {
+        for (int64_t e = e0; e < run_end; ++e)
+          op[e] = static_cast<T>(c0 * static_cast<Acc>(xp[e]) + c2 * static_cast<Acc>(np[e]));
+      }
+      e0 = run_end;
+    }
+  });
+}
+
+Sources make_sources(const at::Tensor* y, const std::optional<at::Tensor>& noise, const std::optional<at::Tensor>& rng,
+                     bool want_noise, std::vector<at::Tensor>& keep) {
+  Sources s;
+  if (y != nullptr) {
+    keep.push_back(y->contiguous());
+    s.y = keep.back().const_data_ptr();
+  }
+  if (!want_noise) return s;
+  if (noise.has_value()) {
+    keep.push_back(noise->contiguous());
+    s.noise = keep.back().const_data_ptr();
+  } else {
+    s.use_rng = true;
+    s.rng = read_cpu_rng(*rng);
+  }
+  return s;
+}
+
+// Runs the fused kernel for x's dtype with coefficients coef_of(b) -> Coef3 (float64).
+template <typename CoefFn>
+at::Tensor run_fused(const at::Tensor& x_in, const Sources& src, int64_t B, CoefFn coef_of) {
+  const at::Tensor x = x_in.contiguous();
+  at::Tensor out = at::empty_like(x);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "tts_fast_fused_affine", [&] {
+    using Acc = acc_t<scalar_t>;
+    std::vector<Acc> coef(3 * B);
+    for (int64_t b = 0; b < B; ++b) {
+      const Coef3 c = coef_of(b);
+      coef[3 * b] = static_cast<Acc>(c.c0);
+      coef[3 * b + 1] = static_cast<Acc>(c.c1);
+      coef[3 * b + 2] = static_cast<Acc>(c.c2);
+    }
+    fused_affine<scalar_t>(x, src, coef, out);
+  });
+  return out;
+}
+
+struct Levels {
+  at::Tensor lf, lt, alpha, sigma;
+  Levels(const at::Tensor& f, const at::Tensor& t, const at::Tensor& a, const at::Tensor& s)
+      : lf(f.contiguous()), lt(t.contiguous()), alpha(a.contiguous()), sigma(s.contiguous()) {}
+};
+
+at::Tensor renoise_cpu(const at::Tensor& x, const at::Tensor& level_from, const at::Tensor& level_to,
+                       const at::Tensor& alpha, const at::Tensor& sigma, const std::optional<at::Tensor>& noise,
+                       const std::optional<at::Tensor>& rng) {
+  check_renoise(x, level_from, level_to, alpha, sigma, noise, rng);
+  std::vector<at::Tensor> keep;
+  const Sources src = make_sources(nullptr, noise, rng, true, keep);
+  const Levels L(level_from, level_to, alpha, sigma);
+  const int64_t *lf = L.lf.const_data_ptr<int64_t>(), *lt = L.lt.const_data_ptr<int64_t>();
+  const double *a = L.alpha.const_data_ptr<double>(), *s = L.sigma.const_data_ptr<double>();
+  return run_fused(x, src, x.size(0), [&](int64_t b) { return renoise_coef(a[lf[b]], s[lf[b]], a[lt[b]], s[lt[b]]); });
+}
+
+at::Tensor ddim_step_cpu(const at::Tensor& x, const at::Tensor& x0_hat, const at::Tensor& level_from,
+                         const at::Tensor& level_to, const at::Tensor& alpha, const at::Tensor& sigma, double eta,
+                         const std::optional<at::Tensor>& noise, const std::optional<at::Tensor>& rng) {
+  check_ddim_step(x, x0_hat, level_from, level_to, alpha, sigma, eta, noise, rng);
+  std::vector<at::Tensor> keep;
+  const Sources src = make_sources(&x0_hat, noise, rng, /*want_noise=*/eta > 0, keep);
+  const Levels L(level_from, level_to, alpha, sigma);
+  const int64_t *lf = L.lf.const_data_ptr<int64_t>(), *lt = L.lt.const_data_ptr<int64_t>();
+  const double *a = L.alpha.const_data_ptr<double>(), *s = L.sigma.const_data_ptr<double>();
+  return run_fused(x, src, x.size(0),
+                   [&](int64_t b) { return ddim_coef(a[lf[b]], s[lf[b]], a[lt[b]], s[lt[b]], eta); });
+}
+
+at::Tensor langevin_step_cpu(const at::Tensor& x, const at::Tensor& grad, const at::Tensor& step_size,
+                             const std::optional<at::Tensor>& noise, const std::optional<at::Tensor>& rng,
+                             std::optional<double> max_norm) {
+  check_langevin_step(x, grad, step_size, noise, rng, max_norm);
+  std::vector<at::Tensor> keep;
+  const Sources src = make_sources(&grad, noise, rng, true, keep);
+  const int64_t B = x.size(0);
+  const at::Tensor eta = step_size.to(c10::kDouble).contiguous();
+  const double* ep = eta.const_data_ptr<double>();
+  at::Tensor norm;
+  const double* np = nullptr;
+  if (max_norm.has_value() && B > 0) {
+    // The reference's own composite, so the clipping decision matches it exactly.
+    norm = grad.to(c10::kDouble).reshape({B, -1}).pow(2).sum(1).sqrt().contiguous();
+    np = norm.const_data_ptr<double>();
+  }
+  const bool clip = max_norm.has_value();
+  const double mn = max_norm.value_or(0.0);
+  return run_fused(x, src, B, [&](int64_t b) { return langevin_coef(ep[b], clip ? np[b] : 0.0, clip, mn); });
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(tts_fast, CPU, m) {
+  m.impl("renoise", &renoise_cpu);
+  m.impl("ddim_step", &ddim_step_cpu);
+  m.impl("langevin_step", &langevin_step_cpu);
+}
+
+}  // namespace tts_fast
