@@ -6,6 +6,7 @@
 // (-ffp-contract=off, nvcc --fmad=false): a fused multiply-add would round differently.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 
