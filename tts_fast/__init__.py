@@ -1,0 +1,28 @@
+"""tts_fast: inference-time scaling of diffusion models through classical search.
+
+    import tts_fast as tts
+    result = tts.search(model, verifier, "bfs_best", n_particles=8, num_steps=50)
+"""
+
+from . import models, ops, schedules, verifiers
+from .models import Denoiser
+from .profiling import NFE
+from .search import (
+    BFS,
+    DFS,
+    BestOfN,
+    LocalSearch,
+    SearchOverPaths,
+    SearchResult,
+    ZeroOrder,
+    presets,
+    search,
+)
+from .verifiers import Verifier
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "search", "SearchResult", "NFE", "Denoiser", "Verifier", "BFS", "DFS", "LocalSearch", "BestOfN",
+    "ZeroOrder", "SearchOverPaths", "presets", "models", "verifiers", "schedules", "ops",
+]

@@ -1,0 +1,46 @@
+"""The Denoiser protocol: what tts_fast needs from a diffusion model."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from ..schedules import Schedule
+
+
+class Denoiser:
+    """A diffusion model seen as an x0-predictor, ``x0 = model(x_t, t, cond)``.
+
+    Subclasses implement :meth:`forward` and set the attributes below.
+
+    Attributes:
+        schedule: the model's :class:`~tts_fast.schedules.Schedule` (VP or flow).
+        sample_shape: shape of one sample in model space (e.g. (4, 64, 64) latents).
+        num_prompts: number of conditioning rows the model holds (prompts, class labels), or
+            None for an unconditional model that accepts any number of rows.
+        cfg: True when one evaluation runs a classifier-free-guidance pair (counted as one NFE,
+            flagged in :class:`tts_fast.NFE`).
+        dtype, device: of the tensors the model takes.
+
+    The conditioning passed to the model is ``cond``: an int64 tensor [B] of prompt rows (one per
+    particle), or None. Particles of prompt b carry cond == b; resampling never mixes rows.
+    """
+
+    schedule: Schedule
+    sample_shape: tuple
+    num_prompts: Optional[int] = None
+    cfg: bool = False
+    dtype: torch.dtype = torch.float32
+    device: torch.device = torch.device("cpu")
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: Optional[torch.Tensor]) -> torch.Tensor:
+        """x0-prediction for x_t [B, *sample_shape] at model timesteps t [B] (float)."""
+        raise NotImplementedError
+
+    def __call__(self, x_t: torch.Tensor, t: torch.Tensor, cond: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.forward(x_t, t, cond)
+
+    def decode(self, x0: torch.Tensor) -> torch.Tensor:
+        """Map model-space samples to what verifiers score (identity here; a VAE for latents)."""
+        return x0

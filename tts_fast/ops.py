@@ -1,0 +1,331 @@
+"""The search primitives as PyTorch custom ops: ``torch.ops.tts_fast.*``.
+
+Schemas are defined once in C++ (csrc/ops.cpp) with CPU kernels in csrc/cpu/ and CUDA kernels in
+csrc/cuda/. When the compiled extension ``tts_fast._C`` is absent (a source checkout that was never
+built, or ``TTS_FAST_BACKEND=reference``), the same schemas are defined here and served by the
+pure-PyTorch references of ``tts_fast._reference``; ``backend()`` says which is active per device.
+Fake (meta) kernels are registered here so every op traces under ``torch.compile(fullgraph=True)``.
+
+None of the ops reads device memory on the host: randomness arrives as tensors (``uniforms``,
+``noise``) or as ``rng`` = int64 tensor [seed, offset] read inside the kernel (a CUDA-graph replay
+sees the current value; use :class:`Philox` to advance it on the device).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Optional
+
+import torch
+
+from . import _philox
+from . import _reference as _ref
+
+__all__ = [
+    "resample",
+    "renoise",
+    "ddim_step",
+    "langevin_step",
+    "ess",
+    "normalize_log_weights",
+    "gather_particles",
+    "Philox",
+    "backend",
+    "build_info",
+    "SCHEMES",
+    "SCHEMAS",
+]
+
+SCHEMES = _ref.SCHEMES
+
+# Kept identical to csrc/ops.cpp (tests/test_ops_build.py compares them when _C is loaded).
+SCHEMAS = {
+    "resample": "resample(Tensor log_weights, Tensor? uniforms, Tensor? rng, str scheme) -> Tensor",
+    "renoise": "renoise(Tensor x, Tensor level_from, Tensor level_to, Tensor alpha, Tensor sigma, Tensor? noise, Tensor? rng) -> Tensor",
+    "ddim_step": "ddim_step(Tensor x, Tensor x0_hat, Tensor level_from, Tensor level_to, Tensor alpha, Tensor sigma, float eta, Tensor? noise, Tensor? rng) -> Tensor",
+    "langevin_step": "langevin_step(Tensor x, Tensor grad, Tensor step_size, Tensor? noise, Tensor? rng, float? max_norm) -> Tensor",
+    "ess": "ess(Tensor log_weights) -> Tensor",
+    "normalize_log_weights": "normalize_log_weights(Tensor log_weights) -> Tensor",
+}
+
+_REFERENCES = {
+    "resample": _ref.resample,
+    "renoise": _ref.renoise,
+    "ddim_step": _ref.ddim_step,
+    "langevin_step": _ref.langevin_step,
+    "ess": _ref.ess,
+    "normalize_log_weights": _ref.normalize_log_weights,
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# loading the extension
+
+
+def _load_extension():
+    """Import tts_fast._C, or return None when it is absent. A build for another torch is an error."""
+    if os.environ.get("TTS_FAST_BACKEND", "").lower() == "reference":
+        return None
+    try:
+        info = importlib.import_module("tts_fast._build_info")
+    except ImportError:
+        info = None
+    if info is not None and info.TORCH_VERSION != torch.__version__:
+        raise ImportError(
+            f"tts_fast's compiled ops were built against torch {info.TORCH_VERSION}, but torch "
+            f"{torch.__version__} is installed. Rebuild them for this torch with "
+            "`pip install --no-build-isolation --force-reinstall --no-deps .` (or `-e .`), "
+            "or set TTS_FAST_BACKEND=reference to use the pure-PyTorch ops."
+        )
+    try:
+        return importlib.import_module("tts_fast._C")
+    except ImportError as exc:
+        if info is None and "No module named" in str(exc):
+            return None  # never built: serve the references
+        raise ImportError(
+            f"tts_fast._C failed to load ({exc}). It was built against torch "
+            f"{getattr(info, 'TORCH_VERSION', '?')} (CUDA {getattr(info, 'CUDA_VERSION', None)}); "
+            f"installed torch is {torch.__version__}. Rebuild with "
+            "`pip install --no-build-isolation --force-reinstall --no-deps .`."
+        ) from exc
+
+
+_C = _load_extension()
+_lib_def = None
+_lib_impl = None
+
+if _C is None:
+    _lib_def = torch.library.Library("tts_fast", "DEF")
+    for _name, _schema in SCHEMAS.items():
+        _lib_def.define(_schema)
+        _lib_def.impl(_name, _REFERENCES[_name], "CompositeExplicitAutograd")
+    _BACKENDS = {"cpu": "reference", "cuda": "reference"}
+else:
+    _cuda_built = bool(_C.build_info().get("cuda", False))
+    if not _cuda_built:
+        # A CPU-only build still serves CUDA tensors, through the references.
+        _lib_impl = torch.library.Library("tts_fast", "IMPL")
+        for _name in SCHEMAS:
+            _lib_impl.impl(_name, _REFERENCES[_name], "CUDA")
+    _BACKENDS = {"cpu": "cpp", "cuda": "cuda" if _cuda_built else "reference"}
+
+
+def backend(device: str | torch.device = "cpu") -> str:
+    """Which implementation serves ``torch.ops.tts_fast.*`` on ``device``: 'cpp', 'cuda' or 'reference'."""
+    kind = torch.device(device).type
+    if kind not in _BACKENDS:
+        raise ValueError(f"device must be a cpu or cuda device, got {device!r}")
+    return _BACKENDS[kind]
+
+
+def build_info() -> dict:
+    """How the compiled ops were built: backends, CUDA architectures, torch and CUDA versions.
+
+    Without the extension: ``{"backend": "reference", "torch_version": <installed torch>}``.
+    """
+    if _C is None:
+        return {"backend": "reference", "cpu": False, "cuda": False, "torch_version": torch.__version__}
+    return dict(_C.build_info(), backend="compiled")
+
+
+# ----------------------------------------------------------------------------------------------
+# fake kernels (shapes only) for torch.compile / export
+
+
+@torch.library.register_fake("tts_fast::resample")
+def _resample_fake(log_weights, uniforms, rng, scheme):
+    torch._check(log_weights.dim() == 2, lambda: "log_weights must be 2-D [B, N]")
+    return log_weights.new_empty(log_weights.shape, dtype=torch.int64)
+
+
+@torch.library.register_fake("tts_fast::renoise")
+def _renoise_fake(x, level_from, level_to, alpha, sigma, noise, rng):
+    return torch.empty_like(x)
+
+
+@torch.library.register_fake("tts_fast::ddim_step")
+def _ddim_step_fake(x, x0_hat, level_from, level_to, alpha, sigma, eta, noise, rng):
+    torch._check(x0_hat.shape == x.shape, lambda: "x0_hat must match x")
+    return torch.empty_like(x)
+
+
+@torch.library.register_fake("tts_fast::langevin_step")
+def _langevin_step_fake(x, grad, step_size, noise, rng, max_norm):
+    torch._check(grad.shape == x.shape, lambda: "grad must match x")
+    return torch.empty_like(x)
+
+
+@torch.library.register_fake("tts_fast::ess")
+def _ess_fake(log_weights):
+    return log_weights.new_empty((log_weights.shape[0],))
+
+
+@torch.library.register_fake("tts_fast::normalize_log_weights")
+def _normalize_fake(log_weights):
+    return torch.empty_like(log_weights)
+
+
+# ----------------------------------------------------------------------------------------------
+# Python API
+
+
+def resample(
+    log_weights: torch.Tensor,
+    uniforms: Optional[torch.Tensor] = None,
+    *,
+    rng: Optional[torch.Tensor] = None,
+    scheme: str = "systematic",
+) -> torch.Tensor:
+    """Ancestor indices for each prompt row: exactly N children per row, in one launch.
+
+    Args:
+        log_weights: [B, N] float32/float64 unnormalised log-weights, one row per prompt. NaN is
+            treated as -inf; a row that is all -inf is resampled uniformly; +inf entries share
+            all of the weight.
+        uniforms: [B, N] uniforms in [0, 1) (float32/float64, same device). multinomial and
+            stratified use all N of a row, systematic the first, residual the first R (R = number
+            of residual draws), ssp the first N-1.
+        rng: instead of ``uniforms``, an int64 tensor [seed, offset] for the in-kernel Philox
+            generator (uniform for (b, k) is element b*N + k).
+        scheme: 'multinomial', 'stratified', 'systematic', 'residual' or 'ssp' (Srinivasan
+            sampling process: counts floor(N w) or floor(N w)+1, exact total, unbiased,
+            negatively associated).
+
+    Returns:
+        [B, N] int64 ancestors in [0, N) per row (indices into the row, not flat). ssp and
+        residual return them grouped by parent in index order; gather any per-particle state
+        with :func:`gather_particles`.
+    """
+    return torch.ops.tts_fast.resample(log_weights, uniforms, rng, scheme)
+
+
+def renoise(
+    x: torch.Tensor,
+    level_from: torch.Tensor,
+    level_to: torch.Tensor,
+    alpha: torch.Tensor,
+    sigma: torch.Tensor,
+    *,
+    noise: Optional[torch.Tensor] = None,
+    rng: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """Exact forward kernel q(x_to | x_from) for per-sample levels of a Gaussian path.
+
+    A level l has x_l = alpha[l] * x0 + sigma[l] * eps (VP: alpha = sqrt(alpha_bar),
+    sigma = sqrt(1 - alpha_bar); rectified flow: alpha = 1 - t, sigma = t). The move is
+    x_to = r * x_from + sqrt(sigma_to^2 - r^2 sigma_from^2) * eps with r = alpha_to / alpha_from,
+    which for VP is sqrt(ab_to/ab_from) * x + sqrt(1 - ab_to/ab_from) * eps.
+
+    Args:
+        x: [B, ...] float16/bfloat16/float32/float64.
+        level_from, level_to: [B] int64 indices into the tables; level_to must be at least as
+            noisy as level_from (a less noisy target gives NaN rows).
+        alpha, sigma: [L] float64 tables on x's device.
+        noise: [B, ...] standard normals like x, or ``rng`` (int64 [seed, offset]) for in-kernel
+            Philox normals.
+
+    Returns:
+        [B, ...] like x.
+    """
+    return torch.ops.tts_fast.renoise(x, level_from, level_to, alpha, sigma, noise, rng)
+
+
+def ddim_step(
+    x: torch.Tensor,
+    x0_hat: torch.Tensor,
+    level_from: torch.Tensor,
+    level_to: torch.Tensor,
+    alpha: torch.Tensor,
+    sigma: torch.Tensor,
+    *,
+    eta: float = 1.0,
+    noise: Optional[torch.Tensor] = None,
+    rng: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """One DDIM step from x at level_from to level_to given the x0-prediction, fused.
+
+    x_to = alpha_to * x0_hat + sqrt(sigma_to^2 - s^2) * eps_hat + s * z with
+    eps_hat = (x - alpha_from * x0_hat) / sigma_from and s^2 = eta^2 sigma_to^2 v / sigma_from^2,
+    v the variance of q(x_from | x_to). eta = 1 is the ancestral (DDPM posterior) step, eta = 0 the
+    deterministic DDIM/ODE step; the same formula is the stochastic sampler of flow models.
+
+    Args:
+        x, x0_hat: [B, ...] same shape and float dtype.
+        level_from, level_to: [B] int64 levels (level_to less noisy; sigma may be 0 there).
+        alpha, sigma: [L] float64 tables.
+        eta: in [0, 1]. A random source (``noise`` or ``rng``) is required when eta > 0.
+
+    Returns:
+        [B, ...] like x.
+    """
+    return torch.ops.tts_fast.ddim_step(x, x0_hat, level_from, level_to, alpha, sigma, float(eta), noise, rng)
+
+
+def langevin_step(
+    x: torch.Tensor,
+    grad: torch.Tensor,
+    step_size: torch.Tensor,
+    *,
+    noise: Optional[torch.Tensor] = None,
+    rng: Optional[torch.Tensor] = None,
+    max_norm: Optional[float] = None,
+) -> torch.Tensor:
+    """Unadjusted Langevin move x + eta * g + sqrt(2 eta) * z with per-sample eta, fused.
+
+    Args:
+        x, grad: [B, ...] same shape and dtype (grad = gradient of the log target at x).
+        step_size: [B] float32/float64, eta >= 0 per sample.
+        noise / rng: standard normals like x, or int64 [seed, offset].
+        max_norm: if given, each sample's gradient is scaled by min(1, max_norm / ||g_b||_2).
+
+    Returns:
+        [B, ...] like x.
+    """
+    return torch.ops.tts_fast.langevin_step(x, grad, step_size, noise, rng, max_norm)
+
+
+def ess(log_weights: torch.Tensor) -> torch.Tensor:
+    """Effective sample size per row, (sum w)^2 / sum w^2, in [1, N]: [B, N] -> [B]."""
+    return torch.ops.tts_fast.ess(log_weights)
+
+
+def normalize_log_weights(log_weights: torch.Tensor) -> torch.Tensor:
+    """Log-weights minus their row log-sum-exp (NaN -> -inf, all -inf row -> -log N): [B, N] -> [B, N]."""
+    return torch.ops.tts_fast.normalize_log_weights(log_weights)
+
+
+def gather_particles(state: torch.Tensor, ancestors: torch.Tensor) -> torch.Tensor:
+    """Gather per-particle state along per-row ancestors.
+
+    Args:
+        state: [B, N, ...] or flat [B*N, ...] per-particle tensors (latents, rewards, caches).
+        ancestors: [B, N] int64 row-local indices from :func:`resample`.
+
+    Returns:
+        The state of each child, in the layout it came in.
+    """
+    b, n = ancestors.shape
+    flat = (ancestors + torch.arange(b, device=ancestors.device).unsqueeze(1) * n).reshape(-1)
+    if state.dim() >= 2 and tuple(state.shape[:2]) == (b, n):
+        return state.reshape(b * n, *state.shape[2:]).index_select(0, flat).reshape(state.shape)
+    if state.shape[0] != b * n:
+        raise ValueError(f"state must be [B, N, ...] = [{b}, {n}, ...] or [B*N, ...], got {tuple(state.shape)}")
+    return state.index_select(0, flat)
+
+
+class Philox:
+    """A device-side (seed, offset) counter for the ops' in-kernel generator.
+
+    ``take(numel)`` returns the current [seed, offset] and advances the offset on the device with an
+    in-place add, so a CUDA-graph replay of a step that calls it draws fresh numbers each time.
+    """
+
+    def __init__(self, seed: int, device: str | torch.device = "cpu"):
+        self.state = torch.tensor([int(seed), 0], dtype=torch.int64, device=device)
+
+    def take(self, numel: int) -> torch.Tensor:
+        """The rng tensor for a call drawing ``numel`` values (uniforms or normals)."""
+        current = self.state.clone()
+        self.state[1:].add_(_philox.blocks_for(int(numel)))
+        return current

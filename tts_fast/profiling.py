@@ -1,0 +1,103 @@
+"""NFE accounting and stage timers that every search method reports through SearchResult.
+
+Counting rules (DESIGN.md): an NFE is one denoiser evaluation of one particle (a CFG pair is one
+NFE, flagged by ``cfg``); backward passes through the denoiser and verifier evaluations are
+counted separately, one per sample.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+
+@dataclass
+class NFE:
+    """Evaluation counts of one search call.
+
+    Attributes:
+        model: denoiser forward evaluations, one per particle (a CFG pair counts once).
+        model_grad: backward passes through the denoiser, one per particle.
+        verifier: verifier forward evaluations, one per sample.
+        verifier_grad: verifier backward passes, one per sample.
+        cfg: True when every model evaluation was a classifier-free-guidance pair.
+    """
+
+    model: int = 0
+    model_grad: int = 0
+    verifier: int = 0
+    verifier_grad: int = 0
+    cfg: bool = False
+
+    @property
+    def total(self) -> int:
+        """All counted evaluations: model + model_grad + verifier + verifier_grad."""
+        return self.model + self.model_grad + self.verifier + self.verifier_grad
+
+    @property
+    def model_evaluations(self) -> int:
+        """Network evaluations of the denoiser (a CFG pair counts twice)."""
+        return self.model * (2 if self.cfg else 1)
+
+
+class Counter:
+    """Running counts during a search. Per-prompt model NFE stay on the device (no host syncs)."""
+
+    def __init__(self, batch_size: int, device, cfg: bool = False):
+        self.nfe = NFE(cfg=cfg)
+        self.per_prompt = torch.zeros(batch_size, dtype=torch.int64, device=device)
+
+    def add_model(self, rows: torch.Tensor, grad: bool = False) -> None:
+        """Count one model evaluation of each particle whose prompt row is in ``rows`` [n]."""
+        n = int(rows.shape[0])
+        self.nfe.model += n
+        if grad:
+            self.nfe.model_grad += n
+        self.per_prompt.index_add_(0, rows, torch.ones_like(rows))
+
+    def add_verifier(self, n: int, grad: bool = False) -> None:
+        self.nfe.verifier += int(n)
+        if grad:
+            self.nfe.verifier_grad += int(n)
+
+
+class Timers:
+    """Wall-clock seconds per stage ('model', 'decode', 'verifier', 'search_ops').
+
+    On CUDA the host does not wait for the device unless ``sync=True`` (profiling mode), so
+    without it the numbers are launch times for asynchronous stages.
+    """
+
+    def __init__(self, sync: bool = False):
+        self.sync = sync
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str, device: Optional[torch.device] = None):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.sync and device is not None and torch.device(device).type == "cuda":
+                torch.cuda.synchronize(device)
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t0
+
+
+@dataclass
+class Trace:
+    """Per-step statistics kept as tensors during the run and turned into floats once at the end."""
+
+    rows: list = field(default_factory=list)
+
+    def add(self, **stats) -> None:
+        self.rows.append({k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in stats.items()})
+
+    def finalize(self) -> list[dict]:
+        out = []
+        for row in self.rows:
+            out.append({k: (v.cpu().tolist() if isinstance(v, torch.Tensor) else v) for k, v in row.items()})
+        return out

@@ -1,0 +1,323 @@
+"""Noise schedules, sampling grids and the step math, as pure functions (k-diffusion style).
+
+Every schedule is a Gaussian path x_t = alpha(t) * x0 + sigma(t) * eps:
+- VP (DDPM/DDIM, Stable Diffusion): alpha = sqrt(alpha_bar[t]), sigma = sqrt(1 - alpha_bar[t]) over
+  discrete train timesteps t = 0 .. T-1.
+- Flow matching / rectified flow (SD3, FLUX): alpha = 1 - t, sigma = t for t in [0, 1]; the model
+  timestep is t * timestep_scale (1000 in diffusers).
+
+A sampling run walks a :class:`Grid`: levels 0 .. S where level i < S is the i-th model call
+(level 0 is the noisiest) and level S is clean data (alpha = 1, sigma = 0). Particles carry their
+own level (an int64 tensor), so one batch may hold particles at different depths (DFS walkers,
+re-noised branches). The steps below are thin wrappers of the fused ops in :mod:`tts_fast.ops`.
+
+With eta > 0 the DDIM step on a flow grid is the stochastic sampler used for particle methods on
+flow models (its marginals are the flow's marginals: it samples the Gaussian-path posterior
+q(x_to | x_from, x0_hat)), which deterministic ODE solvers cannot provide.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+from . import ops
+
+__all__ = [
+    "Schedule",
+    "VPSchedule",
+    "FlowSchedule",
+    "Grid",
+    "ddpm_linear",
+    "scaled_linear",
+    "cosine",
+    "from_betas",
+    "flow",
+    "x0_from_eps",
+    "eps_from_x0",
+    "x0_from_v",
+    "x0_from_velocity",
+    "score_from_x0",
+    "ddim_step",
+    "ancestral_step",
+    "renoise",
+    "sample",
+]
+
+SHAPES = ("constant", "increase", "decrease")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The levels of one sampling run.
+
+    Attributes:
+        timesteps: [S] float64 model timesteps of levels 0 .. S-1 (what the denoiser receives).
+        alpha, sigma: [S+1] float64 signal and noise scales of levels 0 .. S (level S is clean).
+        kind: 'vp' or 'flow'.
+    """
+
+    timesteps: torch.Tensor
+    alpha: torch.Tensor
+    sigma: torch.Tensor
+    kind: str
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.timesteps.numel())
+
+    @property
+    def device(self) -> torch.device:
+        return self.alpha.device
+
+    def to(self, device) -> "Grid":
+        return Grid(self.timesteps.to(device), self.alpha.to(device), self.sigma.to(device), self.kind)
+
+    def step_alpha(self) -> torch.Tensor:
+        """Per-step alpha_i = (alpha_i / alpha_{i+1})^2 (VP: alpha_bar_i / alpha_bar_{i+1}): [S]."""
+        return (self.alpha[:-1] / self.alpha[1:]) ** 2
+
+    def transition_variance(self) -> torch.Tensor:
+        """v_i = sigma_i^2 - (alpha_i/alpha_{i+1})^2 sigma_{i+1}^2, the variance of q(x_i | x_{i+1}): [S].
+
+        It is the step size of the Langevin chain that one recurrence (step down, re-noise up)
+        runs at level i (VP: beta_i = 1 - alpha_i).
+        """
+        r = self.alpha[:-1] / self.alpha[1:]
+        return self.sigma[:-1] ** 2 - r * r * self.sigma[1:] ** 2
+
+    def shape(self, kind: str) -> torch.Tensor:
+        """A per-step multiplier normalised to mean 1 over the S steps (the paper's schedules).
+
+        'constant': 1. 'increase': proportional to the per-step alpha_i (grows toward clean data).
+        'decrease': proportional to 1 - alpha_i.
+        """
+        if kind not in SHAPES:
+            raise ValueError(f"schedule shape must be one of {', '.join(SHAPES)}; got {kind!r}")
+        if kind == "constant":
+            return torch.ones_like(self.timesteps)
+        s = self.step_alpha() if kind == "increase" else 1.0 - self.step_alpha()
+        return s / s.mean()
+
+
+class Schedule:
+    """Base class of noise schedules. Subclasses give alpha/sigma of model timesteps and grids."""
+
+    kind: str = ""
+
+    def alpha_sigma(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Signal and noise scales at model timesteps ``t`` [B] (float64 results, t's device)."""
+        raise NotImplementedError
+
+    def grid(self, num_steps: int, device=None) -> Grid:
+        """The sampling grid of ``num_steps`` model calls."""
+        raise NotImplementedError
+
+
+class VPSchedule(Schedule):
+    """Variance-preserving discrete schedule defined by betas over T train timesteps.
+
+    Args:
+        betas: [T] in (0, 1).
+        spacing: how sampling grids pick timesteps: 'linspace' (from T-1 down to 0 inclusive,
+            the default: the last model call is at the least noisy level), 'trailing' (T-1 down
+            to T/S - 1) or 'leading' (diffusers' SD default, 1 + multiples of T // S).
+    """
+
+    kind = "vp"
+
+    def __init__(self, betas: torch.Tensor, spacing: str = "linspace"):
+        betas = torch.as_tensor(betas, dtype=torch.float64).flatten()
+        if betas.numel() < 2 or not bool(((betas > 0) & (betas < 1)).all()):
+            raise ValueError("betas must be a 1-D array of at least 2 values in (0, 1)")
+        if spacing not in ("trailing", "leading", "linspace"):
+            raise ValueError(f"spacing must be 'trailing', 'leading' or 'linspace'; got {spacing!r}")
+        self.betas = betas
+        self.alpha_bar = torch.cumprod(1.0 - betas, dim=0)
+        self.num_train_timesteps = betas.numel()
+        self.spacing = spacing
+
+    def alpha_sigma(self, t):
+        t = torch.as_tensor(t)
+        idx = t.round().long()
+        # Checked on the host only for CPU tensors (reading device values would sync).
+        if t.device.type == "cpu" and bool(((idx != t) | (idx < 0) | (idx >= self.num_train_timesteps)).any()):
+            raise ValueError(f"t must hold integer train timesteps in [0, {self.num_train_timesteps})")
+        ab = self.alpha_bar.to(t.device)[idx]
+        return ab.sqrt(), (1.0 - ab).sqrt()
+
+    def timesteps(self, num_steps: int) -> torch.Tensor:
+        """The ``num_steps`` train timesteps of a grid, noisiest first (int64)."""
+        T = self.num_train_timesteps
+        if not 1 <= num_steps <= T:
+            raise ValueError(f"num_steps must lie in [1, {T}], got {num_steps}")
+        if self.spacing == "trailing":
+            ts = torch.round(torch.arange(T, 0, -T / num_steps, dtype=torch.float64)) - 1
+        elif self.spacing == "leading":
+            ts = torch.arange(num_steps, dtype=torch.float64).flip(0) * (T // num_steps) + 1
+        else:
+            ts = torch.round(torch.linspace(T - 1, 0, num_steps, dtype=torch.float64))
+        return ts[:num_steps].long()
+
+    def grid(self, num_steps: int, device=None) -> Grid:
+        ts = self.timesteps(num_steps)
+        ab = torch.cat([self.alpha_bar[ts], torch.ones(1, dtype=torch.float64)])
+        return Grid(ts.to(torch.float64), ab.sqrt(), (1.0 - ab).sqrt(), "vp").to(device or "cpu")
+
+
+class FlowSchedule(Schedule):
+    """Rectified-flow schedule: x_t = (1 - t) x0 + t eps, t in [0, 1].
+
+    Args:
+        shift: SD3/FLUX timestep shift; grid times t' = shift t / (1 + (shift - 1) t).
+        timestep_scale: the model receives t * timestep_scale (diffusers uses 1000).
+    """
+
+    kind = "flow"
+
+    def __init__(self, shift: float = 1.0, timestep_scale: float = 1000.0):
+        if not shift > 0:
+            raise ValueError(f"shift must be > 0, got {shift}")
+        self.shift = float(shift)
+        self.timestep_scale = float(timestep_scale)
+
+    def alpha_sigma(self, t):
+        s = torch.as_tensor(t, dtype=torch.float64) / self.timestep_scale
+        return 1.0 - s, s
+
+    def grid(self, num_steps: int, device=None) -> Grid:
+        if num_steps < 1:
+            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+        t = torch.linspace(1.0, 0.0, num_steps + 1, dtype=torch.float64)
+        t = self.shift * t / (1.0 + (self.shift - 1.0) * t)
+        return Grid(t[:-1] * self.timestep_scale, 1.0 - t, t, "flow").to(device or "cpu")
+
+
+def ddpm_linear(num_train_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02, **kw) -> VPSchedule:
+    """DDPM's linear betas (Ho et al. 2020)."""
+    return VPSchedule(torch.linspace(beta_start, beta_end, num_train_timesteps, dtype=torch.float64), **kw)
+
+
+def scaled_linear(num_train_timesteps: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012, **kw) -> VPSchedule:
+    """Stable Diffusion's 'scaled_linear' betas (linear in sqrt(beta))."""
+    b = torch.linspace(beta_start**0.5, beta_end**0.5, num_train_timesteps, dtype=torch.float64) ** 2
+    return VPSchedule(b, **kw)
+
+
+def cosine(num_train_timesteps: int = 1000, s: float = 0.008, max_beta: float = 0.999, **kw) -> VPSchedule:
+    """Nichol & Dhariwal's cosine schedule (betas clipped at max_beta)."""
+    T = num_train_timesteps
+    f = lambda u: math.cos((u / T + s) / (1 + s) * math.pi / 2) ** 2  # noqa: E731
+    b = [min(1 - f(i + 1) / f(i), max_beta) for i in range(T)]
+    return VPSchedule(torch.tensor(b, dtype=torch.float64), **kw)
+
+
+def from_betas(betas, **kw) -> VPSchedule:
+    """A VP schedule from any betas array (e.g. a diffusers scheduler's ``betas``)."""
+    return VPSchedule(torch.as_tensor(betas, dtype=torch.float64), **kw)
+
+
+def flow(shift: float = 1.0, timestep_scale: float = 1000.0) -> FlowSchedule:
+    """A rectified-flow schedule (see :class:`FlowSchedule`)."""
+    return FlowSchedule(shift, timestep_scale)
+
+
+# ----------------------------------------------------------------------------------------------
+# parameterisation conversions (alpha, sigma broadcast against x)
+
+
+def x0_from_eps(x, eps, alpha, sigma):
+    """Clean-data prediction from an epsilon prediction: (x - sigma eps) / alpha."""
+    return (x - sigma * eps) / alpha
+
+
+def eps_from_x0(x, x0, alpha, sigma):
+    """Noise prediction from an x0 prediction: (x - alpha x0) / sigma."""
+    return (x - alpha * x0) / sigma
+
+
+def x0_from_v(x, v, alpha, sigma):
+    """x0 from a VP v-prediction (v = alpha eps - sigma x0, alpha^2 + sigma^2 = 1): alpha x - sigma v."""
+    return alpha * x - sigma * v
+
+
+def x0_from_velocity(x, u, t):
+    """x0 from a rectified-flow velocity u = eps - x0 at time t: x - t u."""
+    return x - t * u
+
+
+def score_from_x0(x, x0, alpha, sigma):
+    """Score of the noised marginal by Tweedie: (alpha x0 - x) / sigma^2."""
+    return (alpha * x0 - x) / sigma**2
+
+
+# ----------------------------------------------------------------------------------------------
+# steps with per-sample levels
+
+
+def _levels(level, n: int, device) -> torch.Tensor:
+    if isinstance(level, int):
+        return torch.full((n,), level, dtype=torch.int64, device=device)
+    return level
+
+
+def ddim_step(x, x0_hat, level_from, level_to, grid: Grid, *, eta: float = 1.0, noise=None, generator=None):
+    """DDIM step with per-sample levels (see :func:`tts_fast.ops.ddim_step`).
+
+    Args:
+        x, x0_hat: [B, ...]. level_from, level_to: [B] int64 or int. grid: the run's Grid (on
+        x's device). eta in [0, 1]; noise drawn from ``generator`` unless given.
+    """
+    lf = _levels(level_from, x.shape[0], x.device)
+    lt = _levels(level_to, x.shape[0], x.device)
+    if eta > 0 and noise is None:
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return ops.ddim_step(x, x0_hat, lf, lt, grid.alpha, grid.sigma, eta=eta, noise=noise if eta > 0 else None)
+
+
+def ancestral_step(x, x0_hat, level_from, level_to, grid: Grid, *, noise=None, generator=None):
+    """The ancestral step (DDPM posterior / Euler-ancestral): :func:`ddim_step` with eta = 1."""
+    return ddim_step(x, x0_hat, level_from, level_to, grid, eta=1.0, noise=noise, generator=generator)
+
+
+def renoise(x, level_from, level_to, grid: Grid, *, noise=None, generator=None):
+    """Exact forward move q(x_to | x_from) to a noisier level (see :func:`tts_fast.ops.renoise`)."""
+    lf = _levels(level_from, x.shape[0], x.device)
+    lt = _levels(level_to, x.shape[0], x.device)
+    if noise is None:
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return ops.renoise(x, lf, lt, grid.alpha, grid.sigma, noise=noise)
+
+
+@torch.no_grad()
+def sample(
+    model,
+    x: torch.Tensor,
+    grid: Grid,
+    cond: Optional[torch.Tensor] = None,
+    *,
+    eta: float = 1.0,
+    generator: Optional[torch.Generator] = None,
+    callback: Optional[Callable[[dict], None]] = None,
+) -> torch.Tensor:
+    """Plain sampling from level 0 to clean data with DDIM(eta) steps.
+
+    Args:
+        model: x0 = model(x_t, t, cond) with per-sample t [B].
+        x: [B, ...] noise at level 0. cond: [B] prompt rows or None.
+        callback: called each step with {'x', 'i', 'x0_hat', 'level'}.
+
+    Returns:
+        [B, ...] samples.
+    """
+    n = x.shape[0]
+    for i in range(grid.num_steps):
+        t = grid.timesteps[i].expand(n).to(x.device)
+        x0_hat = model(x, t, cond)
+        if callback is not None:
+            callback({"x": x, "i": i, "x0_hat": x0_hat, "level": i})
+        x = ddim_step(x, x0_hat, i, i + 1, grid, eta=eta, generator=generator)
+    return x

@@ -1,0 +1,191 @@
+"""``tts_fast.search``: one entry point over every method."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Optional, Union
+
+import torch
+
+from ..models.base import Denoiser
+from ..profiling import Timers
+from ..verifiers.base import Verifier
+from . import presets
+from .bfs import BFS
+from .dfs import DFS
+from .engine import Context, SearchResult
+from .local import LocalSearch
+from .noise import BestOfN, SearchOverPaths, ZeroOrder
+
+_FACTORIES = {
+    "bon": BestOfN,
+    "zero_order": ZeroOrder,
+    "search_over_paths": SearchOverPaths,
+    "bfs": BFS,
+    "svdd": presets.svdd,
+    "das": presets.das,
+    "fk": presets.fk,
+    "bfs_best": presets.bfs_best,
+    "dfs": DFS,
+    "local": LocalSearch,
+}
+METHODS = tuple(_FACTORIES)
+_CLASSES = (BestOfN, ZeroOrder, SearchOverPaths, BFS, DFS, LocalSearch)
+
+
+def _field_names(cls) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)} - {"local"}
+
+
+def resolve_method(method, options: dict):
+    """The method object and its LocalSearch (or None) from a name or object plus keyword options.
+
+    Options that are fields of the method go to the method; fields of LocalSearch (local_steps,
+    rho, mu, sigma, ...) build the local search that runs at every level (joint scaling).
+    """
+    local_fields = _field_names(LocalSearch)
+    if isinstance(method, str):
+        if method not in _FACTORIES:
+            raise ValueError(f"method must be one of {', '.join(METHODS)} or a method object; got {method!r}")
+        cls = LocalSearch if method == "local" else BFS if method in ("svdd", "das", "fk", "bfs_best") else _FACTORIES[method]
+        own = {k: v for k, v in options.items() if k in _field_names(cls)}
+        loc = {k: v for k, v in options.items() if k not in own and k in local_fields}
+        unknown = sorted(set(options) - set(own) - set(loc))
+        if unknown:
+            allowed = sorted(_field_names(cls) | local_fields)
+            raise ValueError(f"unknown option(s) {unknown} for method {method!r}; allowed: {', '.join(allowed)}")
+        obj = _FACTORIES[method](**own)
+        if method == "local":
+            return obj, obj
+        local = LocalSearch(**loc) if loc else None
+        return dataclasses.replace(obj, local=local) if local is not None else obj, local
+    if not isinstance(method, _CLASSES):
+        raise TypeError(f"method must be a name ({', '.join(METHODS)}) or one of {[c.__name__ for c in _CLASSES]}, got {type(method).__name__}")
+    if isinstance(method, LocalSearch):
+        if options:
+            raise ValueError(f"options {sorted(options)} given with a LocalSearch object: set them on the object")
+        return method, method
+    unknown = sorted(set(options) - local_fields)
+    if unknown:
+        raise ValueError(f"with a method object, keyword options may only configure local search ({', '.join(sorted(local_fields))}); got {unknown}")
+    if options and method.local is not None:
+        raise ValueError("the method object already has a LocalSearch; do not pass local-search options too")
+    local = LocalSearch(**options) if options else method.local
+    return (dataclasses.replace(method, local=local) if local is not method.local else method), local
+
+
+def _check_int(v, name, low):
+    if not isinstance(v, int) or isinstance(v, bool) or v < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+
+
+def search(
+    model: Denoiser,
+    verifier: Verifier,
+    method: Union[str, object],
+    *,
+    n_particles: int,
+    num_steps: int,
+    batch_size: Optional[int] = None,
+    seed: int = 0,
+    local_verifier: Optional[Verifier] = None,
+    budget: Optional[int] = None,
+    progress: bool = True,
+    profile: bool = False,
+    **method_options,
+) -> SearchResult:
+    """Spend sampling compute to find samples the verifier likes.
+
+    Args:
+        model: a :class:`tts_fast.Denoiser` (x0 = model(x_t, t, cond)).
+        verifier: a :class:`tts_fast.Verifier`; selects (resampling weights, thresholds, final pick).
+        method: 'bon', 'zero_order', 'search_over_paths', 'bfs', 'svdd', 'das', 'fk', 'bfs_best',
+            'dfs', 'local', or a method object (BestOfN, ZeroOrder, SearchOverPaths, BFS, DFS,
+            LocalSearch).
+        n_particles: particles (BFS), samples (best-of-N), neighbours (zero-order), paths (search
+            over paths) or walkers (DFS) per prompt.
+        num_steps: model calls of one trajectory (the sampling grid).
+        batch_size: prompt rows searched together (default: model.num_prompts, or 1).
+        seed: seeds the run's generator; the same seed gives the same result.
+        local_verifier: the second verifier of the dual-verifier scheme: gradients of local search
+            come from it, selection from ``verifier``.
+        budget: cap on model NFE for the whole call (each prompt gets budget // batch_size); never
+            exceeded. Fixed-cost plans above it are refused; DFS and zero-order search adapt to it.
+        progress: show a progress bar (in model NFE).
+        profile: synchronise the device around stages so that ``timings`` are exact.
+        **method_options: fields of the method (e.g. temperature=..., lam=...) and of LocalSearch
+            (local_steps, rho, mu, sigma, ...) to run local search at every level.
+
+    Returns:
+        A :class:`SearchResult` (samples [B, ...], rewards [B], particles [B, N, ...], log_weights,
+        nfe, nfe_per_prompt, timings, trace).
+    """
+    if not callable(model) or not hasattr(model, "schedule") or not hasattr(model, "sample_shape"):
+        raise TypeError("model must be a tts_fast.Denoiser (callable with .schedule and .sample_shape)")
+    if not isinstance(verifier, Verifier):
+        raise TypeError("verifier must be a tts_fast.Verifier; wrap a function with tts_fast.verifiers.Function(fn)")
+    if local_verifier is not None and not isinstance(local_verifier, Verifier):
+        raise TypeError("local_verifier must be a tts_fast.Verifier or None")
+    _check_int(n_particles, "n_particles", 1)
+    _check_int(num_steps, "num_steps", 1)
+    num_prompts = getattr(model, "num_prompts", None)
+    if batch_size is None:
+        batch_size = num_prompts or 1
+    _check_int(batch_size, "batch_size", 1)
+    if num_prompts is not None and batch_size > num_prompts:
+        raise ValueError(f"batch_size={batch_size} exceeds the model's {num_prompts} prompts")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    if budget is not None:
+        _check_int(budget, "budget", 1)
+    method_obj, local = resolve_method(method, dict(method_options))
+    if local is not None and local.needs_gradient:
+        grad_source = local_verifier or verifier
+        if not grad_source.differentiable:
+            raise ValueError(
+                f"local search with rho/mu needs gradients, but {type(grad_source).__name__} is not differentiable; "
+                "pass a differentiable local_verifier"
+            )
+    steps_cost = 1 if local is None else local.local_steps
+    if budget is not None and budget // batch_size < num_steps * steps_cost:
+        raise ValueError(
+            f"budget={budget} is too small for one sample per prompt: one trajectory costs "
+            f"{num_steps * steps_cost} model NFE (num_steps x local_steps) for each of {batch_size} prompts"
+        )
+
+    grid = model.schedule.grid(num_steps)
+    timers = Timers(sync=profile)
+    ctx = Context(
+        model, verifier, local_verifier, grid, batch_size=batch_size, n_particles=n_particles, seed=seed,
+        budget=budget, progress=None, local=local, timers=timers,
+    )
+    runner = BestOfN(eta=method_obj.eta) if isinstance(method_obj, LocalSearch) else method_obj
+    planned = runner.cost(ctx)
+    if planned is not None:
+        ctx.check_cost(planned, f"{method_obj.name} with n_particles={n_particles}, num_steps={num_steps}")
+    bar = _progress_bar(progress, planned * batch_size if planned is not None else budget)
+    ctx.progress = bar
+    t0 = time.perf_counter()
+    try:
+        with torch.no_grad():
+            result = runner.run(ctx)
+    finally:
+        if bar is not None:
+            bar.close()
+    if profile and ctx.device.type == "cuda":
+        torch.cuda.synchronize(ctx.device)
+    if budget is not None and result.nfe.model > budget:
+        raise RuntimeError(f"internal error: {method_obj.name} spent {result.nfe.model} model NFE over budget={budget}")
+    result.timings = dict(timers.seconds, total=time.perf_counter() - t0)
+    result.trace = ctx.trace.finalize()
+    result.method = method_obj
+    return result
+
+
+def _progress_bar(enabled: bool, total):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="nfe", desc="search", leave=False)

@@ -1,0 +1,51 @@
+"""Named points of the BFS design space: the methods that BFS subsumes, with their papers' settings.
+
+Each preset returns a :class:`~tts_fast.search.bfs.BFS`; keyword arguments override any field.
+The temperature ``lam`` multiplies the reward, so it depends on the reward's scale: the defaults
+are the papers' values for their rewards (log-probabilities for the classical-search paper,
+ImageReward for FK-steering); retune it for other verifiers.
+"""
+
+from __future__ import annotations
+
+from .bfs import BFS
+
+
+def svdd(**overrides) -> BFS:
+    """SVDD (Li et al. 2024): at every step keep the best-scoring candidates (argmax, alpha -> 0).
+
+    In the BFS space: temperature 'inf', scoring 'current', every step. The N particles of a prompt
+    are SVDD's M children; the look-ahead x0_hat is the one the next step computes anyway, so this
+    costs N NFE per step instead of SVDD's M + 1.
+    """
+    return BFS(**{**dict(temperature="inf", scoring="current", resampling="multinomial", resample_at="every"), **overrides})
+
+
+def das(**overrides) -> BFS:
+    """DAS without gradient guidance (Kim et al. 2025): tempered SMC with SSP and ESS-gated resampling.
+
+    Difference potentials (twist lam_i r(x0_hat), incremental weights), DAS's exponential tempering
+    lam_i = lam * min((1 + g)^i - 1, 1) reaching lam at 87% of the steps, SSP resampling when the
+    ESS drops below N/2, at every step. DAS sets lam = 1 / kl_coeff.
+    """
+    base = dict(temperature="exp", scoring="difference", resampling="ssp", resample_at="every", ess_threshold=0.5, lam=1.0)
+    return BFS(**{**base, **overrides})
+
+
+def fk(**overrides) -> BFS:
+    """FK-steering (Singhal et al. 2025), its paper setting: max potential, lam = 10, multinomial
+    resampling at 20/40/60/80% of the steps; the final weights divide out the intermediate potentials.
+    """
+    base = dict(temperature="constant", scoring="max", resampling="multinomial", lam=10.0, resample_at=(0.2, 0.4, 0.6, 0.8))
+    return BFS(**{**base, **overrides})
+
+
+def bfs_best(**overrides) -> BFS:
+    """The classical-search paper's best BFS: increasing temperature, max scoring, SSP resampling,
+    evaluated at 25/50/75% of the steps (their ImageNet setting, lam = 1 on log-probabilities).
+    """
+    base = dict(temperature="increase", scoring="max", resampling="ssp", lam=1.0, resample_at=(0.25, 0.5, 0.75))
+    return BFS(**{**base, **overrides})
+
+
+__all__ = ["svdd", "das", "fk", "bfs_best"]

@@ -1,0 +1,120 @@
+"""The Verifier protocol and the generic verifiers (a function, a classifier)."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Callable, Optional
+
+import torch
+
+
+class Verifier:
+    """A reward on clean samples: ``reward = verifier(x0, cond)`` -> [B] float.
+
+    Subclasses implement :meth:`forward` on one chunk. ``__call__`` splits the batch into chunks
+    of at most ``batch_size`` samples (memory cap) and checks the output shape.
+
+    Attributes:
+        differentiable: whether :meth:`forward` is differentiable in x0 (needed for gradient
+            guidance and Langevin moves).
+        batch_size: max samples per forward (None: all at once).
+
+    ``cond`` is an int64 tensor [B] of prompt rows (what the denoiser received) or None; a
+    verifier with per-prompt targets (class labels, reward centres, prompts) indexes them by it.
+    """
+
+    differentiable: bool = False
+    batch_size: Optional[int] = None
+
+    def forward(self, x0: torch.Tensor, cond: Optional[torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, x0: torch.Tensor, cond: Optional[torch.Tensor] = None) -> torch.Tensor:
+        n = x0.shape[0]
+        if cond is not None and cond.shape != (n,):
+            raise ValueError(f"cond must be [B] = [{n}] prompt rows, got {tuple(cond.shape)}")
+        step = self.batch_size or max(n, 1)
+        outs = []
+        for start in range(0, n, step):
+            c = None if cond is None else cond[start : start + step]
+            outs.append(self.forward(x0[start : start + step], c))
+        reward = torch.cat(outs) if outs else x0.new_zeros(0)
+        if reward.shape != (n,):
+            raise ValueError(f"{type(self).__name__} returned shape {tuple(reward.shape)}; a verifier must return [B] = [{n}] rewards")
+        return reward
+
+    def grad(self, x0: torch.Tensor, cond: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rewards [B] and their gradient with respect to x0 [B, ...] (autograd)."""
+        if not self.differentiable:
+            raise ValueError(f"{type(self).__name__} is not differentiable; gradient guidance needs a differentiable (local) verifier")
+        with torch.enable_grad():
+            x = x0.detach().requires_grad_(True)
+            r = self(x, cond)
+            (g,) = torch.autograd.grad(r.sum(), x)
+        return r.detach(), g
+
+
+class Function(Verifier):
+    """Wrap a callable ``fn(x0)`` or ``fn(x0, cond)`` -> [B] rewards.
+
+    Args:
+        fn: the reward function.
+        differentiable: whether fn is differentiable in x0.
+        batch_size: max samples per call (None: all at once).
+    """
+
+    def __init__(self, fn: Callable, *, differentiable: bool = False, batch_size: Optional[int] = None):
+        if not callable(fn):
+            raise TypeError("fn must be callable")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
+        self.fn = fn
+        self.differentiable = bool(differentiable)
+        self.batch_size = batch_size
+        try:
+            params = [p for p in inspect.signature(fn).parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            self._takes_cond = len(params) >= 2
+        except (TypeError, ValueError):
+            self._takes_cond = True
+
+    def forward(self, x0, cond):
+        out = self.fn(x0, cond) if self._takes_cond else self.fn(x0)
+        return torch.as_tensor(out, device=x0.device).reshape(-1) if not isinstance(out, torch.Tensor) else out.reshape(-1)
+
+
+class Classifier(Verifier):
+    """Log-probability of a target class under a classifier network: log p(target | x0).
+
+    Args:
+        net: module mapping [B, ...] samples to [B, C] logits.
+        target: a class index, or a sequence/tensor of one target per prompt row (indexed by cond).
+        transform: optional differentiable preprocessing applied to x0 before ``net``.
+        batch_size: max samples per forward.
+    """
+
+    differentiable = True
+
+    def __init__(self, net: torch.nn.Module, target, *, transform: Optional[Callable] = None, batch_size: Optional[int] = None):
+        self.net = net
+        self.target = torch.as_tensor(target, dtype=torch.int64).reshape(-1)
+        if self.target.numel() < 1:
+            raise ValueError("target must hold at least one class index")
+        self.transform = transform
+        self.batch_size = batch_size
+
+    def forward(self, x0, cond):
+        x = self.transform(x0) if self.transform is not None else x0
+        logits = self.net(x)
+        if logits.dim() != 2:
+            raise ValueError(f"the classifier must return [B, C] logits, got shape {tuple(logits.shape)}")
+        target = self.target.to(logits.device)
+        if target.numel() == 1:
+            y = target.expand(x0.shape[0])
+        elif cond is None:
+            raise ValueError("this Classifier has one target per prompt row: pass cond (prompt rows)")
+        else:
+            y = target[cond.to(logits.device)]
+        # Checked on the host only for CPU tensors (reading device values would sync).
+        if y.device.type == "cpu" and (bool((y >= logits.shape[1]).any()) or bool((y < 0).any())):
+            raise ValueError(f"target classes must lie in [0, {logits.shape[1]})")
+        return torch.log_softmax(logits.float(), dim=1).gather(1, y[:, None]).squeeze(1)
