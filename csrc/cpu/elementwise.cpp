@@ -107,7 +107,9 @@ Sources make_sources(const at::Tensor* y, const std::optional<at::Tensor>& noise
 template <typename CoefFn>
 at::Tensor run_fused(const at::Tensor& x_in, const Sources& src, int64_t B, CoefFn coef_of) {
   const at::Tensor x = x_in.contiguous();
-  at::Tensor out = at::empty_like(x);
+  // The output has x's layout (empty_like, as the fake kernel), computed in row-major order.
+  at::Tensor result = at::empty_like(x_in);
+  at::Tensor out = result.is_contiguous() ? result : at::empty_like(x);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "tts_fast_fused_affine", [&] {
     using Acc = acc_t<scalar_t>;
     std::vector<Acc> coef(3 * B);
@@ -119,7 +121,8 @@ at::Tensor run_fused(const at::Tensor& x_in, const Sources& src, int64_t B, Coef
     }
     fused_affine<scalar_t>(x, src, coef, out);
   });
-  return out;
+  if (!result.is_same(out)) result.copy_(out);
+  return result;
 }
 
 struct Levels {

@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -78,7 +79,10 @@ at::Tensor normalize_log_weights_cpu(const at::Tensor& log_weights) {
       for (int64_t k = 0; k < N; ++k) orow[k] = clean_log_weight(row[k]) - lse;
     }
   });
-  return out.to(log_weights.scalar_type());
+  // log_weights' dtype and layout (empty_like, as the fake kernel).
+  at::Tensor result = at::empty_like(log_weights);
+  result.copy_(out);
+  return result;
 }
 
 }  // namespace

@@ -90,7 +90,9 @@ at::Tensor run_fused(cuda::FusedArgs& a, const at::Tensor& x_in, const at::Tenso
                      const std::optional<at::Tensor>& noise, const std::optional<at::Tensor>& rng, bool want_noise,
                      std::vector<at::Tensor>& keep) {
   const at::Tensor x = x_in.contiguous();
-  at::Tensor out = at::empty_like(x);
+  // The output has x's layout (empty_like, as the fake kernel), computed in row-major order.
+  at::Tensor result = at::empty_like(x_in);
+  at::Tensor out = result.is_contiguous() ? result : at::empty_like(x);
   a.dtype = dtype_of(x);
   a.x = x.const_data_ptr();
   a.numel = x.numel();
@@ -110,10 +112,11 @@ at::Tensor run_fused(cuda::FusedArgs& a, const at::Tensor& x_in, const at::Tenso
     }
   }
   a.out = out.data_ptr();
-  if (a.numel == 0) return out;
+  if (a.numel == 0) return result;
   cuda::launch_fused(a, c10::cuda::getCurrentCUDAStream());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  return out;
+  if (!result.is_same(out)) result.copy_(out);
+  return result;
 }
 
 void set_levels(cuda::FusedArgs& a, const at::Tensor& level_from, const at::Tensor& level_to,
@@ -208,11 +211,13 @@ at::Tensor normalize_log_weights_cuda(const at::Tensor& log_weights) {
   expect_cuda(log_weights, "log_weights");
   const c10::cuda::CUDAGuard guard(log_weights.device());
   const at::Tensor lw = log_weights.contiguous();
-  at::Tensor out = at::empty_like(lw);
+  at::Tensor result = at::empty_like(log_weights);  // input layout, as the fake kernel
+  at::Tensor out = result.is_contiguous() ? result : at::empty_like(lw);
   cuda::launch_normalize(lw.const_data_ptr(), dtype_of(lw), lw.size(0), lw.size(1), out.data_ptr(),
                          c10::cuda::getCurrentCUDAStream());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  return out;
+  if (!result.is_same(out)) result.copy_(out);
+  return result;
 }
 
 }  // namespace
