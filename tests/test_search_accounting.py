@@ -1,0 +1,143 @@
+"""Exact NFE accounting, budgets, determinism and result shapes."""
+
+import math
+
+import pytest
+import torch
+
+import tts_fast as tts
+
+METHOD_OPTIONS = {
+    "bon": {},
+    "zero_order": {"iterations": 2},
+    "search_over_paths": {},
+    "bfs": {},
+    "svdd": {},
+    "das": {},
+    "fk": {},
+    "bfs_best": {},
+    "dfs": {"threshold": -1.0},
+    "local": {"rho": 0.5, "local_steps": 2},
+}
+
+
+def run(problem, method, **kw):
+    model, verifier = problem
+    kw = {**dict(n_particles=4, num_steps=12, batch_size=3, seed=0, progress=False), **kw}
+    return tts.search(model, verifier, method, **kw)
+
+
+def test_best_of_n_counts_exactly(rare_mode):
+    b, n, s = 3, 5, 12
+    r = run(rare_mode, "bon", n_particles=n, num_steps=s, batch_size=b)
+    assert r.nfe.model == b * n * s
+    assert r.nfe.verifier == b * n and r.nfe.model_grad == 0 and r.nfe.verifier_grad == 0
+    assert r.nfe_per_prompt.tolist() == [n * s] * b
+    assert r.nfe.total == b * n * s + b * n
+
+
+def test_local_steps_and_gradients_are_counted(rare_mode):
+    b, n, s, rr, k = 2, 3, 10, 3, 2
+    r = run(rare_mode, "bon", n_particles=n, num_steps=s, batch_size=b, local_steps=rr, rho=0.3, sigma=0.1, mc_samples=k)
+    assert r.nfe.model == b * n * s * rr and r.nfe.model_grad == b * n * s * rr
+    # K smoothed verifier calls (forward + backward) per model call, plus the final scoring.
+    assert r.nfe.verifier_grad == b * n * s * rr * k
+    assert r.nfe.verifier == b * n * s * rr * k + b * n
+    r = run(rare_mode, "bon", n_particles=n, num_steps=s, batch_size=b, local_steps=1, mu=0.2, iter_steps=3)
+    assert r.nfe.model == b * n * s and r.nfe.model_grad == 0
+    assert r.nfe.verifier_grad == b * n * s * 3
+
+
+def test_bfs_and_search_over_paths_report_their_plan(rare_mode):
+    r = run(rare_mode, "bfs", resample_at=(0.25, 0.5, 0.75))
+    assert r.nfe.model == 3 * 4 * 12
+    assert r.nfe.verifier == 3 * 4 * (3 + 1)  # three evaluation levels and the final scoring
+    sop = tts.SearchOverPaths(width=3, delta_f=2, delta_b=4, start=4)
+    start, rounds = sop.plan(12)
+    assert (start, rounds) == (4, [(2, 6), (4, 8), (6, 10), (8, 12)])
+    r = run(rare_mode, sop)
+    assert r.nfe.model == 3 * (4 * 4 + sum(4 * 3 * (lt - lf) for lf, lt in rounds))
+
+
+@pytest.mark.parametrize("method", sorted(METHOD_OPTIONS))
+def test_no_method_exceeds_its_budget(rare_mode, method):
+    opts = dict(METHOD_OPTIONS[method])
+    b, s = 3, 12
+    model, verifier = rare_mode
+    # Find what the method spends, then give it exactly that budget and less.
+    free = run(rare_mode, method, **opts)
+    assert free.nfe.model > 0
+    budget = free.nfe.model
+    if method in ("dfs",):
+        budget = b * 4 * s * 2  # adaptive: spends up to the budget
+    r = run(rare_mode, method, budget=budget, **opts)
+    assert r.nfe.model <= budget
+    assert int(r.nfe_per_prompt.max()) <= budget // b
+
+
+def test_fixed_plans_over_budget_are_refused(rare_mode):
+    with pytest.raises(ValueError, match="budget"):
+        run(rare_mode, "bfs", budget=3 * 4 * 12 - 1)
+    with pytest.raises(ValueError, match="too small for one sample"):
+        run(rare_mode, "bon", budget=3 * 12 - 1)
+    with pytest.raises(ValueError, match="too small for one sample"):
+        run(rare_mode, "bon", budget=3 * 12 * 2 - 1, local_steps=2)
+
+
+def test_adaptive_methods_fill_but_never_exceed_the_budget(rare_mode):
+    b, n, s = 3, 4, 12
+    zo = run(rare_mode, "zero_order", budget=b * (s + 3 * n * s) + b * 5)
+    assert zo.nfe.model == b * (s + 3 * n * s)  # three rounds fit, a fourth does not
+    for budget in (b * n * s, b * n * s + b * 7, b * n * s * 3):
+        r = run(rare_mode, "dfs", threshold=0.0, max_backtracks=None, budget=budget)  # threshold never met
+        assert r.nfe.model <= budget
+        assert budget - r.nfe.model < b * s  # it used what it could
+
+
+def test_same_seed_same_result_and_seed_matters(rare_mode):
+    for method, opts in METHOD_OPTIONS.items():
+        a = run(rare_mode, method, seed=3, **opts)
+        b = run(rare_mode, method, seed=3, **opts)
+        assert torch.equal(a.samples, b.samples) and torch.equal(a.rewards, b.rewards), method
+        assert a.nfe == b.nfe, method
+    a = run(rare_mode, "bfs", seed=1)
+    b = run(rare_mode, "bfs", seed=2)
+    assert not torch.equal(a.samples, b.samples)
+
+
+def test_result_shapes_and_normalised_weights(rare_mode):
+    b, n = 3, 4
+    r = run(rare_mode, "bfs", scoring="difference")
+    assert r.samples.shape == (b, 2) and r.latents.shape == (b, 2) and r.rewards.shape == (b,)
+    assert r.particles.shape == (b, n, 2) and r.particle_rewards.shape == (b, n)
+    assert r.log_weights.shape == (b, n)
+    assert torch.allclose(torch.logsumexp(r.log_weights, 1), torch.zeros(b, dtype=torch.float64), atol=1e-12)
+    # samples are the best particle of each row
+    assert torch.equal(r.rewards, r.particle_rewards.max(1).values)
+    verifier = rare_mode[1]
+    assert torch.allclose(verifier(r.samples), r.rewards)
+    assert set(r.timings) >= {"model", "verifier", "search_ops", "total"}
+    assert r.trace and all("ess" in row for row in r.trace)
+    assert isinstance(r.method, tts.BFS)
+
+
+def test_weighted_selection_draws_from_the_population(rare_mode):
+    r = run(rare_mode, "bfs", scoring="difference", select="weighted", n_particles=8)
+    hits = (r.particles == r.latents[:, None, :]).all(-1).any(1)
+    assert bool(hits.all())
+
+
+def test_prune_only_shrinks_the_population(rare_mode):
+    n, s, b = 8, 12, 3
+    r = run(rare_mode, "bfs", prune=True, lam=3.0, n_particles=n, num_steps=s, resample_at=(0.25, 0.5, 0.75))
+    alive = [row["alive"] for row in r.trace]
+    for before, after in zip(alive, alive[1:]):
+        assert all(a <= bb for a, bb in zip(after, before))
+    assert r.nfe.model < b * n * s
+    # Spent exactly the live particles' steps: the full population up to the first evaluation
+    # level, then after each prune its survivors, up to and including the next evaluation level.
+    levels = tts.BFS(resample_at=(0.25, 0.5, 0.75)).levels(s)
+    ends = levels[1:] + [s - 1]
+    expected = b * n * (levels[0] + 1) + sum(sum(alive[k]) * (ends[k] - levels[k]) for k in range(len(levels)))
+    assert r.nfe.model == expected
+    assert bool(torch.isfinite(r.rewards).all())

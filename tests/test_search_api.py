@@ -1,0 +1,103 @@
+"""Bad input to the public entry point gets a clear error naming the argument."""
+
+import math
+
+import pytest
+import torch
+
+import tts_fast as tts
+
+
+def search(problem, method="bfs", **kw):
+    model, verifier = problem
+    kw = {**dict(n_particles=4, num_steps=10, batch_size=2, seed=0, progress=False), **kw}
+    return tts.search(model, verifier, method, **kw)
+
+
+def test_unknown_method_and_options(rare_mode):
+    with pytest.raises(ValueError, match="method must be one of"):
+        search(rare_mode, "beam")
+    with pytest.raises(ValueError, match=r"unknown option.*'temprature'.*allowed"):
+        search(rare_mode, "bfs", temprature="inf")
+    with pytest.raises(ValueError, match="temperature must be one of"):
+        search(rare_mode, "bfs", temperature="hot")
+    with pytest.raises(ValueError, match="scoring"):
+        tts.BFS(scoring="sum")
+    with pytest.raises(ValueError, match="resampling"):
+        tts.BFS(resampling="tournament")
+    with pytest.raises(ValueError, match="resample_at"):
+        tts.BFS(resample_at=[0.5, 3])
+    with pytest.raises(ValueError, match="resample_at steps"):
+        search(rare_mode, "bfs", resample_at=[2, 20])
+    with pytest.raises(ValueError, match="lam"):
+        tts.BFS(lam=-1.0)
+    with pytest.raises(ValueError, match="eta"):
+        tts.BestOfN(eta=1.5)
+    with pytest.raises(ValueError, match="threshold"):
+        tts.DFS()
+    with pytest.raises(ValueError, match="delta_b"):
+        search(rare_mode, "search_over_paths", delta_f=3, delta_b=2)
+    with pytest.raises(ValueError, match="local_steps"):
+        search(rare_mode, "bon", local_steps=0)
+    with pytest.raises(ValueError, match="local search"):
+        search(rare_mode, tts.BFS(), lam=2.0)
+    with pytest.raises(TypeError, match="method"):
+        search(rare_mode, 42)
+
+
+@pytest.mark.parametrize("name,value", [("n_particles", 0), ("num_steps", 0), ("batch_size", 0), ("budget", 0), ("n_particles", 2.5)])
+def test_bad_sizes(rare_mode, name, value):
+    with pytest.raises(ValueError, match=name):
+        search(rare_mode, **{name: value})
+
+
+def test_bad_model_and_verifier(rare_mode):
+    model, verifier = rare_mode
+    with pytest.raises(TypeError, match="Verifier"):
+        tts.search(model, lambda x, c: x.sum(1), "bon", n_particles=2, num_steps=5, progress=False)
+    with pytest.raises(TypeError, match="Denoiser"):
+        tts.search(object(), verifier, "bon", n_particles=2, num_steps=5, progress=False)
+
+
+def test_nan_rewards_are_an_error(rare_mode):
+    model, _ = rare_mode
+    bad = tts.verifiers.Function(lambda x: torch.where(torch.arange(x.shape[0]) == 1, torch.nan, 0.0))
+    with pytest.raises(ValueError, match="NaN"):
+        tts.search(model, bad, "bfs", n_particles=8, num_steps=10, progress=False)
+
+
+def test_gradient_methods_need_a_differentiable_verifier(rare_mode):
+    model, _ = rare_mode
+    v = tts.verifiers.Function(lambda x: -x.pow(2).sum(1))
+    with pytest.raises(ValueError, match="differentiable"):
+        tts.search(model, v, "local", rho=1.0, n_particles=2, num_steps=5, progress=False)
+    # A differentiable local verifier fixes it (dual verifiers: gradients from it, selection from v).
+    r = tts.search(model, v, "local", rho=1.0, n_particles=2, num_steps=5, progress=False,
+                   local_verifier=tts.verifiers.GaussianReward([0.0, 0.0], 1.0))
+    assert r.nfe.model_grad == 2 * 5
+
+
+def test_dual_verifiers_split_gradient_and_selection(rare_mode):
+    """Gradients come from local_verifier, the final pick from verifier."""
+    model, verifier = rare_mode
+    calls = {"select": 0}
+
+    def select(x):
+        calls["select"] += x.shape[0]
+        return -x.pow(2).sum(1)
+
+    guide = tts.verifiers.GaussianReward([2.0, 0.0], 1.0)
+    r = tts.search(model, tts.verifiers.Function(select), "local", rho=1.0, n_particles=3, num_steps=6, batch_size=2,
+                   progress=False, local_verifier=guide)
+    assert calls["select"] == 2 * 3  # the selection verifier only scored the final samples
+    assert torch.allclose(r.rewards, -r.samples.pow(2).sum(1))
+
+
+def test_batch_size_beyond_the_models_prompts(rare_mode):
+    class TwoPrompts(tts.models.GaussianMixture):
+        num_prompts = 2
+
+    m = TwoPrompts([[0.0, 0.0]], 1.0)
+    with pytest.raises(ValueError, match="batch_size"):
+        tts.search(m, rare_mode[1], "bon", n_particles=2, num_steps=5, batch_size=3, progress=False)
+    assert tts.search(m, rare_mode[1], "bon", n_particles=2, num_steps=5, progress=False).samples.shape[0] == 2

@@ -1,0 +1,58 @@
+"""The Verifier protocol and the generic verifiers."""
+
+import pytest
+import torch
+
+import tts_fast as tts
+from tts_fast.verifiers import Classifier, Function, GaussianReward, MixtureReward
+
+
+def test_function_with_and_without_cond_and_chunking():
+    x = torch.randn(10, 3)
+    f1 = Function(lambda x0: x0.sum(1))
+    f2 = Function(lambda x0, cond: x0.sum(1) + cond, batch_size=3)
+    cond = torch.arange(10)
+    assert torch.allclose(f1(x), x.sum(1))
+    assert torch.allclose(f2(x, cond), x.sum(1) + cond)
+    with pytest.raises(ValueError, match=r"\[B\]"):
+        Function(lambda x0: x0)(x)
+    with pytest.raises(ValueError, match="batch_size"):
+        Function(lambda x0: x0.sum(1), batch_size=0)
+    with pytest.raises(TypeError, match="callable"):
+        Function(3)
+
+
+def test_classifier_log_probability_per_row_targets():
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 3)
+    x = torch.randn(6, 4)
+    logp = torch.log_softmax(net(x), 1)
+    single = Classifier(net, 2)
+    assert torch.allclose(single(x), logp[:, 2])
+    per_row = Classifier(net, [0, 1, 2])
+    cond = torch.tensor([0, 0, 1, 1, 2, 2])
+    assert torch.allclose(per_row(x, cond), logp[torch.arange(6), cond])
+    with pytest.raises(ValueError, match="cond"):
+        per_row(x)
+    with pytest.raises(ValueError, match="target"):
+        Classifier(net, 5)(x)
+    r, g = single.grad(x)
+    assert g.shape == x.shape and torch.allclose(r, logp[:, 2])
+
+
+def test_analytic_rewards():
+    x = torch.randn(5, 2, dtype=torch.float64)
+    c = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    assert torch.allclose(GaussianReward(c, 2.0)(x), -((x - c) ** 2).sum(1) / 4)
+    per = GaussianReward([[0.0, 0.0], [1.0, -1.0]], 2.0)
+    cond = torch.tensor([0, 1, 1, 0, 1])
+    expect = -((x - per.center[cond]) ** 2).sum(1) / 4
+    assert torch.allclose(per(x, cond), expect)
+    m = MixtureReward([[0.0, 0.0], [1.0, -1.0]], [1.0, 2.0], [1.0, 3.0])
+    manual = torch.log(torch.exp(-(x**2).sum(1) / 2) + 3 * torch.exp(-((x - c) ** 2).sum(1) / 4))
+    assert torch.allclose(m(x), manual)
+
+
+def test_grad_requires_differentiable():
+    with pytest.raises(ValueError, match="not differentiable"):
+        Function(lambda x0: x0.sum(1)).grad(torch.randn(2, 2))
