@@ -1,0 +1,141 @@
+"""How the ops are built and loaded: the compiled schemas equal ops.SCHEMAS, build_info's keys,
+the reference fallback (TTS_FAST_BACKEND=reference), the message for a _C built against another
+torch, and the CMake build of the same op library (loaded with torch.ops.load_library)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from tts_fast import ops
+from tts_fast import _reference as ref
+
+from _ops_helpers import log_weights, uniforms
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+compiled_only = pytest.mark.skipif(ops._C is None, reason="tts_fast._C is not built (reference backend)")
+
+
+def _run_python(code: str, env_extra: dict | None = None, cwd: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, **(env_extra or {}))
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
+                          cwd=cwd or ROOT, timeout=300)
+
+
+@compiled_only
+def test_compiled_schemas_equal_python_schemas():
+    for name, schema in ops.SCHEMAS.items():
+        assert str(getattr(torch.ops.tts_fast, name).default._schema) == f"tts_fast::{schema}"
+
+
+@compiled_only
+def test_build_info_keys():
+    info = ops._C.build_info()
+    assert {"cpu", "cuda", "cuda_archs", "torch_version", "cuda_version", "compiler"} <= set(info)
+    assert info["cpu"] is True and isinstance(info["cuda"], bool)
+    assert isinstance(info["cuda_archs"], list) and all(isinstance(a, str) for a in info["cuda_archs"])
+    assert info["torch_version"] == torch.__version__
+    assert info["cuda"] == bool(info["cuda_archs"]) and (info["cuda_version"] is None) == (not info["cuda"])
+    assert ops.backend("cpu") == "cpp"
+    assert ops.backend("cuda") == ("cuda" if info["cuda"] else "reference")
+    from tts_fast import _build_info
+
+    assert _build_info.TORCH_VERSION == info["torch_version"]
+    assert _build_info.CUDA_VERSION == info["cuda_version"]
+    assert list(_build_info.CUDA_ARCHS) == info["cuda_archs"]
+
+
+def test_reference_backend_by_env():
+    r = _run_python(
+        """
+        import torch, tts_fast
+        from tts_fast import ops
+        assert ops.backend() == "reference" and ops.backend("cuda") == "reference", ops.backend()
+        assert ops._C is None and ops.build_info()["backend"] == "reference"
+        lw = torch.randn(3, 5, dtype=torch.float64)
+        out = ops.resample(lw, torch.rand(3, 5, dtype=torch.float64), scheme="ssp")
+        assert out.shape == (3, 5) and out.dtype == torch.int64
+        for name in ops.SCHEMAS:
+            getattr(torch.ops.tts_fast, name)
+        print("ok")
+        """,
+        {"TTS_FAST_BACKEND": "reference"},
+    )
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+@compiled_only
+def test_torch_version_mismatch_message():
+    r = _run_python(
+        """
+        import sys, types
+        fake = types.ModuleType("tts_fast._build_info")
+        fake.TORCH_VERSION, fake.CUDA_VERSION, fake.CUDA_ARCHS, fake.BACKENDS = "1.13.0+fake", None, [], ("cpu",)
+        sys.modules["tts_fast._build_info"] = fake
+        try:
+            import tts_fast.ops
+        except ImportError as exc:
+            print("IMPORTERROR:", exc)
+        else:
+            print("no error")
+        """,
+        {"TTS_FAST_BACKEND": ""},
+    )
+    out = r.stdout
+    assert "IMPORTERROR:" in out, (out, r.stderr)
+    assert "1.13.0+fake" in out and torch.__version__ in out
+    assert "pip install --no-build-isolation" in out
+
+
+def _cmake_prefix() -> str:
+    return torch.utils.cmake_prefix_path
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed")
+def test_cmake_library_cpu(tmp_path):
+    """Build tts_fast_ops with CMake (CPU only), load it with torch.ops.load_library in a fresh
+    process (no tts_fast import there: it would define the library twice) and compare resample
+    with the reference."""
+    build = tmp_path / "build"
+    gen = ["-G", "Ninja"] if shutil.which("ninja") else []
+    cfg = subprocess.run(
+        ["cmake", "-S", ROOT, "-B", str(build), *gen, "-DTTS_FAST_CUDA=OFF", "-DCMAKE_BUILD_TYPE=Release",
+         f"-DCMAKE_PREFIX_PATH={_cmake_prefix()}"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert cfg.returncode == 0, cfg.stdout[-3000:] + cfg.stderr[-3000:]
+    bld = subprocess.run(["cmake", "--build", str(build), "-j", str(os.cpu_count() or 2)], capture_output=True,
+                         text=True, timeout=1200)
+    assert bld.returncode == 0, bld.stdout[-3000:] + bld.stderr[-3000:]
+    libs = [p for p in build.iterdir() if p.name.startswith("libtts_fast_ops")]
+    assert libs, list(build.iterdir())
+
+    lw = log_weights(8, 33, scale=3.0, special=0.1, seed=11)
+    u = uniforms(8, 33, seed=12)
+    inputs = tmp_path / "inputs.pt"
+    torch.save({"lw": lw, "u": u}, inputs)
+    outputs = tmp_path / "outputs.pt"
+    r = _run_python(
+        f"""
+        import torch
+        torch.ops.load_library({str(libs[0])!r})
+        d = torch.load({str(inputs)!r})
+        out = {{s: torch.ops.tts_fast.resample(d["lw"], d["u"], None, s)
+               for s in ("multinomial", "stratified", "systematic", "residual", "ssp")}}
+        out["ess"] = torch.ops.tts_fast.ess(d["lw"])
+        torch.save(out, {str(outputs)!r})
+        """,
+        cwd=str(tmp_path),
+    )
+    assert r.returncode == 0, r.stderr
+    got = torch.load(outputs)
+    for scheme in ref.SCHEMES:
+        assert torch.equal(got[scheme], ref.resample(lw, u, None, scheme)), scheme
+    torch.testing.assert_close(got["ess"], ref.ess(lw))
