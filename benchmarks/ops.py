@@ -1,0 +1,279 @@
+"""Benchmark of the tts_fast ops against equivalent eager PyTorch composites.
+
+For each op: the compiled kernel (torch.ops.tts_fast.*) and the pure-PyTorch reference
+(tts_fast._reference, i.e. what the op would cost written as eager torch code); resample also
+against the usual composites (torch.multinomial on softmax weights; cumsum + searchsorted for
+systematic). Elementwise ops report achieved bandwidth (bytes the op must move / time) at a large
+size beside the device's measured copy bandwidth (x.clone()). Resample runs at B=1024 x N=64 per
+scheme; on CUDA also captured in a CUDA graph (replay time).
+
+Timing: CPU -- time.perf_counter; CUDA -- CUDA events. Warm-up, then the median of many runs.
+Writes benchmarks/results/ops_<device>.json atomically (temporary file + os.replace).
+
+    python benchmarks/ops.py [--device cpu|cuda] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import torch
+
+from tts_fast import _reference as ref
+from tts_fast import ops
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+class Timer:
+    """Median wall time of fn() in microseconds, after warm-up; CUDA events on a GPU."""
+
+    def __init__(self, device: str, budget_s: float):
+        self.device = device
+        self.budget_s = budget_s
+
+    def __call__(self, fn, min_runs: int = 5, max_runs: int = 200) -> float:
+        for _ in range(2):
+            fn()
+        self._sync()
+        t0 = time.perf_counter()
+        fn()
+        self._sync()
+        one = max(time.perf_counter() - t0, 1e-7)
+        runs = int(min(max_runs, max(min_runs, self.budget_s / one)))
+        times = []
+        for _ in range(runs):
+            if self.device == "cuda":
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                fn()
+                end.record()
+                end.synchronize()
+                times.append(start.elapsed_time(end) * 1e3)
+            else:
+                t0 = time.perf_counter()
+                fn()
+                times.append((time.perf_counter() - t0) * 1e6)
+        return statistics.median(times)
+
+    def graph(self, fn) -> float | None:
+        """Median replay time of fn captured in a CUDA graph (None on CPU or if capture fails)."""
+        if self.device != "cuda":
+            return None
+        try:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(2):
+                    fn()
+            torch.cuda.current_stream().wait_stream(side)
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g):
+                fn()
+            return self(g.replay, min_runs=50, max_runs=2000)
+        except Exception as exc:  # e.g. an op that syncs the host cannot be captured
+            print(f"  (graph capture failed: {type(exc).__name__})", file=sys.stderr)
+            return None
+
+    def _sync(self):
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+
+
+def bench_copy(timer: Timer, numel: int, device: str) -> float:
+    x = torch.randn(numel, device=device)
+    us = timer(lambda: x.clone())
+    return 2 * x.numel() * x.element_size() / (us * 1e-6) / 1e9
+
+
+def bench_elementwise(timer: Timer, device: str, b: int, inner: int, dtypes, copy_gbps: float) -> list[dict]:
+    rows = []
+    alpha, sigma = ref_tables(device)
+    lf = torch.randint(0, 500, (b,), device=device)
+    lt = lf + torch.randint(0, 400, (b,), device=device)
+    for dtype in dtypes:
+        x = torch.randn(b, inner, device=device).to(dtype)
+        y = torch.randn_like(x)
+        z = torch.randn_like(x)
+        step = torch.full((b,), 0.01, device=device)
+        rng = torch.tensor([1, 0], dtype=torch.int64, device=device)
+        es = x.element_size()
+        cases = {
+            # name: (kernel with in-kernel Philox, eager composite drawing torch.randn_like, bytes moved)
+            "renoise": (
+                lambda: ops.renoise(x, lf, lt, alpha, sigma, rng=rng),
+                lambda: ref.renoise(x, lf, lt, alpha, sigma, noise=torch.randn_like(x)),
+                2,
+            ),
+            "ddim_step": (
+                lambda: ops.ddim_step(x, y, lt, lf, alpha, sigma, eta=1.0, rng=rng),
+                lambda: ref.ddim_step(x, y, lt, lf, alpha, sigma, 1.0, noise=torch.randn_like(x)),
+                3,
+            ),
+            "langevin_step": (
+                lambda: ops.langevin_step(x, y, step, rng=rng),
+                lambda: ref.langevin_step(x, y, step, noise=torch.randn_like(x)),
+                3,
+            ),
+            "langevin_step_max_norm": (
+                lambda: ops.langevin_step(x, y, step, rng=rng, max_norm=1.0),
+                lambda: ref.langevin_step(x, y, step, noise=torch.randn_like(x), max_norm=1.0),
+                4,
+            ),
+        }
+        for name, (kernel, composite, passes) in cases.items():
+            k_us = timer(kernel)
+            c_us = timer(composite, min_runs=3, max_runs=50)
+            # Same op with a given noise tensor: one more tensor read.
+            gbps = passes * x.numel() * es / (k_us * 1e-6) / 1e9
+            rows.append(
+                dict(
+                    op=name, dtype=str(dtype).replace("torch.", ""), shape=[b, inner], source="rng",
+                    kernel_us=round(k_us, 2), kernel_GBps=round(gbps, 2),
+                    ratio_to_copy=round(gbps / copy_gbps, 3),
+                    eager_composite_us=round(c_us, 2), speedup=round(c_us / k_us, 2),
+                )
+            )
+            print(f"  {name:24s} {rows[-1]['dtype']:9s} kernel {k_us:10.1f} us {gbps:7.1f} GB/s "
+                  f"({gbps / copy_gbps:5.1%} of copy)  eager {c_us:10.1f} us  x{c_us / k_us:5.1f}")
+        k_us = timer(lambda: ops.renoise(x, lf, lt, alpha, sigma, noise=z))
+        gbps = 3 * x.numel() * es / (k_us * 1e-6) / 1e9
+        c_us = timer(lambda: ref.renoise(x, lf, lt, alpha, sigma, noise=z), min_runs=3, max_runs=50)
+        rows.append(dict(op="renoise", dtype=str(dtype).replace("torch.", ""), shape=[b, inner], source="noise",
+                         kernel_us=round(k_us, 2), kernel_GBps=round(gbps, 2), ratio_to_copy=round(gbps / copy_gbps, 3),
+                         eager_composite_us=round(c_us, 2), speedup=round(c_us / k_us, 2)))
+        print(f"  {'renoise (noise tensor)':24s} {rows[-1]['dtype']:9s} kernel {k_us:10.1f} us {gbps:7.1f} GB/s "
+              f"({gbps / copy_gbps:5.1%} of copy)  eager {c_us:10.1f} us  x{c_us / k_us:5.1f}")
+    return rows
+
+
+def ref_tables(device: str):
+    betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
+    ab = torch.cumprod(1.0 - betas, 0)
+    return ab.sqrt().to(device), (1.0 - ab).sqrt().to(device)
+
+
+def bench_resample(timer: Timer, device: str, b: int, n: int) -> list[dict]:
+    rows = []
+    lw = (torch.randn(b, n, dtype=torch.float64) * 2).to(device)
+    u = torch.rand(b, n, dtype=torch.float64, device=device)
+    rng = torch.tensor([3, 0], dtype=torch.int64, device=device)
+    lw32 = lw.float()
+
+    def multinomial():
+        return torch.multinomial(torch.softmax(lw32, dim=1), n, replacement=True)
+
+    def searchsorted_systematic():
+        w = torch.softmax(lw32, dim=1)
+        cdf = torch.cumsum(w, dim=1)
+        cdf[:, -1] = 1.0
+        t = (torch.arange(n, device=device, dtype=torch.float32) + torch.rand(b, 1, device=device)) / n
+        return torch.searchsorted(cdf, t).clamp_max(n - 1)
+
+    composites = {"multinomial": multinomial, "systematic": searchsorted_systematic}
+    for scheme in ref.SCHEMES:
+        row = dict(scheme=scheme, B=b, N=n)
+        row["kernel_us"] = round(timer(lambda: ops.resample(lw, u, scheme=scheme)), 2)
+        row["kernel_rng_us"] = round(timer(lambda: ops.resample(lw, rng=rng, scheme=scheme)), 2)
+        row["reference_us"] = round(timer(lambda: ref.resample(lw, u, None, scheme), min_runs=3, max_runs=30), 2)
+        g = timer.graph(lambda: ops.resample(lw, u, scheme=scheme))
+        if g is not None:
+            row["kernel_graph_us"] = round(g, 2)
+        if scheme in composites:
+            row["torch_composite"] = "torch.multinomial(softmax)" if scheme == "multinomial" else "cumsum+searchsorted"
+            row["torch_composite_us"] = round(timer(composites[scheme]), 2)
+            g = timer.graph(composites[scheme])
+            if g is not None:
+                row["torch_composite_graph_us"] = round(g, 2)
+        row["speedup_vs_reference"] = round(row["reference_us"] / row["kernel_us"], 1)
+        rows.append(row)
+        extra = f"  {row['torch_composite']} {row['torch_composite_us']:9.1f} us" if "torch_composite" in row else ""
+        graph = f"  graph {row['kernel_graph_us']:7.1f} us" if "kernel_graph_us" in row else ""
+        print(f"  {scheme:12s} kernel {row['kernel_us']:9.1f} us (rng {row['kernel_rng_us']:9.1f}){graph}  "
+              f"reference {row['reference_us']:10.1f} us  x{row['speedup_vs_reference']:7.1f}{extra}")
+    return rows
+
+
+def bench_reductions(timer: Timer, device: str, b: int, n: int) -> list[dict]:
+    lw = (torch.randn(b, n, dtype=torch.float64) * 2).to(device)
+    rows = []
+    for name, kernel, reference in [
+        ("ess", lambda: ops.ess(lw), lambda: ref.ess(lw)),
+        ("normalize_log_weights", lambda: ops.normalize_log_weights(lw), lambda: ref.normalize_log_weights(lw)),
+    ]:
+        k, r = timer(kernel), timer(reference)
+        rows.append(dict(op=name, B=b, N=n, kernel_us=round(k, 2), reference_us=round(r, 2), speedup=round(r / k, 2)))
+        print(f"  {name:22s} kernel {k:9.1f} us  reference {r:9.1f} us  x{r / k:5.1f}")
+    return rows
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--quick", action="store_true", help="small sizes and short budgets (smoke test)")
+    parser.add_argument("--out", default=None, help="output JSON (default benchmarks/results/ops_<device>.json)")
+    args = parser.parse_args(argv)
+    device = args.device
+    if device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda needs a CUDA device")
+    timer = Timer(device, budget_s=0.05 if args.quick else 0.5)
+    if device == "cuda":
+        b_elem, inner, copy_numel = (64, 16384, 1 << 20) if args.quick else (1024, 16384, 1 << 24)
+        dtypes = [torch.float32, torch.float16]
+    else:
+        b_elem, inner, copy_numel = (8, 4096, 1 << 16) if args.quick else (256, 16384, 1 << 22)
+        dtypes = [torch.float32]
+    print(f"tts_fast ops benchmark on {device} ({torch.cuda.get_device_name() if device == 'cuda' else _cpu_name()}), "
+          f"backend {ops.backend(device)}")
+    copy_gbps = bench_copy(timer, copy_numel if device == "cuda" else b_elem * inner, device)
+    print(f"  copy bandwidth (x.clone()): {copy_gbps:.1f} GB/s")
+    result = {
+        "device": device,
+        "device_name": torch.cuda.get_device_name() if device == "cuda" else _cpu_name(),
+        "cpu_threads": torch.get_num_threads(),
+        # Other work on the machine skews CPU timings: record the load when the run started.
+        "load_average_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "torch_version": str(torch.__version__),
+        "cuda_version": torch.version.cuda,
+        "backend": ops.backend(device),
+        "build_info": ops.build_info(),
+        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "timing": "CUDA events" if device == "cuda" else "time.perf_counter",
+        "statistic": "median",
+        "copy_bandwidth_GBps": round(copy_gbps, 2),
+        "elementwise": bench_elementwise(timer, device, b_elem, inner, dtypes, copy_gbps),
+        "resample": bench_resample(timer, device, 64 if args.quick else 1024, 64),
+        "reductions": bench_reductions(timer, device, 64 if args.quick else 1024, 64),
+    }
+    out = args.out or os.path.join(HERE, "results", f"ops_{device}.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    tmp = out + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, out)
+    print(f"wrote {out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
