@@ -141,3 +141,62 @@ def test_prune_only_shrinks_the_population(rare_mode):
     expected = b * n * (levels[0] + 1) + sum(sum(alive[k]) * (ends[k] - levels[k]) for k in range(len(levels)))
     assert r.nfe.model == expected
     assert bool(torch.isfinite(r.rewards).all())
+
+
+@pytest.mark.parametrize("method,opts", [("bfs_best", {}), ("zero_order", {"iterations": 1}), ("search_over_paths", {}), ("bon", {})])
+def test_local_steps_combine_with_global_methods(rare_mode, method, opts):
+    """Joint scaling: R local rounds per level multiply a fixed plan's model NFE by R."""
+    plain = run(rare_mode, method, **opts)
+    joint = run(rare_mode, method, local_steps=3, rho=0.2, **opts)
+    assert joint.nfe.model == 3 * plain.nfe.model == joint.nfe.model_grad
+    assert joint.method.local.local_steps == 3
+
+
+def test_dfs_with_local_search_respects_the_budget(rare_mode):
+    budget = 3 * 4 * 12 * 2 * 2
+    r = run(rare_mode, "dfs", threshold=-0.5, max_backtracks=None, budget=budget, local_steps=2, mu=0.1)
+    assert r.nfe.model <= budget and r.nfe.model % 2 == 0
+
+
+def test_dfs_walkers_share_batches_at_different_levels(rare_mode):
+    model, verifier = rare_mode
+    seen = []
+
+    class Recording(tts.models.GaussianMixture):
+        def forward(self, x_t, t, cond=None):
+            seen.append(torch.unique(t).numel())
+            return super().forward(x_t, t, cond)
+
+    m = Recording(model.means, model.stds, model.weights)
+    major = tts.verifiers.GaussianReward([-2.0, 0.0], 1.0)  # some walkers pass its checks, others backtrack
+    tts.search(m, major, "dfs", n_particles=6, num_steps=20, batch_size=2, threshold=-0.1, progress=False)
+    assert max(seen) > 1  # one model call held walkers at several levels
+
+
+def test_dfs_best_so_far_fallback(rare_mode):
+    """One check at the last level, one backtrack allowed, a threshold no sample meets: each walker
+    continues from the better of its two attempts, so its final reward is the max of its checks."""
+    model, verifier = rare_mode
+    s = 10
+    r = tts.search(model, verifier, "dfs", n_particles=5, num_steps=s, batch_size=2, threshold=1.0, start=s - 1,
+                   backtrack=3, max_backtracks=1, eta=1.0, progress=False, seed=4)
+    checks = [row for row in r.trace if row.get("walkers")]
+    best = {}
+    for row in checks:
+        for w, rew in zip(row["walkers"], row["rewards"]):
+            best.setdefault(w, []).append(rew)
+    assert all(len(v) == 2 for v in best.values()) and len(best) == 10
+    final = r.particle_rewards.reshape(-1)
+    for w, rews in best.items():
+        assert math.isclose(float(final[w]), max(rews), rel_tol=1e-9, abs_tol=1e-12)
+
+
+def test_cfg_models_are_flagged(rare_mode):
+    model, verifier = rare_mode
+
+    class Guided(tts.models.GaussianMixture):
+        cfg = True
+
+    m = Guided(model.means, model.stds, model.weights)
+    r = tts.search(m, verifier, "bon", n_particles=2, num_steps=5, progress=False)
+    assert r.nfe.cfg and r.nfe.model == 10 and r.nfe.model_evaluations == 20

@@ -158,7 +158,8 @@ class DFS:
                 fallback = c[fail & ~allowed]
                 if fallback.numel():
                     xi, x0_hat, aux = best.restore(check_of[lv[fallback]], idx[fallback], fallback, xi, x0_hat, aux)
-                ctx.trace.add(step=it, active=idx.numel(), checked=c.numel(), rejected=allowed.sum(), fallback=fallback.numel())
+                ctx.trace.add(step=it, active=idx.numel(), walkers=idx[c], levels=lv[c], rewards=r, rejected=allowed,
+                              fallback=fallback.numel())
             acc = (~reject).nonzero().squeeze(1)
             rej = reject.nonzero().squeeze(1)
             if acc.numel():

@@ -1,0 +1,62 @@
+"""Shared plumbing of the benchmark scripts: environment record, statistics, tables."""
+
+from __future__ import annotations
+
+import datetime
+import math
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT))
+
+import tts_fast  # noqa: E402
+from tts_fast._io import atomic_write_json, replace_marked_block  # noqa: E402,F401
+
+
+def environment(device="cpu") -> dict:
+    """Device, versions and build of this run (recorded in every results file)."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        name = torch.cuda.get_device_name(dev)
+    else:
+        name = platform.processor() or platform.machine()
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit = ""
+    return {
+        "device": str(dev),
+        "device_name": name,
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "tts_fast": tts_fast.__version__,
+        "ops_backend": tts_fast.ops.backend(dev.type),
+        "ops_build": tts_fast.ops.build_info(),
+        "git_commit": commit,
+        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def mean_se(values) -> tuple[float, float]:
+    """Mean and standard error of a sequence of independent replicates."""
+    v = [float(x) for x in values]
+    m = sum(v) / len(v)
+    if len(v) < 2:
+        return m, float("nan")
+    var = sum((x - m) ** 2 for x in v) / (len(v) - 1)
+    return m, math.sqrt(var / len(v))
+
+
+def markdown_table(headers, rows) -> str:
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
