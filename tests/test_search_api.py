@@ -101,3 +101,14 @@ def test_batch_size_beyond_the_models_prompts(rare_mode):
     with pytest.raises(ValueError, match="batch_size"):
         tts.search(m, rare_mode[1], "bon", n_particles=2, num_steps=5, batch_size=3, progress=False)
     assert tts.search(m, rare_mode[1], "bon", n_particles=2, num_steps=5, progress=False).samples.shape[0] == 2
+
+
+def test_model_returning_the_wrong_shape(rare_mode):
+    model, verifier = rare_mode
+
+    class Broken(tts.models.GaussianMixture):
+        def forward(self, x_t, t, cond=None):
+            return super().forward(x_t, t, cond)[:, :1]
+
+    with pytest.raises(ValueError, match="must return x0 like x_t"):
+        tts.search(Broken(model.means, model.stds, model.weights), verifier, "bon", n_particles=2, num_steps=4, progress=False)

@@ -130,6 +130,7 @@ class Context:
         t = self.grid.timesteps[lv]
         with self.timers("model", self.device), torch.no_grad():
             x0_hat = self.model(x, t, cond)
+        _check_prediction(x0_hat, x, self.model)
         self.counter.add_model(cond)
         self._advance(x.shape[0])
         return x0_hat
@@ -142,6 +143,7 @@ class Context:
             xg = x.detach().requires_grad_(True)
             with self.timers("model", self.device):
                 x0_hat = self.model(xg, t, cond)
+            _check_prediction(x0_hat, x, self.model)
             value = objective(x0_hat)
             with self.timers("model", self.device):
                 (g,) = torch.autograd.grad(value.sum(), xg)
@@ -255,3 +257,9 @@ class Context:
             nfe=self.counter.nfe,
             nfe_per_prompt=self.counter.per_prompt,
         )
+
+
+def _check_prediction(x0_hat, x, model) -> None:
+    if not isinstance(x0_hat, torch.Tensor) or x0_hat.shape != x.shape:
+        got = tuple(x0_hat.shape) if isinstance(x0_hat, torch.Tensor) else type(x0_hat).__name__
+        raise ValueError(f"{type(model).__name__} returned {got} for x_t of shape {tuple(x.shape)}; a Denoiser must return x0 like x_t")
