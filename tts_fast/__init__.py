@@ -4,7 +4,7 @@
     result = tts.search(model, verifier, "bfs_best", n_particles=8, num_steps=50)
 """
 
-from . import models, ops, schedules, verifiers
+from . import models, ops, schedules, verifiers, zoo
 from .models import Denoiser
 from .profiling import NFE
 from .search import (
@@ -24,5 +24,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "search", "SearchResult", "NFE", "Denoiser", "Verifier", "BFS", "DFS", "LocalSearch", "BestOfN",
-    "ZeroOrder", "SearchOverPaths", "presets", "models", "verifiers", "schedules", "ops",
+    "ZeroOrder", "SearchOverPaths", "presets", "models", "verifiers", "schedules", "ops", "zoo",
 ]
