@@ -6,7 +6,7 @@ CI machines often have no GPU. Environment:
   TTS_FAST_CUDA=0|1      force the CUDA ops off, or on (1 fails clearly when impossible)
   CUDA_HOME / CUDA_PATH  the CUDA toolkit (default: /usr/local/cuda, or the one nvcc belongs to)
   TORCH_CUDA_ARCH_LIST   default "8.0;8.6;8.9;9.0+PTX"
-  DEBUG=1                -O0 -g instead of -O3
+  DEBUG=1                -O0 -g (asserts on) instead of -O3
   MAX_JOBS=N             parallel compile jobs (ninja)
 The build writes tts_fast/_build_info.py next to the extension (torch and CUDA versions it was
 built against; tts_fast.ops refuses a _C built for another torch).
@@ -90,7 +90,8 @@ CUDA_VERSION = torch.version.cuda if WITH_CUDA else ""
 
 def _extension():
     sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
-    opt = ["-O0", "-g"] if DEBUG else ["-O3"]
+    # DEBUG: no optimisation, debug info, and assert() on (Python's CFLAGS carry -DNDEBUG).
+    opt = ["-O0", "-g", "-UNDEBUG"] if DEBUG else ["-O3"]
     # No floating-point contraction anywhere: resampling must round exactly like the reference.
     cxx = opt + ["-ffp-contract=off", "-fvisibility=hidden"]
     macros = [
