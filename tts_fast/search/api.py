@@ -173,6 +173,7 @@ def search(
     finally:
         if bar is not None:
             bar.close()
+    ctx.check_rewards()
     if profile and ctx.device.type == "cuda":
         torch.cuda.synchronize(ctx.device)
     if budget is not None and result.nfe.model > budget:

@@ -143,6 +143,7 @@ class BFS:
         b, n, steps = ctx.batch_size, ctx.n_particles, ctx.num_steps
         evaluate_at = set(self.levels(steps))
         lam = self.lambdas(ctx.grid)
+        lam = None if lam is None else lam.tolist()  # host floats: the loop never reads a tensor
         rows = ctx.rows(n)
         x = ctx.init_noise(b * n)
         dev = x.device
@@ -157,7 +158,7 @@ class BFS:
             xi, x0_hat, aux = ctx.prepare(x if live is None else x[live], i, live_rows)
             if i in evaluate_at:
                 r = _scatter(ctx.score(x0_hat, live_rows).to(torch.float64), live, b, n)
-                log_g, best_r, log_psi = self._potential(r, best_r, log_psi, None if lam is None else float(lam[i]), alive)
+                log_g, best_r, log_psi = self._potential(r, best_r, log_psi, None if lam is None else lam[i], alive)
                 log_w = log_w + log_g
                 ess = ops.ess(log_w)
                 if self.prune:

@@ -89,6 +89,10 @@ class Context:
         self.row_budget = None if budget is None else budget // batch_size
         self.local = local
         self.validate = validate
+        # Rewards are checked for NaN/inf on the device and read once, at the end of the run
+        # (check_rewards), so that the search loop never waits on the device.
+        self._rewards_finite = torch.ones((), dtype=torch.bool, device=self.device)
+        self._verifiers_used: set[str] = set()
         self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
         self.counter = Counter(batch_size, self.device, cfg=bool(getattr(model, "cfg", False)))
         self.timers = timers or Timers()
@@ -160,9 +164,16 @@ class Context:
             with self.timers("verifier", self.device):
                 r = verifier(img, cond)
         self.counter.add_verifier(x0.shape[0], grad=grad)
-        if self.validate and x0.shape[0] and not bool(torch.isfinite(r).all()):
-            raise ValueError(f"the verifier returned NaN or inf rewards ({type(verifier).__name__}); rewards must be finite")
+        if self.validate and x0.shape[0]:
+            self._rewards_finite = self._rewards_finite & torch.isfinite(r.detach()).all().to(self.device)
+            self._verifiers_used.add(type(verifier).__name__)
         return r if grad else r.detach()
+
+    def check_rewards(self) -> None:
+        """Raise if any verifier call of the run returned NaN or inf (one host read per run)."""
+        if self.validate and not bool(self._rewards_finite):
+            names = ", ".join(sorted(self._verifiers_used))
+            raise ValueError(f"the verifier returned NaN or inf rewards (verifiers used: {names}); rewards must be finite")
 
     def step(self, x, x0_hat, level, eta: float) -> torch.Tensor:
         """DDIM(eta) step of each particle from its level to the next."""

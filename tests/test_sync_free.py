@@ -1,0 +1,97 @@
+"""The search loop never reads device values on the host (no .item(), bool(tensor), nonzero()).
+
+On a GPU such reads block the host until the device catches up and break CUDA-graph capture.
+The CPU stand-in: a dispatch mode records every aten op that reads tensor data on the host, and
+the test asserts none happens in tts_fast's own code between the first and last model call (the
+user's model and the verifier may do what they like; they run inside markers).
+"""
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import tts_fast as tts
+
+HOST_READS = {"_local_scalar_dense", "nonzero", "is_nonzero", "item", "equal"}
+
+
+class HostReads(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.events = []
+        self.inside_user_code = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        if name in HOST_READS and not self.inside_user_code:
+            self.events.append(("read", name))
+        return func(*args, **(kwargs or {}))
+
+
+class Marked:
+    """Wrap a model or verifier: mark its calls so the reads inside them are not counted."""
+
+    def __init__(self, inner, mode, kind):
+        self.inner, self.mode, self.kind = inner, mode, kind
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def __call__(self, *args, **kwargs):
+        self.mode.inside_user_code += 1
+        try:
+            if self.kind == "model":
+                self.mode.events.append(("model", None))
+            return self.inner(*args, **kwargs)
+        finally:
+            self.mode.inside_user_code -= 1
+
+
+class MarkedVerifier(tts.Verifier):
+    def __init__(self, inner, mode):
+        self.inner, self.mode, self.differentiable = inner, mode, inner.differentiable
+
+    def forward(self, x0, cond):
+        self.mode.inside_user_code += 1
+        try:
+            return self.inner.forward(x0, cond)
+        finally:
+            self.mode.inside_user_code -= 1
+
+
+def _reads_in_loop(events):
+    models = [i for i, e in enumerate(events) if e[0] == "model"]
+    return [e for e in events[models[0] : models[-1]] if e[0] == "read"]
+
+
+@pytest.mark.skipif(tts.ops.backend("cpu") == "reference", reason="the pure-PyTorch reference ops check levels on the host")
+@pytest.mark.parametrize("method,opts", [
+    ("bfs", dict(scoring="difference", resampling="ssp")),
+    ("bfs", dict(temperature="inf", resample_at="every")),
+    ("das", {}),
+    ("fk", {}),
+    ("bon", {}),
+    ("zero_order", dict(iterations=2)),
+    ("search_over_paths", {}),
+    ("bfs_best", dict(local_steps=2, rho=0.5, mu=0.1, sigma=0.1, mc_samples=2)),
+    ("local", dict(local_steps=3, rho=0.5, move="langevin")),
+])
+def test_search_loop_has_no_host_reads(rare_mode, method, opts):
+    model, verifier = rare_mode
+    mode = HostReads()
+    m = Marked(model, mode, "model")
+    v = MarkedVerifier(verifier, mode)
+    with mode:
+        tts.search(m, v, method, n_particles=4, num_steps=12, batch_size=3, seed=0, progress=False, **opts)
+    assert sum(1 for e in mode.events if e[0] == "model") > 1
+    assert _reads_in_loop(mode.events) == []
+
+
+def test_the_detector_sees_host_reads(rare_mode):
+    """Pruning and DFS need data-dependent shapes, so they do read the device; the detector notices."""
+    model, verifier = rare_mode
+    mode = HostReads()
+    with mode:
+        tts.search(Marked(model, mode, "model"), MarkedVerifier(verifier, mode), "bfs", prune=True, n_particles=4,
+                   num_steps=12, batch_size=2, progress=False)
+    assert _reads_in_loop(mode.events)
