@@ -23,7 +23,6 @@ import copy
 import math
 import os
 import sys
-import tempfile
 import time
 
 import torch
@@ -31,6 +30,7 @@ import torch.nn.functional as F
 
 from . import CLASSIFIERS, DIFFUSION_FILE, digits_schedule
 from .data import load_split
+from .io import atomic_path
 from .nets import CLASSIFIER_ARCHS, DigitsUNet, num_params
 
 DEFAULTS = dict(seed=0, unet_steps=10000, clf_steps=3000, batch=128)
@@ -42,17 +42,9 @@ UNET_CONFIG = {"channels": (32, 48, 64), "temb": 64}
 
 def atomic_torch_save(obj, path: str) -> None:
     """torch.save to a temporary file in the same folder, then os.replace (never half-written)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_path(path, ".pt") as tmp:
+        torch.save(obj, tmp)
 
 
 def _lr(step: int, total: int, peak: float, warmup: int = 200) -> float:
