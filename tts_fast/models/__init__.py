@@ -1,6 +1,19 @@
-"""Denoiser adapters: the analytic Gaussian mixture (and, with extras, diffusers pipelines)."""
+"""Denoiser adapters: the analytic Gaussian mixture and, with the ``diffusers`` extra, stock
+diffusers pipelines (:class:`DiffusersModel`, imported on first use so that ``import tts_fast``
+never imports diffusers or transformers)."""
 
 from .base import Denoiser
 from .gaussian_mixture import GaussianMixture
 
-__all__ = ["Denoiser", "GaussianMixture"]
+__all__ = ["Denoiser", "GaussianMixture", "DiffusersModel"]
+
+_LAZY = {"DiffusersModel": ".diffusers", "backends": ".backends"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        mod = importlib.import_module(_LAZY[name], __name__)
+        return mod if name == "backends" else getattr(mod, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

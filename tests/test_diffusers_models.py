@@ -1,0 +1,495 @@
+"""DiffusersModel on tiny, randomly initialised SD-, SDXL- and FLUX-shaped stock pipelines (offline).
+
+- plain sampling through the adapter reproduces the stock pipeline (DDIM eta=0 for SD/SDXL, the
+  Euler scheduler for SDXL, the flow-matching Euler sampler for FLUX) from the same seed;
+- every search method runs on every pipeline for 2 prompts x 3 particles, returns images of the
+  right shape, counts NFE exactly (network rows = NFE x 2 with CFG) and repeats for the same seed;
+- schedules read from the schedulers match the schedulers' own timesteps and sigmas;
+- batching, chunking, embeddings, decoders, backends and bad input.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+pytest.importorskip("transformers")
+
+import tts_fast as tts  # noqa: E402
+from tts_fast.models import backends  # noqa: E402
+from tts_fast.models.diffusers import DiffusersModel, schedule_from_scheduler  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _tiny_diffusers import sd_scheduler, tiny_flux, tiny_sd, tiny_sdxl  # noqa: E402
+
+PROMPTS = ["a red cube", "a blue dog"]
+FLUX_KW = dict(height=32, width=32, max_sequence_length=16)
+
+
+@pytest.fixture(scope="module")
+def tmp_module(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("tiny_pipes"))
+
+
+@pytest.fixture(scope="module")
+def pipes(tmp_module):
+    return {"sd": tiny_sd(tmp_module), "sdxl": tiny_sdxl(tmp_module, scheduler=sd_scheduler()), "flux": tiny_flux(tmp_module)}
+
+
+def _model(pipes, kind, **kw):
+    extra = FLUX_KW if kind == "flux" else {}
+    return DiffusersModel(pipes[kind], PROMPTS, **{**extra, **kw})
+
+
+class RowCounter:
+    """Counts network rows (a CFG pair is two) by wrapping the UNet/transformer forward."""
+
+    def __init__(self, model):
+        self.rows = 0
+        self.calls = 0
+        net = model.network
+        self._orig = net.forward
+
+        def forward(*a, **k):
+            x = k.get("hidden_states", a[0] if a else k.get("sample"))
+            self.rows += x.shape[0]
+            self.calls += 1
+            return self._orig(*a, **k)
+
+        net.forward = forward
+        self._net = net
+
+    def close(self):
+        self._net.forward = self._orig
+
+
+def _close(a, b, rel=1e-5):
+    """Equal up to float rounding relative to the largest magnitude (x0 = (x - sigma eps) / alpha
+    amplifies rounding by 1/alpha at the noisiest levels)."""
+    return a.shape == b.shape and float((a - b).abs().max()) <= rel * float(b.abs().max()) + 1e-6
+
+
+def _mean_reward():
+    return tts.verifiers.Function(lambda img, cond: img.mean(dim=(1, 2, 3)) + 0.01 * cond.float(), differentiable=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# agreement with the stock pipelines
+
+
+@pytest.mark.parametrize("kind", ["sd", "sdxl", "sdxl_euler", "flux"])
+def test_plain_sampling_reproduces_stock_pipeline(pipes, tmp_module, kind):
+    """bon with N=1 and eta=0 = the pipeline's deterministic sampler, from the same seed."""
+    if kind == "sdxl_euler":
+        pipe = tiny_sdxl(tmp_module)  # EulerDiscreteScheduler: Euler in sigma-space = DDIM(eta=0) in VP-space
+    else:
+        pipe = pipes[kind]
+    extra = FLUX_KW if kind == "flux" else {}
+    g = 3.5 if kind == "flux" else 6.0
+    model = DiffusersModel(pipe, PROMPTS, guidance_scale=g, **extra)
+    steps, seed = 4, 7
+    call = dict(num_inference_steps=steps, guidance_scale=g, generator=torch.Generator().manual_seed(seed))
+    if kind == "flux":
+        call.update(height=32, width=32, max_sequence_length=16)
+    elif kind != "sdxl_euler":
+        call["eta"] = 0.0
+    ref_latents = pipe(PROMPTS, output_type="latent", **call).images
+    call["generator"] = torch.Generator().manual_seed(seed)
+    ref_images = pipe(PROMPTS, output_type="pt", **call).images
+    if kind == "flux":
+        ref_latents = type(pipe)._unpack_latents(ref_latents, 32, 32, pipe.vae_scale_factor)
+    result = tts.search(model, _mean_reward(), "bon", n_particles=1, num_steps=steps, seed=seed, eta=0.0, progress=False)
+    scale = ref_latents.abs().max()
+    assert (result.latents - ref_latents).abs().max() <= 2e-6 * scale + 1e-6
+    assert result.samples.shape == ref_images.shape == (2, 3, 32, 32)
+    assert (result.samples - ref_images).abs().max() < 1e-4
+    assert result.nfe.model == 2 * steps and result.nfe.cfg == (kind != "flux")
+
+
+# ----------------------------------------------------------------------------------------------
+# every method on every pipeline
+
+METHODS = list(tts.search.__globals__["METHODS"])
+OPTIONS = {
+    "zero_order": {"iterations": 1},
+    "dfs": {"quantile": 0.5, "max_backtracks": 1},
+    "local": {"local_steps": 2, "rho": 0.05},
+}
+FIXED_NFE = {m: 2 * 3 * 3 for m in ("bon", "bfs", "svdd", "das", "fk", "bfs_best")}
+FIXED_NFE.update(zero_order=2 * (1 + 3) * 3, search_over_paths=None, local=2 * 3 * 3 * 2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sd", "sdxl", "flux"])
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_runs(pipes, kind, method):
+    model = _model(pipes, kind)
+    counter = RowCounter(model)
+    try:
+        kw = dict(n_particles=3, num_steps=3, seed=11, progress=False, **OPTIONS.get(method, {}))
+        r1 = tts.search(model, _mean_reward(), method, **kw)
+        rows = counter.rows
+        r2 = tts.search(model, _mean_reward(), method, **kw)
+    finally:
+        counter.close()
+    assert r1.samples.shape == (2, 3, 32, 32)
+    assert float(r1.samples.min()) >= 0 and float(r1.samples.max()) <= 1
+    assert r1.latents.shape == (2, *model.sample_shape) == (2, 4, 16, 16)
+    assert r1.rewards.shape == (2,)
+    # NFE: every network row is counted, a CFG pair once (flagged)
+    assert model.cfg == (kind != "flux") and r1.nfe.cfg == model.cfg
+    assert rows == r1.nfe.model_evaluations == r1.nfe.model * (2 if model.cfg else 1)
+    assert int(r1.nfe_per_prompt.sum()) == r1.nfe.model
+    expected = FIXED_NFE.get(method)
+    if expected is not None:
+        assert r1.nfe.model == expected
+    if method == "local":
+        assert r1.nfe.model_grad == r1.nfe.model  # rho != 0: every model call is differentiated
+    # same seed, same result
+    assert torch.equal(r1.latents, r2.latents) and torch.equal(r1.rewards, r2.rewards)
+    assert r2.nfe == r1.nfe
+
+
+# ----------------------------------------------------------------------------------------------
+# the denoiser protocol
+
+
+@pytest.mark.parametrize("kind", ["sd", "sdxl", "flux"])
+def test_batch_of_mixed_prompts_and_timesteps_equals_single_calls(pipes, kind):
+    """Particles of different prompts at different timesteps share one network call."""
+    model = _model(pipes, kind)
+    grid = model.schedule.grid(10)
+    x = torch.randn(5, *model.sample_shape, generator=torch.Generator().manual_seed(0))
+    t = grid.timesteps[torch.tensor([0, 3, 3, 7, 9])].float()
+    cond = torch.tensor([0, 1, 0, 1, 1])
+    batched = model(x, t, cond)
+    single = torch.cat([model(x[i : i + 1], t[i : i + 1], cond[i : i + 1]) for i in range(5)])
+    assert batched.shape == x.shape and batched.dtype == torch.float32
+    assert _close(batched, single)
+
+
+@pytest.mark.parametrize("kind", ["sd", "flux"])
+def test_max_batch_chunks_network_calls(pipes, kind):
+    model = _model(pipes, kind)
+    chunked = _model(pipes, kind, max_batch=4)
+    x = torch.randn(5, *model.sample_shape, generator=torch.Generator().manual_seed(1))
+    t = model.schedule.grid(5).timesteps[torch.tensor([0, 1, 2, 3, 4])].float()
+    cond = torch.tensor([0, 0, 1, 1, 0])
+    counter = RowCounter(chunked)
+    try:
+        out = chunked(x, t, cond)
+    finally:
+        counter.close()
+    per_call = 4 // (2 if model.cfg else 1)
+    assert counter.calls == -(-5 // per_call) and counter.rows == 5 * (2 if model.cfg else 1)
+    assert _close(out, model(x, t, cond))
+
+
+def test_cfg_flag_follows_guidance(pipes):
+    assert _model(pipes, "sd", guidance_scale=7.5).cfg
+    assert not _model(pipes, "sd", guidance_scale=1.0).cfg
+    assert _model(pipes, "sdxl").cfg and _model(pipes, "sdxl").guidance_scale == 5.0
+    flux = _model(pipes, "flux", guidance_scale=4.0)
+    assert not flux.cfg and flux.distilled_guidance == 4.0
+    true_cfg = _model(pipes, "flux", true_cfg_scale=2.0, negative_prompt="blurry")
+    assert true_cfg.cfg
+    r = tts.search(true_cfg, _mean_reward(), "bfs_best", n_particles=2, num_steps=2, progress=False)
+    assert r.nfe.cfg and r.nfe.model == 8 and r.nfe.model_evaluations == 16
+
+
+def test_guidance_rescale_changes_prediction(pipes):
+    plain, rescaled = _model(pipes, "sd"), _model(pipes, "sd", guidance_rescale=0.7)
+    x = torch.randn(2, *plain.sample_shape, generator=torch.Generator().manual_seed(2))
+    t = torch.full((2,), 501.0)
+    c = torch.tensor([0, 1])
+    assert not torch.allclose(plain(x, t, c), rescaled(x, t, c))
+
+
+@pytest.mark.parametrize("kind", ["sd", "sdxl", "flux"])
+def test_precomputed_embeddings_equal_prompts(pipes, kind):
+    model = _model(pipes, kind)
+    pipe = pipes[kind]
+    if kind == "sd":
+        pe, ne = pipe.encode_prompt(PROMPTS, "cpu", 1, True)
+        emb = dict(prompt_embeds=pe, negative_prompt_embeds=ne)
+    elif kind == "sdxl":
+        pe, ne, ppe, npe = pipe.encode_prompt(PROMPTS, device="cpu")
+        emb = dict(prompt_embeds=pe, negative_prompt_embeds=ne, pooled_prompt_embeds=ppe, negative_pooled_prompt_embeds=npe)
+    else:
+        pe, ppe, _ = pipe.encode_prompt(PROMPTS, device="cpu", max_sequence_length=16)
+        emb = dict(prompt_embeds=pe, pooled_prompt_embeds=ppe)
+    from_emb = DiffusersModel(pipe, **emb, **(FLUX_KW if kind == "flux" else {}))
+    assert from_emb.num_prompts == 2
+    x = torch.randn(2, *model.sample_shape, generator=torch.Generator().manual_seed(3))
+    t = model.schedule.grid(4).timesteps[:2].float()
+    c = torch.tensor([1, 0])
+    assert _close(from_emb(x, t, c), model(x, t, c))
+
+
+def test_set_prompts_keeps_the_runner(pipes):
+    model = _model(pipes, "sd", backend="compile", backend_options={"backend": "eager"})
+    runner = model.runner
+    model.set_prompts(["one prompt", "two", "three"])
+    assert model.num_prompts == 3 and model.runner is runner
+    r = tts.search(model, _mean_reward(), "bon", n_particles=1, num_steps=2, progress=False)
+    assert r.samples.shape == (3, 3, 32, 32)
+
+
+# ----------------------------------------------------------------------------------------------
+# schedules from schedulers
+
+
+@pytest.mark.parametrize("spacing,offset", [("leading", 1), ("leading", 0), ("trailing", 0), ("linspace", 0)])
+@pytest.mark.parametrize("steps", [1, 7, 50])
+def test_vp_grid_matches_scheduler_timesteps(spacing, offset, steps):
+    if spacing == "linspace" and steps == 1:
+        pytest.skip("diffusers' linspace spacing puts a single step at t=0; tts_fast keeps it at T-1 (documented)")
+    sched = sd_scheduler(timestep_spacing=spacing, steps_offset=offset)
+    schedule, pred = schedule_from_scheduler(sched)
+    sched.set_timesteps(steps)
+    assert pred == "epsilon"
+    assert schedule.grid(steps).timesteps.long().tolist() == sched.timesteps.tolist()
+    ab = sched.alphas_cumprod.double()
+    assert torch.allclose(schedule.alpha_bar, ab, rtol=1e-5)
+
+
+@pytest.mark.parametrize("size", [(32, 32), (512, 512), (1024, 1024), (768, 1360)])
+def test_flux_dynamic_shift_matches_scheduler_sigmas(pipes, size):
+    """FlowSchedule(shift = e^mu) gives FluxPipeline's sigmas at the model's resolution."""
+    import numpy as np
+    from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+
+    pipe = pipes["flux"]
+    h, w = size
+    seq = (h // (2 * pipe.vae_scale_factor)) * (w // (2 * pipe.vae_scale_factor))
+    schedule, pred = schedule_from_scheduler(pipe.scheduler, image_seq_len=seq)
+    cfg = pipe.scheduler.config
+    mu = calculate_shift(seq, cfg.base_image_seq_len, cfg.max_image_seq_len, cfg.base_shift, cfg.max_shift)
+    pipe.scheduler.set_timesteps(sigmas=np.linspace(1.0, 1 / 8, 8), mu=mu)
+    grid = schedule.grid(8)
+    assert pred == "flow"
+    assert torch.allclose(grid.sigma.float(), pipe.scheduler.sigmas, atol=1e-6)
+    assert torch.allclose(grid.timesteps.float(), pipe.scheduler.timesteps, atol=1e-3)
+
+
+def test_v_prediction_and_sample_parameterisations(pipes, tmp_module):
+    x = torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(4))
+    t = torch.tensor([999.0, 401.0])
+    c = torch.tensor([0, 1])
+    outs = {}
+    for pred in ("epsilon", "v_prediction", "sample"):
+        pipe = tiny_sd(tmp_module, scheduler=sd_scheduler(prediction_type=pred))
+        model = DiffusersModel(pipe, PROMPTS, guidance_scale=1.0)
+        assert model.prediction_type == pred
+        raw = pipe.unet(x, t, encoder_hidden_states=model._table["encoder_hidden_states"][c]).sample
+        a, s = (v.float().reshape(-1, 1, 1, 1) for v in model.schedule.alpha_sigma(t))
+        expect = {"epsilon": (x - s * raw) / a, "v_prediction": a * x - s * raw, "sample": raw}[pred]
+        outs[pred] = model(x, t, c)
+        assert _close(outs[pred], expect)
+
+
+def test_unsupported_scheduler_options_are_refused(pipes):
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    with pytest.raises(ValueError, match="use_karras_sigmas"):
+        schedule_from_scheduler(FlowMatchEulerDiscreteScheduler(use_karras_sigmas=True))
+    with pytest.raises(ValueError, match="rescale_betas_zero_snr"):
+        schedule_from_scheduler(sd_scheduler(rescale_betas_zero_snr=True))
+    with pytest.raises(ValueError, match="image_seq_len"):
+        schedule_from_scheduler(pipes["flux"].scheduler)
+
+
+# ----------------------------------------------------------------------------------------------
+# decoding
+
+
+def test_decode_full_scaled_and_tiny_decoder(pipes):
+    from diffusers import AutoencoderTiny
+
+    model = _model(pipes, "sd")
+    z = torch.randn(3, *model.sample_shape, generator=torch.Generator().manual_seed(5))
+    img = model.decode(z)
+    assert img.shape == (3, 3, 32, 32) and float(img.min()) >= 0 and float(img.max()) <= 1
+    assert torch.equal(img, model.decode_full(z))
+    half = _model(pipes, "sd", decode_scale=0.5, decode_batch=2)
+    assert half.decode(z).shape == (3, 3, 16, 16) and half.decode_full(z).shape == (3, 3, 32, 32)
+    torch.manual_seed(0)
+    tiny = AutoencoderTiny(encoder_block_out_channels=(8, 8), decoder_block_out_channels=(8, 8), num_encoder_blocks=(1, 1),
+                           num_decoder_blocks=(1, 1), latent_channels=4, upsampling_scaling_factor=2).eval()
+    cheap = _model(pipes, "sd", decoder=tiny)
+    calls = []
+    tiny.register_forward_pre_hook(lambda *a: calls.append(1))
+    orig = tiny.decode
+    tiny.decode = lambda *a, **k: (calls.append(1), orig(*a, **k))[1]
+    assert cheap.decode(z).shape == (3, 3, 32, 32) and calls
+    n = len(calls)
+    cheap.decode_full(z)
+    assert len(calls) == n  # the full decode never uses the cheap decoder
+    # gradients flow through the VAE (local search with image verifiers)
+    zg = z.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(model.decode(zg).sum(), zg)
+    assert torch.isfinite(g).all() and g.abs().sum() > 0
+
+
+def test_flux_decode_uses_scale_and_shift(pipes):
+    model = _model(pipes, "flux")
+    vae = pipes["flux"].vae
+    z = torch.randn(2, *model.sample_shape, generator=torch.Generator().manual_seed(6))
+    ref = vae.decode(z / vae.config.scaling_factor + vae.config.shift_factor).sample
+    assert torch.allclose(model.decode(z), (ref / 2 + 0.5).clamp(0, 1), atol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------
+# backends
+
+
+def test_backend_compile_matches_eager(pipes):
+    eager = _model(pipes, "sd")
+    comp = _model(pipes, "sd", backend="compile", backend_options={"backend": "aot_eager"}, max_batch=8)
+    x = torch.randn(3, *eager.sample_shape, generator=torch.Generator().manual_seed(7))
+    t = torch.tensor([981.0, 501.0, 1.0])
+    c = torch.tensor([0, 1, 1])
+    assert _close(comp(x, t, c), eager(x, t, c))
+    assert comp.runner.calls == {8: 1}  # 6 rows (CFG) padded to the slot of 8
+
+
+@pytest.mark.slow
+def test_backend_compile_inductor_on_cpu(pipes):
+    eager = _model(pipes, "flux")
+    comp = _model(pipes, "flux", backend="compile", slots=(2, 4))
+    x = torch.randn(3, *eager.sample_shape, generator=torch.Generator().manual_seed(8))
+    t = torch.tensor([1000.0, 600.0, 100.0])
+    c = torch.tensor([0, 1, 0])
+    assert _close(comp(x, t, c), eager(x, t, c), rel=1e-4)
+
+
+def _fake_capture(log):
+    """A stand-in for CUDA-graph capture: records captures, replays by calling on the static buffers."""
+
+    def capture(call, static):
+        log.append({k: v.shape[0] for k, v in static.items()})
+        out = {}
+
+        def replay():
+            out["y"] = call(**static)
+            return out["y"]
+
+        return replay
+
+    return capture
+
+
+def test_cudagraph_slots_pad_and_stay_valid_across_resampling(pipes):
+    log = []
+    eager = _model(pipes, "sd")
+    graphed = _model(pipes, "sd", backend="cudagraphs", slots=(2, 4, 8), backend_options={"capture": _fake_capture(log)})
+    v = _mean_reward()
+    r_eager = tts.search(eager, v, "bfs_best", n_particles=3, num_steps=3, seed=1, progress=False)
+    r_graph = tts.search(graphed, v, "bfs_best", n_particles=3, num_steps=3, seed=1, progress=False)
+    assert _close(r_graph.latents, r_eager.latents)
+    # 2 prompts x 3 particles x CFG = 12 rows -> chunks of 8 + 4: two graphs, captured once each
+    assert sorted(e["x"] for e in log) == [4, 8]
+    assert graphed.runner.calls == {8: 3, 4: 3}
+    assert len(graphed.runner.graphs) == 2
+
+
+def test_slot_runner_padding_logic():
+    seen = []
+
+    def fn(x, t, c):
+        seen.append(x.shape[0])
+        return x * 2 + t[:, None] + c
+
+    r = backends.SlotRunner(fn, slots=(1, 2, 4))
+    x = torch.arange(7.0)[:, None]
+    t = torch.arange(7.0)
+    out = r(x, t, {"c": torch.ones(7, 1)})
+    assert torch.equal(out, x * 2 + t[:, None] + 1)
+    assert seen == [4, 4] and r.calls == {4: 2}  # 7 rows = 4 + (3 padded to 4)
+    assert backends.default_slots(12) == (1, 2, 4, 8, 12)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        backends.make_runner("xla", fn)
+    with pytest.raises(ValueError, match="exceeds max_batch"):
+        backends.make_runner("compile", fn, max_batch=4, slots=(8,))
+
+
+def test_cudagraphs_needs_cuda_and_falls_back_for_autograd(pipes):
+    model = _model(pipes, "sd", backend="cudagraphs", slots=(4,))
+    x = torch.randn(2, *model.sample_shape)
+    t = torch.tensor([981.0, 21.0])
+    c = torch.tensor([0, 1])
+    with pytest.raises(ValueError, match="CUDA device"):
+        model(x, t, c)
+    xg = x.clone().requires_grad_(True)
+    with torch.enable_grad():
+        out = model(xg, t, c)  # autograd: runs eagerly, no capture
+        (g,) = torch.autograd.grad(out.sum(), xg)
+    assert torch.isfinite(g).all()
+
+
+def test_tensorrt_backend_without_torch_tensorrt(pipes):
+    try:
+        import torch_tensorrt  # noqa: F401
+
+        pytest.skip("torch-tensorrt is installed")
+    except ImportError:
+        pass
+    with pytest.raises(ValueError, match=r"tts_fast\[tensorrt\]"):
+        _model(pipes, "sd", backend="tensorrt")
+
+
+# ----------------------------------------------------------------------------------------------
+# bad input, loading, imports
+
+
+def test_bad_input(pipes):
+    model = _model(pipes, "sd")
+    x = torch.randn(2, *model.sample_shape)
+    t = torch.tensor([981.0, 1.0])
+    with pytest.raises(ValueError, match="cond"):
+        model(x, t, None)
+    with pytest.raises(ValueError, match="prompt rows outside"):
+        model(x, t, torch.tensor([0, 2]))
+    with pytest.raises(ValueError, match="x_t must be"):
+        model(torch.randn(2, 4, 8, 8), t, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="needs prompts"):
+        DiffusersModel(pipes["sd"])
+    with pytest.raises(ValueError, match="multiples"):
+        DiffusersModel(pipes["flux"], PROMPTS, height=30, width=32)
+    with pytest.raises(ValueError, match="true_cfg_scale"):
+        DiffusersModel(pipes["sd"], PROMPTS, true_cfg_scale=2.0)
+    with pytest.raises(ValueError, match="max_batch"):
+        DiffusersModel(pipes["sd"], PROMPTS, max_batch=1)
+    with pytest.raises(TypeError, match="StableDiffusionPipeline"):
+        DiffusersModel(object(), PROMPTS)
+    with pytest.raises(OSError, match="diffusers layout"):
+        DiffusersModel(os.path.join(os.sep, "nonexistent", "pipeline"), PROMPTS)
+
+
+def test_loads_a_saved_pipeline_folder(pipes, tmp_path):
+    pipes["sd"].save_pretrained(tmp_path / "sd")
+    model = DiffusersModel(str(tmp_path / "sd"), PROMPTS)
+    ref = _model(pipes, "sd")
+    x = torch.randn(2, *ref.sample_shape)
+    t = torch.tensor([981.0, 1.0])
+    c = torch.tensor([0, 1])
+    assert _close(model(x, t, c), ref(x, t, c))
+
+
+def test_import_tts_fast_does_not_import_diffusers():
+    code = "import sys, tts_fast; assert 'diffusers' not in sys.modules and 'transformers' not in sys.modules; print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr
+
+
+def test_missing_extra_names_what_to_install():
+    code = (
+        "import sys; sys.modules['diffusers'] = None\n"
+        "import tts_fast as tts\n"
+        "try:\n    tts.models.DiffusersModel('x', ['p'])\nexcept ImportError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "pip install 'tts_fast[diffusers]'" in out.stdout, out.stdout + out.stderr
