@@ -1,0 +1,163 @@
+"""Regenerate the digits tables in docs/digits.md (and README.md, where it has the markers).
+
+    python benchmarks/readme_tables.py [--json benchmarks/results/digits.json] [files ...]
+
+Each table sits between ``<!-- digits:NAME:begin -->`` and ``<!-- digits:NAME:end -->`` with NAME
+in quality, main, ablation, joint, hacking. Files are rewritten atomically; markers that a file
+lacks are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tts_fast.zoo.io import write_text  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+LABELS = {"bon": "BoN", "fk": "FK", "das": "DAS w/o grad", "svdd": "SVDD", "sop": "SoP", "zero_order": "zero-order", "bfs_best": "BFS-best"}
+
+
+def _pm(d: dict, key: str, digits: int = 3) -> str:
+    return f"{d[key]:.{digits}f} ± {d[key + '_se']:.{digits}f}"
+
+
+def table_quality(res: dict) -> str:
+    q = res["quality"]
+    acc = q["classifier_test_accuracy"]
+    w = q["weights"]
+    lines = [
+        "| file | what | parameters | size | training (CPU, 1 thread) | accuracy on the 400 real test digits |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    what = {"unet": "diffusion UNet (ε-prediction, cosine, 1000 steps)", "verifier": "verifier: CNN (selects)",
+            "guide": "guide: LeNet-style CNN (dual verifier's gradients)", "evaluator": "evaluator: MLP (held out)"}
+    files = {"unet": "digits_unet.pt", "verifier": "digits_verifier.pt", "guide": "digits_guide.pt", "evaluator": "digits_evaluator.pt"}
+    for k in ("unet", "verifier", "guide", "evaluator"):
+        secs = w[k]["train_seconds"]
+        lines.append(
+            f"| `{files[k]}` | {what[k]} | {w[k]['params']:,} | {w[k]['bytes'] / 1024:.0f} KiB | "
+            f"{w[k]['steps']:,} steps, {secs / 60:.1f} min | {'—' if k == 'unet' else f'{acc[k]:.4f}'} |"
+        )
+    hist = q["evaluator_histogram"]
+    lines += [
+        "",
+        f"Plain sampling ({q['n']:,} samples, {q['num_steps']} ancestral steps, seed {q['seed']}), classified by the held-out evaluator:",
+        "",
+        "| digit | " + " | ".join(str(d) for d in range(10)) + " |",
+        "|---|" + "---:|" * 10,
+        "| fraction | " + " | ".join(f"{h:.3f}" for h in hist) + " |",
+        "",
+        f"- evaluator confident (max probability > 0.9): {q['evaluator_confident_fraction']:.3f} of plain samples "
+        f"(real test digits: {q['real_test_evaluator_confident_fraction']:.3f})",
+        f"- verifier and evaluator agree on {q['agreement_verifier_evaluator']:.3f} of plain samples "
+        f"(real test digits: {q['real_test_agreement_verifier_evaluator']:.3f}); guide and evaluator: {q['agreement_guide_evaluator']:.3f}",
+        f"- plain sampling hits a given target digit with held-out accuracy {_pm(q['plain_target_accuracy'], 'evaluator_acc')} "
+        f"(chance level of an unconditional model: about 0.1)",
+    ]
+    return "\n".join(lines)
+
+
+def table_main(res: dict) -> str:
+    t = res["tables"]["main"]
+    ns = list(next(iter(t.values())).keys())
+    steps = res["meta"]["settings"]["num_steps"]
+    head = "| method | " + " | ".join(f"N = {n} ({int(n) * steps} NFE)" for n in ns) + " |"
+    lines = [
+        "Held-out evaluator accuracy (mean ± s.e. over seeds); in brackets: the verifier's accuracy on the same samples, and the model NFE actually spent per sample where it differs from the budget.",
+        "",
+        head,
+        "|---|" + "---:|" * len(ns),
+    ]
+    for key, row in t.items():
+        cells = []
+        for n in ns:
+            d = row[n]
+            extra = f"; {d['nfe_per_row']:.0f} NFE" if abs(d["nfe_per_row"] - int(n) * steps) > 0.5 else ""
+            cells.append(f"{_pm(d, 'evaluator_acc')} ({d['verifier_acc']:.3f}{extra})")
+        lines.append(f"| {LABELS.get(key, key)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def table_ablation(res: dict) -> str:
+    lines = [
+        "| axis | setting | held-out accuracy | verifier accuracy | verifier reward (log p) |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for r in res["tables"]["ablation"]:
+        lines.append(f"| {r['axis']} | {r['label']} | {_pm(r, 'evaluator_acc')} | {_pm(r, 'verifier_acc')} | {_pm(r, 'verifier_reward', 2)} |")
+    return "\n".join(lines)
+
+
+def table_joint(res: dict) -> str:
+    curves = res["tables"]["joint"]
+    ns = list(next(iter(curves.values())).keys())
+    steps = res["meta"]["settings"]["num_steps"]
+    lines = [
+        "Held-out evaluator accuracy at matched model NFE (in brackets: verifier accuracy; gradient methods also spend one backward pass through the model per NFE).",
+        "",
+        "| | " + " | ".join(f"{int(n) * steps} NFE" for n in ns) + " |",
+        "|---|" + "---:|" * len(ns),
+    ]
+    for name, row in curves.items():
+        lines.append(f"| {name} | " + " | ".join(f"{_pm(row[n], 'evaluator_acc')} ({row[n]['verifier_acc']:.3f})" for n in ns) + " |")
+    return "\n".join(lines)
+
+
+def table_hacking(res: dict) -> str:
+    lines = [
+        "| method (N = 8, 400 NFE) | verifier accuracy | held-out accuracy | gap (overstatement) | grad NFE |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in res["tables"]["hacking"]:
+        lines.append(f"| {r['label']} | {_pm(r, 'verifier_acc')} | {_pm(r, 'evaluator_acc')} | {_pm(r, 'gap')} | {r['nfe_grad_per_row']:.0f} |")
+    return "\n".join(lines)
+
+
+TABLES = {"quality": table_quality, "main": table_main, "ablation": table_ablation, "joint": table_joint, "hacking": table_hacking}
+
+
+def render(res: dict) -> dict:
+    out = {}
+    for name, fn in TABLES.items():
+        try:
+            out[name] = fn(res)
+        except KeyError:
+            continue
+    return out
+
+
+def replace_blocks(text: str, blocks: dict) -> str:
+    for name, body in blocks.items():
+        pat = re.compile(rf"(<!-- digits:{name}:begin -->\n).*?(<!-- digits:{name}:end -->)", re.S)
+        text = pat.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
+    return text
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--json", default=os.path.join(HERE, "results", "digits.json"))
+    p.add_argument("files", nargs="*", default=[os.path.join(ROOT, "docs", "digits.md"), os.path.join(ROOT, "README.md")])
+    args = p.parse_args(argv)
+    with open(args.json, encoding="utf-8") as f:
+        blocks = render(json.load(f))
+    for path in args.files:
+        if not os.path.exists(path):
+            continue
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        new = replace_blocks(text, blocks)
+        if new != text:
+            write_text(path, new)
+            print(f"updated {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
