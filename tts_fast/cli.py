@@ -185,14 +185,12 @@ def _demo(args) -> int:
 
     _plot_grid(plt, runs, methods, max(budgets), os.path.join(out, "samples.png"), save_figure)
     _plot_curves(plt, rows, os.path.join(out, "accuracy_vs_nfe.png"), save_figure, steps)
-    import torch as _t
-
     write_text(os.path.join(out, "table.txt"), header + "\n" + table + "\n\nper digit (evaluator accuracy):\n" + per_digit_table + "\n")
     write_json(
         os.path.join(out, "results.json"),
         {
             "settings": {"digits": digits, "per_digit": per_digit, "seeds": args.seeds, "steps": steps, "budgets": budgets,
-                         "methods": methods, "device": str(device), "torch": _t.__version__},
+                         "methods": methods, "device": str(device), "torch": str(torch.__version__)},
             "summary": rows,
             "runs": [{k: v for k, v in r.items() if k not in ("samples", "targets")} for r in runs],
             "seconds": elapsed,
