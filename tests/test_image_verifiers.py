@@ -1,0 +1,263 @@
+"""ImageReward, CLIPScore and Aesthetic on tiny randomly initialised models of the real classes (offline).
+
+- CLIPScore = 100 cos(image, text) under transformers' CLIPModel, equal to CLIPModel's own
+  logits_per_image / logit_scale on the same pixels; tensor preprocessing close to
+  CLIPImageProcessor on 8-bit PIL images;
+- Aesthetic = the LAION MLP head on normalised CLIP image embeddings, loaded from a file;
+- ImageReward = the image-reward package's own scoring function (ImageReward.score_gard) on the
+  package's BLIP ViT / BERT / MLP classes; preprocessing close to the package's PIL transform;
+- text features or tokens cached at construction; differentiable; batch_size chunking; clear
+  errors for missing weights.
+"""
+
+import os
+import sys
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+import tts_fast as tts  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _tiny_diffusers import TINY_VIT, bert_vocab, tiny_clip, tiny_image_reward_checkpoint  # noqa: E402
+
+PROMPTS = ["a red cat", "a blue dog"]
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory):
+    return tiny_clip(str(tmp_path_factory.mktemp("clip") / "clip"))
+
+
+def _images(n=4, h=40, w=48, seed=0):
+    return torch.rand(n, 3, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+# ----------------------------------------------------------------------------------------------
+# CLIPScore
+
+
+def test_clipscore_equals_clipmodel_logits(clip_dir):
+    from tts_fast.verifiers.clip import clip_preprocess
+
+    v = tts.verifiers.CLIPScore(PROMPTS, clip_dir, local_files_only=True)
+    x = _images()
+    cond = torch.tensor([0, 1, 1, 0])
+    r = v(x, cond)
+    model = transformers.CLIPModel.from_pretrained(clip_dir).eval()
+    tok = transformers.CLIPTokenizer.from_pretrained(clip_dir)
+    ids = tok(PROMPTS, padding="max_length", max_length=16, return_tensors="pt")
+    pix = clip_preprocess(x, v.clip.size, v.clip.crop, v.clip.mean, v.clip.std)
+    with torch.no_grad():
+        out = model(input_ids=ids.input_ids, attention_mask=ids.attention_mask, pixel_values=pix)
+    cos = out.logits_per_image / model.logit_scale.exp()
+    assert r.shape == (4,)
+    assert torch.allclose(r, 100 * cos[torch.arange(4), cond], atol=1e-4)
+
+
+def test_clip_preprocessing_close_to_clipimageprocessor(clip_dir):
+    from PIL import Image
+
+    from tts_fast.verifiers.clip import clip_preprocess
+
+    proc = transformers.CLIPImageProcessor.from_pretrained(clip_dir)
+    g = torch.Generator().manual_seed(1)
+    # a smooth image (so 8-bit quantisation and kernel differences stay small)
+    base = torch.rand(1, 3, 6, 7, generator=g)
+    img = torch.nn.functional.interpolate(base, size=(60, 70), mode="bilinear", align_corners=False).clamp(0, 1)
+    pil = Image.fromarray((img[0].permute(1, 2, 0) * 255).round().byte().numpy())
+    ref = torch.as_tensor(proc(images=pil, return_tensors="np")["pixel_values"])
+    ours = clip_preprocess(img, 32, 32, proc.image_mean, proc.image_std)
+    assert ours.shape == ref.shape == (1, 3, 32, 32)
+    assert (ours - ref).abs().mean() < 0.02 and (ours - ref).abs().max() < 0.15
+
+
+def test_clipscore_caches_text_features_and_chunks(clip_dir):
+    v = tts.verifiers.CLIPScore(PROMPTS, clip_dir, local_files_only=True)
+    chunked = tts.verifiers.CLIPScore(PROMPTS, clip_dir, local_files_only=True, batch_size=3)
+    v.clip.model.get_text_features = chunked.clip.model.get_text_features = None  # never called again
+    x, cond = _images(7), torch.tensor([0, 1, 0, 1, 1, 0, 0])
+    assert torch.allclose(v(x, cond), chunked(x, cond), atol=1e-5)
+    assert v.text.shape == (2, 16)
+
+
+def test_clipscore_is_differentiable(clip_dir):
+    v = tts.verifiers.CLIPScore(PROMPTS, clip_dir, local_files_only=True)
+    assert v.differentiable
+    r, g = v.grad(_images(2), torch.tensor([0, 1]))
+    assert r.shape == (2,) and g.shape == (2, 3, 40, 48)
+    assert torch.isfinite(g).all() and g.abs().sum() > 0
+
+
+def test_clipscore_set_prompts(clip_dir):
+    v = tts.verifiers.CLIPScore(PROMPTS, clip_dir, local_files_only=True)
+    x = _images(2)
+    before = v(x, torch.tensor([1, 1]))
+    v.set_prompts(["a blue dog"])
+    assert v.num_prompts == 1 and torch.allclose(v(x, torch.tensor([0, 0])), before, atol=1e-5)
+    assert torch.allclose(v(x), before, atol=1e-5)  # one prompt: cond may be omitted
+
+
+def test_clipscore_errors(clip_dir, tmp_path):
+    with pytest.raises(OSError, match="local folder"):
+        tts.verifiers.CLIPScore(PROMPTS, str(tmp_path / "missing"), local_files_only=True)
+    v = tts.verifiers.CLIPScore(PROMPTS, clip_dir, local_files_only=True)
+    with pytest.raises(ValueError, match="cond"):
+        v(_images(2))
+    with pytest.raises(ValueError, match=r"\[B, 3, H, W\]"):
+        v(torch.rand(2, 4, 8, 8), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="prompts"):
+        tts.verifiers.CLIPScore([], clip_dir, local_files_only=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Aesthetic
+
+
+def _head_state(dim=16, seed=0):
+    from tts_fast.verifiers.clip import _AestheticHead
+
+    torch.manual_seed(seed)
+    return _AestheticHead(dim).state_dict()
+
+
+def test_aesthetic_head_on_normalised_clip_embeddings(clip_dir, tmp_path):
+    from tts_fast.verifiers.clip import _AestheticHead
+
+    state = _head_state()
+    path = tmp_path / "head.pth"
+    torch.save(state, path)
+    v = tts.verifiers.Aesthetic(str(path), clip_dir, local_files_only=True, batch_size=2)
+    x = _images(3)
+    model = transformers.CLIPModel.from_pretrained(clip_dir).eval()
+    from tts_fast.verifiers.clip import clip_preprocess
+
+    with torch.no_grad():
+        emb = model.get_image_features(pixel_values=clip_preprocess(x, 32, 32, v.clip.mean, v.clip.std))
+    head = _AestheticHead(16)
+    head.load_state_dict(state)
+    head.eval()
+    expect = head(torch.nn.functional.normalize(emb, dim=-1)).squeeze(-1)
+    assert torch.allclose(v(x, torch.tensor([0, 1, 0])), expect, atol=1e-5)
+    assert torch.allclose(v(x), expect, atol=1e-5)  # prompt-independent
+    r, g = v.grad(x)
+    assert torch.isfinite(g).all() and g.abs().sum() > 0
+
+
+def test_aesthetic_errors(clip_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("TTS_FAST_CACHE", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"sac\+logos\+ava1-l14-linearMSE.pth"):
+        tts.verifiers.Aesthetic(None, clip_dir, local_files_only=True)
+    with pytest.raises(ValueError, match="ViT-L/14"):
+        tts.verifiers.Aesthetic(_head_state(dim=768), clip_dir, local_files_only=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# ImageReward
+
+pytest.importorskip("timm")
+pytest.importorskip("fairscale")
+
+
+@pytest.fixture(scope="module")
+def ir_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("imagereward")
+    ckpt = tiny_image_reward_checkpoint(str(root / "ir"))
+    return ckpt, bert_vocab(str(root / "bert"))
+
+
+def _image_reward(ir_files, **kw):
+    ckpt, vocab = ir_files
+    return tts.verifiers.ImageReward(PROMPTS, ckpt, tokenizer=vocab, vision=TINY_VIT, **kw)
+
+
+def _perturb(v, seed=0):
+    """Re-draw every linear layer with variance 1/fan_in (BERT's init std 0.02 and the head's
+    1/(d+1) leave a tiny random network whose rewards barely depend on the input)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in v.net.modules():
+            if isinstance(m, torch.nn.Linear):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) / m.weight.shape[1] ** 0.5)
+
+
+def test_image_reward_equals_the_package_scoring_function(ir_files):
+    """Same numbers as ImageReward.score_gard of the image-reward package on the same modules."""
+    from types import SimpleNamespace
+
+    from tts_fast.verifiers.clip import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, clip_preprocess
+    from tts_fast.verifiers.image_reward import load_blip_modules
+
+    v = _image_reward(ir_files)
+    _perturb(v)
+    x = _images(4, 48, 40)
+    cond = torch.tensor([0, 1, 1, 0])
+    r = v(x, cond)
+    mods = load_blip_modules()
+    fake_self = SimpleNamespace(blip=v.net.blip, mlp=v.net.mlp, mean=0.16717362830052426, std=1.0333394966054072, device="cpu")
+    pix = clip_preprocess(x, 32, 32, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD)
+    with torch.no_grad():
+        ref = mods.head.ImageReward.score_gard(fake_self, v.input_ids[cond], v.attention_mask[cond], pix).squeeze(-1)
+    assert r.shape == (4,)
+    assert torch.allclose(r, ref, atol=1e-5)
+    assert r.std() > 1e-4  # the rewards do depend on image and prompt
+
+
+def test_image_reward_preprocessing_close_to_the_package(ir_files):
+    from PIL import Image
+
+    from tts_fast.verifiers.clip import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, clip_preprocess
+    from tts_fast.verifiers.image_reward import load_blip_modules
+
+    transform = load_blip_modules().head._transform(32)
+    base = torch.rand(1, 3, 5, 6, generator=torch.Generator().manual_seed(3))
+    img = torch.nn.functional.interpolate(base, size=(50, 60), mode="bilinear", align_corners=False).clamp(0, 1)
+    pil = Image.fromarray((img[0].permute(1, 2, 0) * 255).round().byte().numpy())
+    ref = transform(pil)[None]
+    ours = clip_preprocess(img, 32, 32, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD)
+    assert ours.shape == ref.shape and (ours - ref).abs().mean() < 0.02 and (ours - ref).abs().max() < 0.15
+
+
+def test_image_reward_tokens_cached_differentiable_and_chunked(ir_files):
+    v = _image_reward(ir_files)
+    chunked = _image_reward(ir_files, batch_size=3)
+    chunked.net.load_state_dict(v.net.state_dict())
+    _perturb(v)
+    chunked.net.load_state_dict(v.net.state_dict())
+    v.tokenizer = chunked.tokenizer = None  # prompts were tokenised once
+    x, cond = _images(5), torch.tensor([0, 1, 0, 1, 1])
+    assert torch.allclose(v(x, cond), chunked(x, cond), atol=1e-5)
+    assert v.input_ids.shape == (2, 35)
+    r, g = v.grad(x, cond)
+    assert v.differentiable and torch.isfinite(g).all() and g.abs().sum() > 0
+
+
+def test_image_reward_missing_weights_say_where_to_put_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"ImageReward\.pt.*checkpoint=PATH"):
+        tts.verifiers.ImageReward(PROMPTS)
+    with pytest.raises(FileNotFoundError, match="checkpoint=PATH"):
+        tts.verifiers.ImageReward(PROMPTS, str(tmp_path / "nope.pt"))
+
+
+def test_image_reward_checkpoint_must_cover_the_network(ir_files, tmp_path):
+    ckpt, vocab = ir_files
+    state = torch.load(ckpt, weights_only=True)
+    del state["mlp.layers.0.weight"]
+    with pytest.raises(ValueError, match="lacks"):
+        tts.verifiers.ImageReward(PROMPTS, state_dict=state, tokenizer=vocab, vision=TINY_VIT, med_config=os.path.join(os.path.dirname(ckpt), "med_config.json"))
+
+
+def test_image_verifiers_in_a_search(ir_files, clip_dir, tmp_path):
+    """An image verifier scores DiffusersModel decodes inside a search (gradients included)."""
+    pytest.importorskip("diffusers")
+    from _tiny_diffusers import tiny_sd
+
+    model = tts.models.DiffusersModel(tiny_sd(str(tmp_path)), PROMPTS)
+    for v in (_image_reward(ir_files), tts.verifiers.CLIPScore(PROMPTS, clip_dir, local_files_only=True)):
+        r = tts.search(model, v, "bfs_best", n_particles=2, num_steps=2, progress=False)
+        assert r.rewards.shape == (2,) and torch.isfinite(r.rewards).all()
+    r = tts.search(model, v, "local", n_particles=1, num_steps=2, rho=0.01, progress=False)
+    assert r.nfe.model_grad == r.nfe.model == 4
