@@ -50,6 +50,21 @@ TTS_HD int64_t upper_bound(const T* a, int64_t n, T v) {
   return start;
 }
 
+// The same answer for a non-decreasing row (every cdf here), where the predicate a[k] > v is
+// monotone in k and any correct search agrees with ATen's: written with selects instead of
+// branches, which a CPU cannot predict in a binary search.
+template <typename T>
+TTS_HD int64_t upper_bound_sorted(const T* a, int64_t n, T v) {
+  int64_t lo = 0, len = n;
+  while (len > 0) {
+    const int64_t half = len >> 1;
+    const bool right = !(a[lo + half] > v);
+    lo = right ? lo + half + 1 : lo;
+    len = right ? len - half - 1 : half;
+  }
+  return lo;
+}
+
 // torch.minimum: NaN if either is NaN.
 TTS_HD double nan_minimum(double a, double b) {
   if (a != a || b != b) return a + b;

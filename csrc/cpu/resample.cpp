@@ -3,13 +3,13 @@
 // (at::parallel_for); each row is the reference algorithm in float64, sequential left to right.
 //
 // Bit-exactness with tts_fast._reference.resample: the weights are exp(lw - max) computed by
-// at::exp over the whole [B, N] exponent tensor, i.e. by the same vectorised ATen kernel that
-// torch.exp uses in the reference (libm's exp differs from it in the last bit for ~0.5% of inputs);
+// at::exp over chunks of rows, i.e. by the same vectorised ATen kernel that torch.exp uses in the
+// reference (libm's exp differs from it in the last bit for ~0.5% of inputs);
 // everything after that is scalar float64 arithmetic in the reference's order (resample_math.h).
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/exp.h>
+#include <ATen/ops/from_blob.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -21,22 +21,26 @@
 namespace tts_fast {
 namespace {
 
-// Row b's uniforms, converted to float64 (exactly, as uniforms.to(float64) does).
-struct RowUniforms {
-  const double* table = nullptr;  // [B, N] float64, when uniforms were given
-  HostRng rng{};                  // else Philox: element b * N + k
-  int64_t n = 0;
-  double at(int64_t b, int64_t k) const {
-    if (table != nullptr) return table[b * n + k];
-    return philox_uniform(rng.seed, rng.offset, static_cast<uint64_t>(b * n + k));
-  }
-};
-
 // Per-thread scratch for one row.
 struct RowScratch {
-  std::vector<double> cdf;
+  std::vector<double> cdf, u;
   std::vector<int64_t> counts, cum, det;
-  explicit RowScratch(int64_t n) : cdf(n), counts(n), cum(n), det(n) {}
+  explicit RowScratch(int64_t n) : cdf(n), u(n), counts(n), cum(n), det(n) {}
+};
+
+// Philox uniforms of row b in float64: element b * N + k, one generator call per block of four.
+struct PhiloxRows {
+  HostRng rng{};
+  int64_t n = 0;
+  const double* row(int64_t b, RowScratch& sc) const {
+    const uint64_t e0 = static_cast<uint64_t>(b * n);
+    for (int64_t k = 0; k < n;) {
+      const uint64_t e = e0 + static_cast<uint64_t>(k);
+      const Philox4 w = philox4x32_10(rng.seed, rng.offset + e / 4);
+      for (uint64_t lane = e % 4; lane < 4 && k < n; ++lane, ++k) sc.u[k] = static_cast<double>(w.w[lane]) * 0x1p-32;
+    }
+    return sc.u.data();
+  }
 };
 
 // Last k with w[k] > 0, else n - 1 (the reference's fallback for targets at or past the total).
@@ -46,30 +50,62 @@ int64_t last_positive(const double* w, int64_t n) {
   return n - 1;
 }
 
-// _counts_to_ancestors: slot s goes to the first k with cum[k] > s, clamped to n - 1.
+// _counts_to_ancestors: slot s goes to the first k with cum[k] > s, clamped to n - 1. With no
+// negative count (always, short of round-off pathologies in the SSP leftover) cum is sorted and
+// that is "k repeated counts[k] times, then n - 1": written out directly.
 void counts_to_ancestors(const int64_t* counts, int64_t n, int64_t* cum, int64_t* out) {
   int64_t acc = 0;
-  for (int64_t k = 0; k < n; ++k) cum[k] = acc += counts[k];
-  for (int64_t s = 0; s < n; ++s) out[s] = std::min(upper_bound<int64_t>(cum, n, s), n - 1);
+  bool sorted = true;
+  for (int64_t k = 0; k < n; ++k) {
+    sorted = sorted && counts[k] >= 0;
+    cum[k] = acc += counts[k];
+  }
+  if (!sorted) {
+    for (int64_t s = 0; s < n; ++s) out[s] = std::min(upper_bound<int64_t>(cum, n, s), n - 1);
+    return;
+  }
+  int64_t s = 0;
+  for (int64_t k = 0; k < n && s < n; ++k)
+    for (int64_t c = 0; c < counts[k] && s < n; ++c) out[s++] = k;
+  for (; s < n; ++s) out[s] = n - 1;
 }
 
-void resample_row(const double* w, int64_t n, int64_t b, const RowUniforms& u, Scheme scheme, RowScratch& sc,
-                  int64_t* out) {
+// First k with cdf[k] > t for a run of targets: a forward scan from the previous answer while the
+// targets do not decrease (stratified and systematic targets increase with the slot), else a
+// binary search; both equal torch.searchsorted(right=True) on the sorted cdf.
+struct CdfCursor {
+  const double* cdf;
+  int64_t n;
+  int64_t k = 0;
+  double t_prev = -inf64();
+  int64_t find(double t) {
+    if (t >= t_prev) {
+      while (k < n && !(cdf[k] > t)) ++k;
+    } else {
+      k = upper_bound_sorted<double>(cdf, n, t);
+    }
+    t_prev = t;
+    return k;
+  }
+};
+
+void resample_row(const double* w, int64_t n, const double* u, Scheme scheme, RowScratch& sc, int64_t* out) {
   double* cdf = sc.cdf.data();
   if (scheme == Scheme::kMultinomial || scheme == Scheme::kStratified || scheme == Scheme::kSystematic) {
     double acc = 0.0;
     for (int64_t k = 0; k < n; ++k) cdf[k] = acc += w[k];
     const double total = cdf[n - 1];
     const int64_t last = last_positive(w, n);
-    const double u0 = scheme == Scheme::kSystematic ? u.at(b, 0) : 0.0;
-    for (int64_t i = 0; i < n; ++i) {
-      double t;
-      if (scheme == Scheme::kMultinomial) {
-        t = multinomial_target(u.at(b, i), total);
-      } else {
-        t = stratified_target(i, n, scheme == Scheme::kSystematic ? u0 : u.at(b, i), total);
+    if (scheme == Scheme::kMultinomial) {
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t idx = upper_bound_sorted<double>(cdf, n, multinomial_target(u[i], total));
+        out[i] = idx >= n ? last : idx;
       }
-      const int64_t idx = upper_bound<double>(cdf, n, t);
+      return;
+    }
+    CdfCursor cursor{cdf, n};
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t idx = cursor.find(stratified_target(i, n, scheme == Scheme::kSystematic ? u[0] : u[i], total));
       out[i] = idx >= n ? last : idx;
     }
     return;
@@ -98,7 +134,7 @@ void resample_row(const double* w, int64_t n, int64_t b, const RowUniforms& u, S
         continue;
       }
       const int64_t j = std::clamp<int64_t>(s - n_det, 0, n - 1);
-      const int64_t idx = upper_bound<double>(fcdf, n, u.at(b, j) * ftotal);
+      const int64_t idx = upper_bound_sorted<double>(fcdf, n, u[j] * ftotal);
       out[s] = idx >= n ? last : idx;
     }
     return;
@@ -108,7 +144,7 @@ void resample_row(const double* w, int64_t n, int64_t b, const RowUniforms& u, S
   int64_t i = 0;
   double xi_open = frac[0];
   for (int64_t j = 1; j < n; ++j) {
-    const SspStep st = ssp_step(xi_open, frac[j], u.at(b, j - 1));
+    const SspStep st = ssp_step(xi_open, frac[j], u[j - 1]);
     counts[i] += st.i_child ? 1 : 0;
     counts[j] += st.j_child ? 1 : 0;
     xi_open = st.xi_open;
@@ -120,6 +156,17 @@ void resample_row(const double* w, int64_t n, int64_t b, const RowUniforms& u, S
   counts_to_ancestors(counts, n, sc.cum.data(), out);
 }
 
+// Rows [b0, b1) of a [B, N] table as float64 (exact conversion) into dst.
+void rows_to_double(const at::Tensor& t, int64_t b0, int64_t b1, double* dst) {
+  const int64_t n = t.size(1);
+  if (t.scalar_type() == c10::kDouble) {
+    std::copy(t.const_data_ptr<double>() + b0 * n, t.const_data_ptr<double>() + b1 * n, dst);
+  } else {
+    const float* src = t.const_data_ptr<float>();
+    for (int64_t i = b0 * n; i < b1 * n; ++i) dst[i - b0 * n] = static_cast<double>(src[i]);
+  }
+}
+
 at::Tensor resample_cpu(const at::Tensor& log_weights, const std::optional<at::Tensor>& uniforms,
                         const std::optional<at::Tensor>& rng, c10::string_view scheme_name) {
   const Scheme scheme = check_resample(log_weights, uniforms, rng, scheme_name);
@@ -127,35 +174,40 @@ at::Tensor resample_cpu(const at::Tensor& log_weights, const std::optional<at::T
   at::Tensor out = at::empty({B, N}, log_weights.options().dtype(c10::kLong));
   if (B == 0) return out;
 
-  // Exponents of the weights (float64, contiguous), then one at::exp over all of them.
-  const at::Tensor lw = log_weights.to(c10::kDouble).contiguous();
-  at::Tensor w = at::empty({B, N}, lw.options());
-  const double* lwp = lw.const_data_ptr<double>();
-  double* wp = w.data_ptr<double>();
-  const int64_t row_grain = std::max<int64_t>(1, 4096 / N);
-  at::parallel_for(0, B, row_grain, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      const double* row = lwp + b * N;
-      double m = -inf64();
-      for (int64_t k = 0; k < N; ++k) m = std::max(m, clean_log_weight(row[k]));
-      for (int64_t k = 0; k < N; ++k) wp[b * N + k] = weight_exponent(row[k], m);
-    }
-  });
-  w.exp_();
-
-  RowUniforms u;
-  u.n = N;
-  at::Tensor u64;
+  const at::Tensor lw = log_weights.contiguous();
+  at::Tensor u_table;  // given uniforms, or Philox ones made per row
+  PhiloxRows philox;
+  philox.n = N;
   if (uniforms.has_value()) {
-    u64 = uniforms->to(c10::kDouble).contiguous();
-    u.table = u64.const_data_ptr<double>();
+    u_table = uniforms->contiguous();
   } else {
-    u.rng = read_cpu_rng(*rng);
+    philox.rng = read_cpu_rng(*rng);
   }
   int64_t* op = out.data_ptr<int64_t>();
-  at::parallel_for(0, B, row_grain, [&](int64_t b0, int64_t b1) {
+  // Rows are processed in chunks of ~4096 weights per thread, in buffers that stay in cache: no
+  // [B, N] temporaries (whose fresh pages cost more than the arithmetic).
+  const int64_t chunk_rows = std::max<int64_t>(1, 4096 / N);
+  at::parallel_for(0, B, chunk_rows, [&](int64_t begin, int64_t end) {
     RowScratch sc(N);
-    for (int64_t b = b0; b < b1; ++b) resample_row(wp + b * N, N, b, u, scheme, sc, op + b * N);
+    std::vector<double> w(chunk_rows * N), u_rows(u_table.defined() ? chunk_rows * N : 0);
+    const auto opts = c10::TensorOptions().dtype(c10::kDouble);
+    for (int64_t b0 = begin; b0 < end; b0 += chunk_rows) {
+      const int64_t b1 = std::min(end, b0 + chunk_rows);
+      // Exponents of the weights, then one at::exp over the chunk: the kernel torch.exp uses.
+      rows_to_double(lw, b0, b1, w.data());
+      for (int64_t r = 0; r < b1 - b0; ++r) {
+        double* row = w.data() + r * N;
+        double m = -inf64();
+        for (int64_t k = 0; k < N; ++k) m = std::max(m, clean_log_weight(row[k]));
+        for (int64_t k = 0; k < N; ++k) row[k] = weight_exponent(row[k], m);
+      }
+      at::from_blob(w.data(), {(b1 - b0) * N}, opts).exp_();
+      if (u_table.defined()) rows_to_double(u_table, b0, b1, u_rows.data());
+      for (int64_t b = b0; b < b1; ++b) {
+        const double* u_row = u_table.defined() ? u_rows.data() + (b - b0) * N : philox.row(b, sc);
+        resample_row(w.data() + (b - b0) * N, N, u_row, scheme, sc, op + b * N);
+      }
+    }
   });
   return out;
 }

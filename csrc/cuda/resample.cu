@@ -82,7 +82,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
       } else {
         t = stratified_target(i, N, scheme == Scheme::kSystematic ? u0 : u_at(i), total);
       }
-      const int64_t idx = upper_bound<double>(w, N, t);
+      const int64_t idx = upper_bound_sorted<double>(w, N, t);
       out[i] = idx >= N ? last : idx;
     }
     return;
@@ -128,7 +128,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
       } else {
         int64_t j = s - n_det;
         j = j < 0 ? 0 : (j > N - 1 ? N - 1 : j);
-        const int64_t idx = upper_bound<double>(w, N, u_at(j) * ftotal);
+        const int64_t idx = upper_bound_sorted<double>(w, N, u_at(j) * ftotal);
         out[s] = idx >= N ? last : idx;
       }
     }
