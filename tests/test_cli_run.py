@@ -1,0 +1,117 @@
+"""``tts-fast run`` on a tiny SD pipeline and a tiny CLIP verifier saved to disk (offline).
+
+Images and JSON records per prompt, atomic writes, resuming an interrupted run (with the same
+images as an uninterrupted one), refusing a folder of a different run, and clear errors.
+"""
+
+import json
+import os
+import sys
+
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+pytest.importorskip("transformers")
+
+from tts_fast import cli_run  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _tiny_diffusers import tiny_clip, tiny_sd  # noqa: E402
+
+PROMPTS = ["a red cube", "a blue dog", "a cat"]
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    root = tmp_path_factory.mktemp("weights")
+    tiny_sd(str(root)).save_pretrained(str(root / "sd"))
+    tiny_clip(str(root / "clip"))
+    return str(root / "sd"), str(root / "clip")
+
+
+def _args(weights, out, *extra, prompts=PROMPTS):
+    sd, clip = weights
+    argv = ["run", "--model", "sd15", "--weights", sd, "--verifier", "clip", "--verifier-weights", clip, "--method", "bfs_best",
+            "--particles", "2", "--steps", "2", "--out", str(out), "--device", "cpu", "--no-progress"]
+    for p in prompts:
+        argv += ["--prompt", p]
+    return cli_run.build_parser().parse_args(argv + list(extra))
+
+
+def _records(out):
+    return {f: json.load(open(os.path.join(out, f))) for f in sorted(os.listdir(out)) if f.endswith(".json")}
+
+
+def test_run_writes_images_and_records(weights, tmp_path):
+    out = tmp_path / "out"
+    assert cli_run.main(_args(weights, out, "--prompt-batch", "2")) == 0
+    recs = _records(out)
+    assert sorted(recs) == ["00000.json", "00001.json", "00002.json"]
+    for i, (name, rec) in enumerate(recs.items()):
+        assert rec["prompt"] == PROMPTS[i] and rec["index"] == i
+        assert os.path.isfile(out / rec["image"])
+        assert rec["settings"]["method"] == "bfs_best" and rec["settings"]["particles"] == 2
+        assert rec["nfe_model"] == 2 * 2  # particles x steps for this prompt
+        assert rec["group"]["nfe"]["cfg"] is True
+        assert rec["group"]["nfe"]["model_evaluations"] == 2 * rec["group"]["nfe"]["model"]
+        assert len(rec["particle_rewards"]) == 2 and rec["reward"] == max(rec["particle_rewards"])
+        assert rec["group"]["seconds"] > 0 and "model" in rec["group"]["timings"]
+    assert recs["00000.json"]["group"]["prompts"] == [0, 1] and recs["00002.json"]["group"]["seed"] == 1
+    assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
+    from PIL import Image
+
+    assert Image.open(out / "00000.png").size == (32, 32)
+
+
+def test_resume_skips_done_prompts_and_reproduces_the_rest(weights, tmp_path, capsys):
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert cli_run.main(_args(weights, full)) == 0
+    assert cli_run.main(_args(weights, part)) == 0
+    # an interrupted run: the last prompt's record (written last) is missing, its PNG half-done
+    os.remove(part / "00002.json")
+    (part / "00002.png").write_bytes(b"partial")
+    mtime = os.path.getmtime(part / "00000.json")
+    capsys.readouterr()
+    assert cli_run.main(_args(weights, part)) == 0
+    assert "2 prompt(s) already done" in capsys.readouterr().out
+    assert os.path.getmtime(part / "00000.json") == mtime  # not redone
+    a, b = _records(full), _records(part)
+    assert a["00002.json"]["reward"] == b["00002.json"]["reward"]
+    assert (full / "00002.png").read_bytes() == (part / "00002.png").read_bytes()
+    assert cli_run.main(_args(weights, part)) == 0
+    assert "all 3 prompt(s) already done" in capsys.readouterr().out
+
+
+def test_a_folder_of_a_different_run_is_refused(weights, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli_run.main(_args(weights, out, prompts=PROMPTS[:1])) == 0
+    capsys.readouterr()
+    assert cli_run.main(_args(weights, out, "--particles", "3", prompts=PROMPTS[:1])) == 2
+    assert "different run" in capsys.readouterr().err
+    assert cli_run.main(_args(weights, out, "--particles", "3", "--overwrite", prompts=PROMPTS[:1])) == 0
+    assert _records(out)["00000.json"]["settings"]["particles"] == 3
+
+
+def test_method_options_and_decode_scale(weights, tmp_path):
+    out = tmp_path / "out"
+    args = _args(weights, out, "--method", "fk", "--option", "lam=2.0", "--decode-scale", "0.5", prompts=PROMPTS[:1])
+    assert cli_run.main(args) == 0
+    rec = _records(out)["00000.json"]
+    assert rec["settings"]["options"] == {"lam": 2.0}
+    from PIL import Image
+
+    assert Image.open(out / "00000.png").size == (32, 32)  # saved images are full decodes
+
+
+def test_errors(weights, tmp_path, capsys):
+    assert cli_run.main(_args(weights, tmp_path / "o", prompts=[])) == 2
+    assert "no prompts" in capsys.readouterr().err
+    args = _args(weights, tmp_path / "o")
+    args.weights = str(tmp_path / "missing")
+    assert cli_run.main(args) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert cli_run.main(_args(weights, tmp_path / "o", "--option", "nonsense=1")) == 2
+    assert "unknown option" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_run.build_parser().parse_args(["run", "--model", "sd3", "--weights", "x", "--verifier", "clip", "--out", "o"])
