@@ -51,18 +51,18 @@ TTS_HD int64_t upper_bound(const T* a, int64_t n, T v) {
 }
 
 // The same answer for a non-decreasing row (every cdf here), where the predicate a[k] > v is
-// monotone in k and any correct search agrees with ATen's: written with selects instead of
-// branches, which a CPU cannot predict in a binary search.
+// monotone in k and any correct search agrees with ATen's. The trip count depends on n only (no
+// unpredictable loop exit on a CPU, no divergence in a warp) and the step is a select.
+// Invariant: the answer lies in [lo, lo + len].
 template <typename T>
 TTS_HD int64_t upper_bound_sorted(const T* a, int64_t n, T v) {
   int64_t lo = 0, len = n;
-  while (len > 0) {
+  while (len > 1) {
     const int64_t half = len >> 1;
-    const bool right = !(a[lo + half] > v);
-    lo = right ? lo + half + 1 : lo;
-    len = right ? len - half - 1 : half;
+    lo = !(a[lo + half - 1] > v) ? lo + half : lo;
+    len -= half;
   }
-  return lo;
+  return n == 0 ? 0 : lo + (!(a[lo] > v) ? 1 : 0);
 }
 
 // torch.minimum: NaN if either is NaN.

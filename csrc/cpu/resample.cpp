@@ -23,9 +23,9 @@ namespace {
 
 // Per-thread scratch for one row.
 struct RowScratch {
-  std::vector<double> cdf, u;
+  std::vector<double> cdf, u, t;
   std::vector<int64_t> counts, cum, det;
-  explicit RowScratch(int64_t n) : cdf(n), u(n), counts(n), cum(n), det(n) {}
+  explicit RowScratch(int64_t n) : cdf(n), u(n), t(n), counts(n), cum(n), det(n) {}
 };
 
 // Philox uniforms of row b in float64: element b * N + k, one generator call per block of four.
@@ -70,24 +70,26 @@ void counts_to_ancestors(const int64_t* counts, int64_t n, int64_t* cum, int64_t
   for (; s < n; ++s) out[s] = n - 1;
 }
 
-// First k with cdf[k] > t for a run of targets: a forward scan from the previous answer while the
-// targets do not decrease (stratified and systematic targets increase with the slot), else a
-// binary search; both equal torch.searchsorted(right=True) on the sorted cdf.
-struct CdfCursor {
-  const double* cdf;
-  int64_t n;
-  int64_t k = 0;
-  double t_prev = -inf64();
-  int64_t find(double t) {
-    if (t >= t_prev) {
-      while (k < n && !(cdf[k] > t)) ++k;
-    } else {
-      k = upper_bound_sorted<double>(cdf, n, t);
-    }
-    t_prev = t;
-    return k;
+// idx[i] = first k with cdf[k] > t[i] (else n) for all slots, as torch.searchsorted(right=True).
+// Non-decreasing targets (stratified and systematic ones increase with the slot) are merged with
+// the sorted cdf in one branch-free pass; anything else (decreasing or NaN targets, possible only
+// with out-of-range uniforms) falls back to a search per slot.
+void search_targets(const double* cdf, const double* t, int64_t n, int64_t* idx) {
+  bool sorted = !(t[0] != t[0]);
+  for (int64_t i = 1; i < n; ++i) sorted = sorted && t[i] >= t[i - 1];
+  if (!sorted) {
+    for (int64_t i = 0; i < n; ++i) idx[i] = upper_bound_sorted<double>(cdf, n, t[i]);
+    return;
   }
-};
+  int64_t i = 0, k = 0;
+  while (i < n && k < n) {
+    const bool take = cdf[k] > t[i];  // t[i]'s answer is k
+    idx[i] = k;                        // kept once i moves on
+    i += take;
+    k += !take;
+  }
+  for (; i < n; ++i) idx[i] = n;
+}
 
 void resample_row(const double* w, int64_t n, const double* u, Scheme scheme, RowScratch& sc, int64_t* out) {
   double* cdf = sc.cdf.data();
@@ -96,18 +98,19 @@ void resample_row(const double* w, int64_t n, const double* u, Scheme scheme, Ro
     for (int64_t k = 0; k < n; ++k) cdf[k] = acc += w[k];
     const double total = cdf[n - 1];
     const int64_t last = last_positive(w, n);
-    if (scheme == Scheme::kMultinomial) {
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t idx = upper_bound_sorted<double>(cdf, n, multinomial_target(u[i], total));
-        out[i] = idx >= n ? last : idx;
-      }
-      return;
-    }
-    CdfCursor cursor{cdf, n};
+    double* t = sc.t.data();
+    int64_t* idx = sc.det.data();
     for (int64_t i = 0; i < n; ++i) {
-      const int64_t idx = cursor.find(stratified_target(i, n, scheme == Scheme::kSystematic ? u[0] : u[i], total));
-      out[i] = idx >= n ? last : idx;
+      t[i] = scheme == Scheme::kMultinomial
+                 ? multinomial_target(u[i], total)
+                 : stratified_target(i, n, scheme == Scheme::kSystematic ? u[0] : u[i], total);
     }
+    if (scheme == Scheme::kMultinomial) {
+      for (int64_t i = 0; i < n; ++i) idx[i] = upper_bound_sorted<double>(cdf, n, t[i]);
+    } else {
+      search_targets(cdf, t, n, idx);
+    }
+    for (int64_t i = 0; i < n; ++i) out[i] = idx[i] >= n ? last : idx[i];
     return;
   }
 
