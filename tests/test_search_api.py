@@ -112,3 +112,9 @@ def test_model_returning_the_wrong_shape(rare_mode):
 
     with pytest.raises(ValueError, match="must return x0 like x_t"):
         tts.search(Broken(model.means, model.stds, model.weights), verifier, "bon", n_particles=2, num_steps=4, progress=False)
+
+
+def test_dfs_quantile_needs_several_walkers(rare_mode):
+    with pytest.raises(ValueError, match="n_particles >= 2"):
+        search(rare_mode, "dfs", quantile=0.5, n_particles=1)
+    assert search(rare_mode, "dfs", quantile=0.5, threshold=-1.0, n_particles=1).samples.shape == (2, 2)

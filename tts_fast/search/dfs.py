@@ -116,6 +116,10 @@ class DFS:
         b, n, s = ctx.batch_size, ctx.n_particles, ctx.num_steps
         r_steps = ctx.steps_cost()
         back, checks, tau = self.plan(ctx.grid)
+        if self.threshold is None and n < 2:
+            # The quantile includes the walker's own reward, so a lone walker never falls below it.
+            raise ValueError("DFS with only a quantile threshold compares the walkers of a prompt: use n_particles >= 2 "
+                             "or give an absolute threshold")
         if self.max_backtracks is None and ctx.row_budget is None:
             raise ValueError("DFS with max_backtracks=None needs a budget, or it may never stop")
         ctx.check_cost(n * s * r_steps, f"{n} DFS walkers of {s} steps")

@@ -80,7 +80,8 @@ SPECS = {
     "svdd": Spec("SVDD", "svdd"),
     "sop": Spec("SoP", _sop, particles=_half, min_n=2),
     "zero_order": Spec("zero-order", lambda n, s: ZeroOrder(), particles=_zero_order_particles, min_n=2),
-    "dfs": Spec("DFS", lambda n, s: DFS(quantile=0.5), particles=_half, min_n=2),
+    # Quantile thresholds compare the walkers of a prompt, so DFS gets at least two.
+    "dfs": Spec("DFS", lambda n, s: DFS(quantile=0.5), particles=lambda n: max(2, n // 2), min_n=2),
     "local": Spec("local search", "local", particles=_half, options=dict(PAPER_LOCAL, local_steps=2), min_n=2),
     "bfs_local": Spec("BFS-best + local", "bfs_best", particles=_half, options=dict(PAPER_LOCAL, local_steps=2), min_n=2),
     "local_dual": Spec("local search (dual)", "local", particles=_half, options=dict(PAPER_LOCAL, local_steps=2), dual=True, min_n=2),
