@@ -19,12 +19,25 @@ warnings.filterwarnings("ignore", message=".*deprecated.*")
 TEXT_LEN = 16  # tokenizer model_max_length (CLIP's is 77)
 
 
+def _byte_chars() -> list:
+    """The 256 printable stand-ins of byte-level BPE (GPT-2/CLIP): printable bytes map to
+    themselves, the others to code points from 256 upward."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\xa1"), ord("\xac") + 1)) + list(range(ord("\xae"), ord("\xff") + 1))
+    out, extra = [], 0
+    for b in range(256):
+        if b in keep:
+            out.append(chr(b))
+        else:
+            out.append(chr(256 + extra))
+            extra += 1
+    return out
+
+
 def clip_tokenizer(folder: str):
     from transformers import CLIPTokenizer
-    from transformers.models.clip.tokenization_clip import bytes_to_unicode
 
     os.makedirs(folder, exist_ok=True)
-    chars = list(bytes_to_unicode().values())
+    chars = _byte_chars()
     vocab = {c: i for i, c in enumerate(chars)}
     for c in chars:
         vocab[c + "</w>"] = len(vocab)

@@ -493,3 +493,26 @@ def test_missing_extra_names_what_to_install():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "pip install 'tts_fast[diffusers]'" in out.stdout, out.stdout + out.stderr
+
+
+def test_low_precision_network_keeps_float32_search_state(tmp_module):
+    """A bf16 pipeline: inputs cast to the network dtype, x0 and images in float32; an fp16 VAE with
+    force_upcast is run in float32 (as SDXL's pipeline does)."""
+    pipe = tiny_sd(tmp_module)
+    ref = DiffusersModel(pipe, PROMPTS)
+    x = torch.randn(2, *ref.sample_shape, generator=torch.Generator().manual_seed(9))
+    t, c = torch.tensor([501.0, 21.0]), torch.tensor([0, 1])
+    with torch.no_grad():
+        expect = ref(x, t, c)
+    pipe.to(torch.bfloat16)
+    low = DiffusersModel(pipe, PROMPTS)
+    with torch.no_grad():
+        out = low(x, t, c)
+    assert low.net_dtype == torch.bfloat16 and out.dtype == torch.float32
+    assert float((out - expect).abs().max()) < 0.1 * float(expect.abs().max())
+    pipe.vae.register_to_config(force_upcast=True)
+    pipe.vae.to(torch.float16)
+    DiffusersModel(pipe, PROMPTS)
+    assert pipe.vae.dtype == torch.float32
+    r = tts.search(low, _mean_reward(), "fk", n_particles=2, num_steps=2, progress=False)
+    assert r.samples.dtype == r.latents.dtype == torch.float32

@@ -132,10 +132,10 @@ def test_aesthetic_head_on_normalised_clip_embeddings(clip_dir, tmp_path):
     v = tts.verifiers.Aesthetic(str(path), clip_dir, local_files_only=True, batch_size=2)
     x = _images(3)
     model = transformers.CLIPModel.from_pretrained(clip_dir).eval()
-    from tts_fast.verifiers.clip import clip_preprocess
+    from tts_fast.verifiers.clip import _features, clip_preprocess
 
-    with torch.no_grad():
-        emb = model.get_image_features(pixel_values=clip_preprocess(x, 32, 32, v.clip.mean, v.clip.std))
+    with torch.no_grad():  # (transformers 5 returns an output object, 4 a tensor)
+        emb = _features(model.get_image_features(pixel_values=clip_preprocess(x, 32, 32, v.clip.mean, v.clip.std)))
     head = _AestheticHead(16)
     head.load_state_dict(state)
     head.eval()
@@ -157,8 +157,20 @@ def test_aesthetic_errors(clip_dir, tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------------------------
 # ImageReward
 
-pytest.importorskip("timm")
-pytest.importorskip("fairscale")
+def _image_reward_usable() -> str:
+    """Why ImageReward cannot run here ('' when it can). The package is looked up, not imported:
+    its __init__ imports its trainer and the clip package, which tts_fast does not need."""
+    import importlib.util
+
+    for mod in ("ImageReward", "timm", "fairscale"):
+        if importlib.util.find_spec(mod) is None:
+            return f"{mod} is not installed (pip install 'tts_fast[imagereward]')"
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        return "the image-reward package's BLIP BERT needs transformers<5"
+    return ""
+
+
+needs_ir = pytest.mark.skipif(bool(_image_reward_usable()), reason=_image_reward_usable() or "ok")
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +195,7 @@ def _perturb(v, seed=0):
                 m.weight.copy_(torch.randn(m.weight.shape, generator=g) / m.weight.shape[1] ** 0.5)
 
 
+@needs_ir
 def test_image_reward_equals_the_package_scoring_function(ir_files):
     """Same numbers as ImageReward.score_gard of the image-reward package on the same modules."""
     from types import SimpleNamespace
@@ -205,6 +218,7 @@ def test_image_reward_equals_the_package_scoring_function(ir_files):
     assert r.std() > 1e-4  # the rewards do depend on image and prompt
 
 
+@needs_ir
 def test_image_reward_preprocessing_close_to_the_package(ir_files):
     from PIL import Image
 
@@ -220,6 +234,7 @@ def test_image_reward_preprocessing_close_to_the_package(ir_files):
     assert ours.shape == ref.shape and (ours - ref).abs().mean() < 0.02 and (ours - ref).abs().max() < 0.15
 
 
+@needs_ir
 def test_image_reward_tokens_cached_differentiable_and_chunked(ir_files):
     v = _image_reward(ir_files)
     chunked = _image_reward(ir_files, batch_size=3)
@@ -234,6 +249,7 @@ def test_image_reward_tokens_cached_differentiable_and_chunked(ir_files):
     assert v.differentiable and torch.isfinite(g).all() and g.abs().sum() > 0
 
 
+@needs_ir
 def test_image_reward_missing_weights_say_where_to_put_them(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(FileNotFoundError, match=r"ImageReward\.pt.*checkpoint=PATH"):
@@ -242,6 +258,7 @@ def test_image_reward_missing_weights_say_where_to_put_them(tmp_path, monkeypatc
         tts.verifiers.ImageReward(PROMPTS, str(tmp_path / "nope.pt"))
 
 
+@needs_ir
 def test_image_reward_checkpoint_must_cover_the_network(ir_files, tmp_path):
     ckpt, vocab = ir_files
     state = torch.load(ckpt, weights_only=True)
@@ -250,6 +267,7 @@ def test_image_reward_checkpoint_must_cover_the_network(ir_files, tmp_path):
         tts.verifiers.ImageReward(PROMPTS, state_dict=state, tokenizer=vocab, vision=TINY_VIT, med_config=os.path.join(os.path.dirname(ckpt), "med_config.json"))
 
 
+@needs_ir
 def test_image_verifiers_in_a_search(ir_files, clip_dir, tmp_path):
     """An image verifier scores DiffusersModel decodes inside a search (gradients included)."""
     pytest.importorskip("diffusers")

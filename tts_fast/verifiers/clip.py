@@ -61,6 +61,15 @@ def _features(out) -> torch.Tensor:
     return out[0]
 
 
+def _field(v, key):
+    """A size entry of an image processor: an int, a dict (transformers 4) or a SizeDict (5)."""
+    if v is None or isinstance(v, (int, float)):
+        return v
+    if isinstance(v, dict):
+        return v.get(key)
+    return getattr(v, key, None)
+
+
 def _prompts(prompts) -> list[str]:
     if isinstance(prompts, str):
         prompts = [prompts]
@@ -110,9 +119,8 @@ class _CLIPBackbone:
         if isinstance(src, (str, os.PathLike)):
             try:
                 proc = transformers.CLIPImageProcessor.from_pretrained(str(src), local_files_only=local_files_only)
-                size = proc.size.get("shortest_edge", self.size) if isinstance(proc.size, dict) else int(proc.size)
-                crop = proc.crop_size.get("height", self.crop) if isinstance(proc.crop_size, dict) else int(proc.crop_size)
-                self.size, self.crop = int(size), int(crop)
+                self.size = int(_field(proc.size, "shortest_edge") or self.size)
+                self.crop = int(_field(proc.crop_size, "height") or self.crop)
                 self.mean, self.std = tuple(proc.image_mean), tuple(proc.image_std)
             except (OSError, ValueError):
                 pass  # no preprocessor config: CLIP's defaults
