@@ -69,6 +69,7 @@ class RowCounter:
 def _close(a, b, rel=1e-5):
     """Equal up to float rounding relative to the largest magnitude (x0 = (x - sigma eps) / alpha
     amplifies rounding by 1/alpha at the noisiest levels)."""
+    a, b = a.detach(), b.detach()
     return a.shape == b.shape and float((a - b).abs().max()) <= rel * float(b.abs().max()) + 1e-6
 
 
