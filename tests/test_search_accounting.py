@@ -200,3 +200,21 @@ def test_cfg_models_are_flagged(rare_mode):
     m = Guided(model.means, model.stds, model.weights)
     r = tts.search(m, verifier, "bon", n_particles=2, num_steps=5, progress=False)
     assert r.nfe.cfg and r.nfe.model == 10 and r.nfe.model_evaluations == 20
+
+
+@pytest.mark.parametrize("method,opts", [("bon", {}), ("bfs", {}), ("dfs", {"threshold": -1.0}), ("zero_order", {"iterations": 1}), ("search_over_paths", {}), ("bfs", {"select": "weighted", "scoring": "difference"})])
+def test_final_samples_and_rewards_use_the_full_decode(rare_mode, method, opts):
+    """A cheap decoder may serve intermediate scores; returned samples and rewards use decode_full."""
+    model, verifier = rare_mode
+
+    class CheapDecode(tts.models.GaussianMixture):
+        def decode(self, x0):
+            return x0 + 100.0  # a deliberately bad preview
+
+        def decode_full(self, x0):
+            return x0
+
+    m = CheapDecode(model.means, model.stds, model.weights)
+    r = tts.search(m, verifier, method, n_particles=4, num_steps=10, batch_size=2, progress=False, **opts)
+    assert torch.equal(r.samples, r.latents)
+    assert torch.allclose(r.rewards, verifier(r.samples))

@@ -3,9 +3,9 @@
     tts-fast demo                      # every method on the built-in digits model, table + PNGs
     tts-fast demo --quick              # a reduced run (seconds)
     tts-fast demo --digits 3 8 --n-particles 16 --out my_demo
+    tts-fast run --model sd15 --weights PATH --prompt "a red bicycle" --method bfs_best ...
 
-Subcommands are registered in ``_COMMANDS`` (a parser builder and a handler each), so that
-``run`` and ``profile`` can be added beside ``demo``.
+Subcommands are registered in ``_COMMANDS`` (a parser builder and a handler each).
 """
 
 from __future__ import annotations
@@ -310,7 +310,13 @@ def _plot_curves(plt, rows, path, save_figure, steps):
 # ----------------------------------------------------------------------------------------------
 # entry point
 
-_COMMANDS = {"demo": _build_demo}
+def _build_run(sub):
+    from . import cli_run
+
+    return cli_run.add_parser(sub)
+
+
+_COMMANDS = {"demo": _build_demo, "run": _build_run}
 
 
 def build_parser() -> argparse.ArgumentParser:

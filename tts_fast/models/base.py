@@ -42,5 +42,13 @@ class Denoiser:
         return self.forward(x_t, t, cond)
 
     def decode(self, x0: torch.Tensor) -> torch.Tensor:
-        """Map model-space samples to what verifiers score (identity here; a VAE for latents)."""
+        """Map model-space samples to what verifiers score (identity here; a VAE for latents).
+
+        May be a cheap approximation (a tiny decoder, downscaled latents) for the scores taken
+        during search; :meth:`decode_full` is used for final samples and their rewards.
+        """
         return x0
+
+    def decode_full(self, x0: torch.Tensor) -> torch.Tensor:
+        """Full-quality decode of final samples (the same as :meth:`decode` unless overridden)."""
+        return self.decode(x0)

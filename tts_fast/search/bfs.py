@@ -182,7 +182,7 @@ class BFS:
             x_next = ctx.advance(xi, x0_hat, aux, i, live_rows, self.eta)
             x = x_next if live is None else x.index_copy(0, live, x_next)
 
-        r_final = _scatter(ctx.score(x if live is None else x[live], rows if live is None else rows[live]).to(torch.float64), live, b, n)
+        r_final = _scatter(ctx.score(x if live is None else x[live], rows if live is None else rows[live], final=True).to(torch.float64), live, b, n)
         if lam is not None:
             # Final potential: the lineage's intermediate potentials are divided out, so the weighted
             # population targets p0 * exp(lam * r) whatever the intermediate scoring was.
@@ -193,7 +193,7 @@ class BFS:
             flat = pick + torch.arange(b, device=dev) * n
             result.latents = x[flat]
             result.rewards = r_final.reshape(-1)[flat]
-            result.samples = ctx.model.decode(result.latents)
+            result.samples = ctx.decode_full(result.latents)
         return result
 
     def _potential(self, r, best_r, log_psi, lam_i, alive):

@@ -185,7 +185,7 @@ class DFS:
                 n_back[r_idx] += 1
             it += 1
         ctx.trace.add(step="final", backtracks=n_back.view(b, n))
-        return ctx.finish(final, ctx.score(final, rows), n)
+        return ctx.finish(final, ctx.score(final, rows, final=True), n)
 
     def _may_backtrack(self, ctx, idx, c, lv, n_back, back, done, level):
         """Which failing walkers may backtrack: under max_backtracks, and within the row's budget.

@@ -29,7 +29,7 @@ class SearchResult:
     """What a search returns.
 
     Attributes:
-        samples: [B, ...] the best sample per prompt, decoded (``model.decode``).
+        samples: [B, ...] the best sample per prompt, decoded (``model.decode_full``).
         rewards: [B] verifier reward of each returned sample.
         latents: [B, *sample_shape] the same samples in model space.
         particles: [B, N, *sample_shape] final population in model space (None when the method has
@@ -155,12 +155,16 @@ class Context:
         self._advance(x.shape[0])
         return x0_hat.detach(), g
 
-    def score(self, x0: torch.Tensor, cond: torch.Tensor, verifier=None, grad: bool = False) -> torch.Tensor:
-        """Verifier rewards [n] of (decoded) x0; ``grad`` keeps the graph for autograd callers."""
+    def score(self, x0: torch.Tensor, cond: torch.Tensor, verifier=None, grad: bool = False, final: bool = False) -> torch.Tensor:
+        """Verifier rewards [n] of (decoded) x0; ``grad`` keeps the graph for autograd callers.
+
+        ``final``: x0 are finished samples, decoded at full quality (``decode_full``), so that the
+        returned rewards belong to the returned samples; intermediate scores use ``decode``.
+        """
         verifier = verifier or self.verifier
         with torch.set_grad_enabled(grad):
             with self.timers("decode", self.device):
-                img = self.model.decode(x0)
+                img = self.decode_full(x0) if final else self.model.decode(x0)
             with self.timers("verifier", self.device):
                 r = verifier(img, cond)
         self.counter.add_verifier(x0.shape[0], grad=grad)
@@ -174,6 +178,9 @@ class Context:
         if self.validate and not bool(self._rewards_finite):
             names = ", ".join(sorted(self._verifiers_used))
             raise ValueError(f"the verifier returned NaN or inf rewards (verifiers used: {names}); rewards must be finite")
+
+    def decode_full(self, x0: torch.Tensor) -> torch.Tensor:
+        return getattr(self.model, "decode_full", self.model.decode)(x0)
 
     def step(self, x, x0_hat, level, eta: float) -> torch.Tensor:
         """DDIM(eta) step of each particle from its level to the next."""
@@ -253,7 +260,7 @@ class Context:
         flat = best + torch.arange(b, device=best.device) * n_per_row
         latents = x0[flat]
         with self.timers("decode", self.device), torch.no_grad():
-            samples = self.model.decode(latents)
+            samples = self.decode_full(latents)
         lw = None
         if log_weights is not None:
             lw = log_weights if alive is None else torch.where(alive, log_weights, torch.full_like(log_weights, -torch.inf))

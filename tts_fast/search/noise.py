@@ -48,7 +48,7 @@ class BestOfN:
         n = ctx.n_particles
         cond = ctx.rows(n)
         x, _ = denoise_all(ctx, ctx.init_noise(cond.numel()), cond, self.eta)
-        return ctx.finish(x, ctx.score(x, cond), n)
+        return ctx.finish(x, ctx.score(x, cond, final=True), n)
 
 
 @dataclass
@@ -101,13 +101,13 @@ class ZeroOrder:
         rows1, rows = ctx.rows(1), ctx.rows(n)
         pivot = ctx.init_noise(b)
         best_x, _ = denoise_all(ctx, pivot, rows1, self.eta)
-        best_r = ctx.score(best_x, rows1)
+        best_r = ctx.score(best_x, rows1, final=True)
         pivot_r = best_r.clone()
         c = math.sqrt(1.0 - self.lam**2)
         for it in range(self._iterations(ctx)):
             y = c * pivot.repeat_interleave(n, dim=0) + self.lam * ctx.randn(b * n)
             x, _ = denoise_all(ctx, y, rows, self.eta)
-            r = ctx.score(x, rows).reshape(b, n)
+            r = ctx.score(x, rows, final=True).reshape(b, n)
             top = r.argmax(dim=1)
             flat = top + torch.arange(b, device=top.device) * n
             top_r = r.gather(1, top[:, None]).squeeze(1)
@@ -192,13 +192,13 @@ class SearchOverPaths:
             cand = ctx.renoise(x.repeat_interleave(m, dim=0), _level_of(rounds, k, start), lf)
             cand, x0_hat = denoise_all(ctx, cand, wide, self.eta, lf, lt)
             score_on = cand if lt == ctx.num_steps else x0_hat
-            rc = ctx.score(score_on, wide).reshape(b, n * m)
+            rc = ctx.score(score_on, wide, final=lt == ctx.num_steps).reshape(b, n * m)
             keep = rc.topk(n, dim=1).indices
             flat = (keep + torch.arange(b, device=keep.device)[:, None] * (n * m)).reshape(-1)
             x, r = cand[flat], rc.gather(1, keep).reshape(-1)
             ctx.trace.add(step=k, level=lt, best_reward=rc.max(dim=1).values)
         if r is None:
-            r = ctx.score(x, rows)
+            r = ctx.score(x, rows, final=True)
         return ctx.finish(x, r, n)
 
 
