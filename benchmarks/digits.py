@@ -44,7 +44,7 @@ import tts_fast  # noqa: E402
 from tts_fast.search import BFS, LocalSearch  # noqa: E402
 from tts_fast.zoo import experiment as ex  # noqa: E402
 from tts_fast.zoo.data import load_split  # noqa: E402
-from tts_fast.zoo.io import write_json  # noqa: E402
+from tts_fast._io import atomic_write_json as write_json  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUT = os.path.join(HERE, "results", "digits.json")

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tts_fast import cli
-from tts_fast.zoo import io as zio
+from tts_fast import _io
 
 ALL_DEMO = ["baseline", "bon", "bfs_best", "fk", "das", "svdd", "dfs", "local", "bfs_local", "bfs_local_dual"]
 
@@ -118,9 +118,9 @@ def test_python_dash_m_entry_point():
 
 def test_atomic_writes_leave_old_file_on_failure(tmp_path):
     path = tmp_path / "r.json"
-    zio.write_json(str(path), {"a": 1})
+    _io.atomic_write_json(str(path), {"a": 1})
     with pytest.raises(TypeError):
-        zio.write_json(str(path), {"a": object()})  # fails half way through serialising
+        _io.atomic_write_json(str(path), {"a": object()})  # fails half way through serialising
     assert json.loads(path.read_text()) == {"a": 1}
     assert os.listdir(tmp_path) == ["r.json"]  # no temporary file left behind
 
@@ -133,6 +133,6 @@ def test_atomic_writes_leave_old_file_on_failure(tmp_path):
     png = tmp_path / "p.png"
     png.write_bytes(b"old")
     with pytest.raises(KeyboardInterrupt):
-        zio.save_figure(Interrupting(), str(png))
+        _io.save_figure(Interrupting(), str(png))
     assert png.read_bytes() == b"old"
     assert sorted(os.listdir(tmp_path)) == ["p.png", "r.json"]

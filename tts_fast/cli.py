@@ -112,7 +112,7 @@ def _budgets(n_max: int) -> list[int]:
 
 def _demo(args) -> int:
     from .zoo import experiment as ex
-    from .zoo.io import check_writable_dir, save_figure, write_json, write_text
+    from ._io import atomic_write_json as write_json, atomic_write_text as write_text, check_writable_dir, save_figure
 
     quick = args.quick
     digits = list(dict.fromkeys(args.digits if args.digits is not None else ([0, 1] if quick else list(range(10)))))

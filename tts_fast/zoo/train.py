@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from . import CLASSIFIERS, DIFFUSION_FILE, digits_schedule
 from .data import load_split
-from .io import atomic_path
+from .._io import atomic_path
 from .nets import CLASSIFIER_ARCHS, DigitsUNet, num_params
 
 DEFAULTS = dict(seed=0, unet_steps=10000, clf_steps=3000, batch=128)
