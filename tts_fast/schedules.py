@@ -19,6 +19,7 @@ q(x_to | x_from, x0_hat)), which deterministic ODE solvers cannot provide.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -103,18 +104,18 @@ class Grid:
         return s / s.mean()
 
 
-class Schedule:
+class Schedule(ABC):
     """Base class of noise schedules. Subclasses give alpha/sigma of model timesteps and grids."""
 
     kind: str = ""
 
+    @abstractmethod
     def alpha_sigma(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Signal and noise scales at model timesteps ``t`` [B] (float64 results, t's device)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def grid(self, num_steps: int, device=None) -> Grid:
         """The sampling grid of ``num_steps`` model calls."""
-        raise NotImplementedError
 
 
 class VPSchedule(Schedule):

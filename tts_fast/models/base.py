@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Optional
 
 import torch
@@ -9,7 +10,7 @@ import torch
 from ..schedules import Schedule
 
 
-class Denoiser:
+class Denoiser(ABC):
     """A diffusion model seen as an x0-predictor, ``x0 = model(x_t, t, cond)``.
 
     Subclasses implement :meth:`forward` and set the attributes below.
@@ -34,9 +35,9 @@ class Denoiser:
     dtype: torch.dtype = torch.float32
     device: torch.device = torch.device("cpu")
 
+    @abstractmethod
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: Optional[torch.Tensor]) -> torch.Tensor:
         """x0-prediction for x_t [B, *sample_shape] at model timesteps t [B] (float)."""
-        raise NotImplementedError
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor, cond: Optional[torch.Tensor] = None) -> torch.Tensor:
         return self.forward(x_t, t, cond)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import inspect
+from abc import ABC, abstractmethod
 from typing import Callable, Optional
 
 import torch
 
 
-class Verifier:
+class Verifier(ABC):
     """A reward on clean samples: ``reward = verifier(x0, cond)`` -> [B] float.
 
     Subclasses implement :meth:`forward` on one chunk. ``__call__`` splits the batch into chunks
@@ -26,8 +27,9 @@ class Verifier:
     differentiable: bool = False
     batch_size: Optional[int] = None
 
+    @abstractmethod
     def forward(self, x0: torch.Tensor, cond: Optional[torch.Tensor]) -> torch.Tensor:
-        raise NotImplementedError
+        """Rewards [B] of one chunk of samples x0 [B, ...]."""
 
     def __call__(self, x0: torch.Tensor, cond: Optional[torch.Tensor] = None) -> torch.Tensor:
         n = x0.shape[0]
