@@ -125,12 +125,13 @@ class VPSchedule(Schedule):
         betas: [T] in (0, 1).
         spacing: how sampling grids pick timesteps: 'linspace' (from T-1 down to 0 inclusive,
             the default: the last model call is at the least noisy level), 'trailing' (T-1 down
-            to T/S - 1) or 'leading' (diffusers' SD default, 1 + multiples of T // S).
+            to T/S - 1) or 'leading' (diffusers' SD default, steps_offset + multiples of T // S).
+        steps_offset: the offset of 'leading' grids (diffusers' scheduler config; 1 for SD 1.5/SDXL).
     """
 
     kind = "vp"
 
-    def __init__(self, betas: torch.Tensor, spacing: str = "linspace"):
+    def __init__(self, betas: torch.Tensor, spacing: str = "linspace", steps_offset: int = 1):
         betas = torch.as_tensor(betas, dtype=torch.float64).flatten()
         if betas.numel() < 2 or not bool(((betas > 0) & (betas < 1)).all()):
             raise ValueError("betas must be a 1-D array of at least 2 values in (0, 1)")
@@ -140,6 +141,7 @@ class VPSchedule(Schedule):
         self.alpha_bar = torch.cumprod(1.0 - betas, dim=0)
         self.num_train_timesteps = betas.numel()
         self.spacing = spacing
+        self.steps_offset = int(steps_offset)
 
     def alpha_sigma(self, t):
         t = torch.as_tensor(t)
@@ -158,7 +160,9 @@ class VPSchedule(Schedule):
         if self.spacing == "trailing":
             ts = torch.round(torch.arange(T, 0, -T / num_steps, dtype=torch.float64)) - 1
         elif self.spacing == "leading":
-            ts = torch.arange(num_steps, dtype=torch.float64).flip(0) * (T // num_steps) + 1
+            ts = torch.arange(num_steps, dtype=torch.float64).flip(0) * (T // num_steps) + self.steps_offset
+            if int(ts[0]) >= T:
+                raise ValueError(f"num_steps={num_steps} with steps_offset={self.steps_offset} puts the first timestep at {int(ts[0])} >= {T}")
         else:
             ts = torch.round(torch.linspace(T - 1, 0, num_steps, dtype=torch.float64))
         return ts[:num_steps].long()

@@ -49,36 +49,14 @@ from .._extras import require
 from .backends import make_runner
 from .base import Denoiser
 
-__all__ = ["DiffusersModel", "schedule_from_scheduler", "DiffusersVPSchedule"]
+__all__ = ["DiffusersModel", "schedule_from_scheduler"]
 
 _UNSUPPORTED_FLOW_OPTIONS = ("shift_terminal", "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "invert_sigmas", "stochastic_sampling")
 
 
-class DiffusersVPSchedule(_schedules.VPSchedule):
-    """A VP schedule whose 'leading' grids add the scheduler's ``steps_offset`` (diffusers' rule).
-
-    diffusers' leading spacing is ``arange(S) * (T // S) + steps_offset`` (reversed); tts_fast's
-    VPSchedule fixes the offset at 1 (SD 1.5's and SDXL's value). 'linspace' and 'trailing' are
-    the same in both, with one exception: diffusers' 'linspace' grid of a single step is t = 0
-    (one model call on pure noise at the least noisy timestep); here it is T - 1. Euler-type
-    schedulers with 'linspace' spacing use fractional timesteps; here they are rounded to the
-    nearest train timestep.
-    """
-
-    def __init__(self, betas, spacing: str = "leading", steps_offset: int = 1):
-        super().__init__(betas, spacing=spacing)
-        self.steps_offset = int(steps_offset)
-
-    def timesteps(self, num_steps: int) -> torch.Tensor:
-        if self.spacing != "leading":
-            return super().timesteps(num_steps)
-        T = self.num_train_timesteps
-        if not 1 <= num_steps <= T:
-            raise ValueError(f"num_steps must lie in [1, {T}], got {num_steps}")
-        ts = torch.arange(num_steps, dtype=torch.int64).flip(0) * (T // num_steps) + self.steps_offset
-        if int(ts[0]) >= T:
-            raise ValueError(f"num_steps={num_steps} with steps_offset={self.steps_offset} puts the first timestep at {int(ts[0])} >= {T}")
-        return ts
+# diffusers and tts_fast grids agree for every spacing, with two exceptions: diffusers' 'linspace'
+# grid of a single step is t = 0 (here T - 1), and Euler-type schedulers with 'linspace' spacing use
+# fractional timesteps (here rounded to the nearest train timestep).
 
 
 def _is_flow(scheduler) -> bool:
@@ -122,7 +100,7 @@ def schedule_from_scheduler(scheduler, *, image_seq_len: Optional[int] = None) -
     pred = cfg.get("prediction_type", "epsilon")
     if pred not in ("epsilon", "v_prediction", "sample"):
         raise ValueError(f"prediction_type={pred!r} is not supported (epsilon, v_prediction, sample)")
-    sched = DiffusersVPSchedule(torch.as_tensor(betas, dtype=torch.float64), spacing=spacing, steps_offset=int(cfg.get("steps_offset", 0)))
+    sched = _schedules.VPSchedule(torch.as_tensor(betas, dtype=torch.float64), spacing=spacing, steps_offset=int(cfg.get("steps_offset", 0)))
     return sched, pred
 
 
