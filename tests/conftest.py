@@ -1,7 +1,6 @@
 """Shared fixtures: analytic Gaussian-mixture problems whose tilted targets are known exactly."""
 
 import pytest
-import torch
 
 import tts_fast as tts
 

@@ -1,6 +1,5 @@
 """Bad input to the public entry point gets a clear error naming the argument."""
 
-import math
 
 import pytest
 import torch

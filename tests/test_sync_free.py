@@ -7,7 +7,6 @@ user's model and the verifier may do what they like; they run inside markers).
 """
 
 import pytest
-import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import tts_fast as tts

@@ -11,17 +11,14 @@ Subcommands are registered in ``_COMMANDS`` (a parser builder and a handler each
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
 from typing import Optional, Sequence
 
+from ._cli_common import CLIError, resolve_device
+
 DEFAULT_OUT = "tts_fast_demo"
-
-
-class CLIError(Exception):
-    """A user error: printed as ``tts-fast: error: ...`` with exit status 2."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -79,22 +76,6 @@ def _build_demo(sub) -> None:
     p.set_defaults(handler=_demo)
 
 
-def _resolve_device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise CLIError(f"unknown device {name!r}; use auto, cpu or cuda[:index]") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise CLIError(f"device {name!r} requested but CUDA is not available; use --device cpu")
-    if dev.type not in ("cpu", "cuda"):
-        raise CLIError(f"device {name!r} is not supported by the demo; use auto, cpu or cuda[:index]")
-    return dev
-
-
 def _need_matplotlib():
     try:
         import matplotlib
@@ -131,7 +112,7 @@ def _demo(args) -> int:
         out = check_writable_dir(args.out)
     except OSError as e:
         raise CLIError(str(e)) from None
-    device = _resolve_device(args.device)
+    device = resolve_device(args.device)
 
     import torch
 

@@ -26,7 +26,8 @@ import json
 import os
 import sys
 import time
-from typing import Optional, Sequence
+
+from ._cli_common import CLIError, key_value, positive_int, resolve_device
 
 MODELS = {"sd15": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline", "flux": "FluxPipeline"}
 VERIFIERS = ("imagereward", "clip", "aesthetic")
@@ -34,30 +35,8 @@ DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 BACKENDS = ("eager", "compile", "cudagraphs", "tensorrt")
 
 
-class RunError(Exception):
-    """A user error: printed as ``tts-fast run: error: ...``, exit status 2."""
-
-
-def _positive(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
-
-
-def _option(s: str):
-    if "=" not in s:
-        raise argparse.ArgumentTypeError(f"method options are KEY=VALUE, got {s!r}")
-    k, v = s.split("=", 1)
-    try:
-        v = json.loads(v)
-    except json.JSONDecodeError:
-        pass  # a plain string (e.g. temperature=increase)
-    return k.strip(), v
-
+# A user error of ``run`` (printed as ``tts-fast run: error: ...``, exit status 2).
+RunError = CLIError
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``run`` on an argparse subparsers object; the handler is :func:`main`."""
@@ -77,10 +56,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--prompt", action="append", default=[], metavar="TEXT", help="a prompt (repeat for several)")
     p.add_argument("--prompts-file", default=None, metavar="FILE", help="a text file with one prompt per line (added after --prompt)")
     p.add_argument("--method", default="bfs_best", choices=list(METHODS), help="search method (default bfs_best)")
-    p.add_argument("--particles", type=_positive, default=4, metavar="N", help="particles / samples per prompt (default 4)")
-    p.add_argument("--steps", type=_positive, default=50, metavar="S", help="denoising steps (default 50)")
-    p.add_argument("--budget", type=_positive, default=None, help="cap on model NFE per search call (default: none)")
-    p.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--particles", type=positive_int, default=4, metavar="N", help="particles / samples per prompt (default 4)")
+    p.add_argument("--steps", type=positive_int, default=50, metavar="S", help="denoising steps (default 50)")
+    p.add_argument("--budget", type=positive_int, default=None, help="cap on model NFE per search call (default: none)")
+    p.add_argument("--option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="method option (JSON value), e.g. --option lam=10 --option temperature=increase (repeat)")
     p.add_argument("--verifier", required=True, choices=VERIFIERS, help="reward model")
     p.add_argument("--verifier-weights", default=None, metavar="PATH",
@@ -90,14 +69,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--tokenizer", default=None, metavar="PATH", help="imagereward: bert-base-uncased tokenizer folder (default: from the HF cache)")
     p.add_argument("--guidance", type=float, default=None, help="guidance scale (SD/SDXL: CFG, default 7.5 / 5.0; FLUX: distilled guidance, default 3.5)")
     p.add_argument("--negative-prompt", default=None, help="negative prompt for all prompts (SD/SDXL)")
-    p.add_argument("--height", type=_positive, default=None, help="image height (default: the model's)")
-    p.add_argument("--width", type=_positive, default=None, help="image width (default: the model's)")
+    p.add_argument("--height", type=positive_int, default=None, help="image height (default: the model's)")
+    p.add_argument("--width", type=positive_int, default=None, help="image width (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="base seed; prompt group g uses seed + g (default 0)")
-    p.add_argument("--prompt-batch", type=_positive, default=1, metavar="K", help="prompts searched together in one call (default 1)")
+    p.add_argument("--prompt-batch", type=positive_int, default=1, metavar="K", help="prompts searched together in one call (default 1)")
     p.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ...")
     p.add_argument("--dtype", default=None, choices=sorted(DTYPES), help="network dtype (default fp16 on CUDA for SD/SDXL, bf16 for FLUX; fp32 on CPU)")
     p.add_argument("--backend", default="eager", choices=BACKENDS, help="denoiser backend (default eager)")
-    p.add_argument("--max-batch", type=_positive, default=None, help="largest network batch in rows (memory cap)")
+    p.add_argument("--max-batch", type=positive_int, default=None, help="largest network batch in rows (memory cap)")
     p.add_argument("--decode-scale", type=float, default=1.0, help="latent scale of the VAE decodes taken during search (saved images are always full)")
     p.add_argument("--out", required=True, help="output folder (created; records inside are resumed)")
     p.add_argument("--overwrite", action="store_true", help="redo prompts whose records have different settings")
@@ -120,20 +99,6 @@ def _prompts(args) -> list[str]:
     if not prompts:
         raise RunError("no prompts: give --prompt TEXT (repeatable) or --prompts-file FILE")
     return prompts
-
-
-def _device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise RunError(f"unknown device {name!r}; use auto, cpu or cuda[:index]") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RunError(f"device {name!r} requested but CUDA is not available; use --device cpu")
-    return dev
 
 
 def settings_of(args, prompts_total: int) -> dict:
@@ -240,7 +205,7 @@ def _run(args) -> int:
     from ._io import atomic_write_bytes, atomic_write_json
 
     prompts = _prompts(args)
-    device = _device(args.device)
+    device = resolve_device(args.device)
     if args.dtype is None:
         dtype = torch.float32 if device.type == "cpu" else (torch.bfloat16 if args.model == "flux" else torch.float16)
     else:

@@ -7,7 +7,6 @@ particles at per-particle timesteps.
 
 from __future__ import annotations
 
-from typing import Optional
 
 import torch
 

@@ -38,7 +38,6 @@ the Euler step of FluxPipeline.
 
 from __future__ import annotations
 
-import math
 from typing import Optional, Sequence, Union
 
 import torch

@@ -16,12 +16,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 import torch
 
-from ..search import DFS, LocalSearch, SearchOverPaths, ZeroOrder, search
-from . import digits, digits_classifier, parse_digits
+from ..search import DFS, SearchOverPaths, ZeroOrder, search
+from . import digits, digits_classifier
 from ..verifiers.base import Classifier
 
 # The paper's ImageNet local-search setting (official_repo_spec.md section 6): rho 0.2, mu 0.4,
