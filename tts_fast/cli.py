@@ -4,6 +4,7 @@
     tts-fast demo --quick              # a reduced run (seconds)
     tts-fast demo --digits 3 8 --n-particles 16 --out my_demo
     tts-fast run --model sd15 --weights PATH --prompt "a red bicycle" --method bfs_best ...
+    tts-fast profile --model sd15 --method bfs_best --particles 8 --device cuda --trace trace.json
 
 Subcommands are registered in ``_COMMANDS`` (a parser builder and a handler each).
 """
@@ -297,7 +298,13 @@ def _build_run(sub):
     return cli_run.add_parser(sub)
 
 
-_COMMANDS = {"demo": _build_demo, "run": _build_run}
+def _build_profile(sub):
+    from . import cli_profile
+
+    return cli_profile.add_parser(sub)
+
+
+_COMMANDS = {"demo": _build_demo, "run": _build_run, "profile": _build_profile}
 
 
 def build_parser() -> argparse.ArgumentParser:

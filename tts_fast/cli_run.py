@@ -28,11 +28,11 @@ import sys
 import time
 
 from ._cli_common import CLIError, key_value, positive_int, resolve_device
+from .models.backends import BACKENDS
 
 MODELS = {"sd15": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline", "flux": "FluxPipeline"}
 VERIFIERS = ("imagereward", "clip", "aesthetic")
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-BACKENDS = ("eager", "compile", "cudagraphs", "tensorrt")
 
 
 # A user error of ``run`` (printed as ``tts-fast run: error: ...``, exit status 2).
