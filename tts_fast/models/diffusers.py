@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import schedules as _schedules
+from .._chunking import AdaptiveChunks
 from .._extras import require
 from .backends import make_runner
 from .base import Denoiser
@@ -143,7 +144,8 @@ class DiffusersModel(Denoiser):
         encode_kwargs: extra keyword arguments of ``pipe.encode_prompt`` (e.g. clip_skip,
             lora_scale).
         max_batch: largest network batch in rows (a CFG pair is 2 rows); larger particle batches
-            are split. Also the default VAE chunk. None: no limit.
+            are split. Also the default VAE chunk. None: the whole batch, halved automatically
+            on out-of-memory (and remembered), so large particle counts fit without tuning.
         decode_batch: largest VAE decode batch (default max_batch).
         backend: 'eager', 'compile', 'cudagraphs' or 'tensorrt' (see :mod:`tts_fast.models.backends`).
         backend_options: options of the backend (torch.compile keywords; cudagraphs warmup; ...).
@@ -280,6 +282,8 @@ class DiffusersModel(Denoiser):
             raise ValueError("max_batch must be >= 2 with classifier-free guidance (a CFG pair is 2 network rows)")
         self.max_batch = max_batch
         self.decode_batch = decode_batch or max_batch
+        self._net_chunks = AdaptiveChunks(None if max_batch is None else max(1, max_batch // (2 if self.cfg else 1)))
+        self._decode_chunks = AdaptiveChunks(self.decode_batch)
         self.backend = backend
         self._runner = make_runner(backend, self._adapter.call, max_batch=max_batch, slots=slots, options=backend_options)
 
@@ -384,10 +388,8 @@ class DiffusersModel(Denoiser):
         if t.shape != (n,):
             raise ValueError(f"t must hold one model timestep per sample: [{n}], got {tuple(t.shape)}")
         rows = self._rows(cond, n)
-        step = n if self.max_batch is None else max(1, self.max_batch // (2 if self.cfg else 1))
-        if step >= n:
-            return self._x0(x_t, t, rows)
-        return torch.cat([self._x0(x_t[s : s + step], t[s : s + step], rows[s : s + step]) for s in range(0, n, step)])
+        # Particles per network call: at most max_batch rows, fewer after an out-of-memory error.
+        return self._net_chunks.run(n, lambda s, e: self._x0(x_t[s:e], t[s:e], rows[s:e]))
 
     def _x0(self, x, t, rows):
         ctx = {k: v[rows] for k, v in self._table.items()}
@@ -436,13 +438,14 @@ class DiffusersModel(Denoiser):
         scale = float(getattr(cfg, "scaling_factor", 1.0) or 1.0)
         shift = getattr(cfg, "shift_factor", None) or 0.0
         n = z.shape[0]
-        step = self.decode_batch or max(n, 1)
-        outs = []
-        for s in range(0, n, step):
-            zz = (z[s : s + step] / scale + shift).to(vae.dtype)
-            img = vae.decode(zz, return_dict=False)[0]
-            outs.append((img.float() / 2 + 0.5).clamp(0, 1))
-        return torch.cat(outs) if outs else z.new_zeros((0, 3, self.height, self.width), dtype=torch.float32)
+        if n == 0:
+            return z.new_zeros((0, 3, self.height, self.width), dtype=torch.float32)
+
+        def decode(s, e):
+            img = vae.decode((z[s:e] / scale + shift).to(vae.dtype), return_dict=False)[0]
+            return (img.float() / 2 + 0.5).clamp(0, 1)
+
+        return self._decode_chunks.run(n, decode)
 
     def __repr__(self) -> str:
         return (

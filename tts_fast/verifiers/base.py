@@ -8,17 +8,20 @@ from typing import Callable, Optional
 
 import torch
 
+from .._chunking import AdaptiveChunks
+
 
 class Verifier(ABC):
     """A reward on clean samples: ``reward = verifier(x0, cond)`` -> [B] float.
 
     Subclasses implement :meth:`forward` on one chunk. ``__call__`` splits the batch into chunks
-    of at most ``batch_size`` samples (memory cap) and checks the output shape.
+    of at most ``batch_size`` samples (memory cap; None: the whole batch, halved automatically on
+    out-of-memory) and checks the output shape.
 
     Attributes:
         differentiable: whether :meth:`forward` is differentiable in x0 (needed for gradient
             guidance and Langevin moves).
-        batch_size: max samples per forward (None: all at once).
+        batch_size: max samples per forward (None: all at once, fewer after an out-of-memory error).
 
     ``cond`` is an int64 tensor [B] of prompt rows (what the denoiser received) or None; a
     verifier with per-prompt targets (class labels, reward centres, prompts) indexes them by it.
@@ -35,12 +38,13 @@ class Verifier(ABC):
         n = x0.shape[0]
         if cond is not None and cond.shape != (n,):
             raise ValueError(f"cond must be [B] = [{n}] prompt rows, got {tuple(cond.shape)}")
-        step = self.batch_size or max(n, 1)
-        outs = []
-        for start in range(0, n, step):
-            c = None if cond is None else cond[start : start + step]
-            outs.append(self.forward(x0[start : start + step], c))
-        reward = torch.cat(outs) if outs else x0.new_zeros(0)
+        chunks = getattr(self, "_chunks", None)
+        if chunks is None or chunks.cap != self.batch_size:
+            chunks = self._chunks = AdaptiveChunks(self.batch_size)
+        if n == 0:
+            reward = x0.new_zeros(0)
+        else:
+            reward = chunks.run(n, lambda s, e: self.forward(x0[s:e], None if cond is None else cond[s:e]))
         if reward.shape != (n,):
             raise ValueError(f"{type(self).__name__} returned shape {tuple(reward.shape)}; a verifier must return [B] = [{n}] rewards")
         return reward
