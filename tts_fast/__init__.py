@@ -22,7 +22,17 @@ from .verifiers import Verifier
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # tts.maze is loaded on first use (it is large and its simulator parts need ogbench / MuJoCo).
+    if name == "maze":
+        import importlib
+
+        return importlib.import_module(".maze", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "search", "SearchResult", "NFE", "Denoiser", "Verifier", "BFS", "DFS", "LocalSearch", "BestOfN",
-    "ZeroOrder", "SearchOverPaths", "presets", "models", "verifiers", "schedules", "ops", "zoo",
+    "ZeroOrder", "SearchOverPaths", "presets", "models", "verifiers", "schedules", "ops", "zoo", "maze",
 ]

@@ -1,0 +1,25 @@
+"""Long-horizon planning on the real PointMaze (ogbench): a trajectory diffusion planner, its
+verifiers, and plan execution in the MuJoCo simulator.
+
+    import tts_fast as tts
+    planner = tts.maze.planner("large")                 # a tts.Denoiser; prompt rows = the 5 tasks
+    verifier = tts.maze.WallPenalty("large")            # -sum of squared wall depths (differentiable)
+    res = tts.search(planner, verifier, "dfs", threshold=verifier.threshold(0.1), n_particles=4,
+                     num_steps=16, budget=5 * 4 * 16 * 4)
+    plans_xy = res.samples                              # [5, H, 2] world coordinates
+
+Modules: ``envs`` (layouts, the ogbench environments, the registered 'ultra' maze), ``data``
+(the regenerated offline dataset), ``planner`` (the temporal UNet and :class:`MazePlanner`),
+``verifiers`` (WallPenalty, Smoothness, GoalReached), ``execute`` (tracking controller, rollouts),
+``train``. Only the simulator parts (``make_env``, ``data.generate``, ``execute``) need ogbench
+(``pip install 'tts_fast[maze]'``); the planner, verifiers and inpainting work without it.
+"""
+
+from .envs import MAZES, Maze, make_env, maze, ogbench_available
+from .planner import MazePlanner, TemporalUnet, planner, trained_mazes
+from .verifiers import GoalReached, Smoothness, Sum, WallPenalty, plan_stats
+
+__all__ = [
+    "MAZES", "Maze", "maze", "make_env", "ogbench_available", "MazePlanner", "TemporalUnet", "planner", "trained_mazes",
+    "WallPenalty", "Smoothness", "Sum", "GoalReached", "plan_stats",
+]

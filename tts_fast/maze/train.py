@@ -1,0 +1,168 @@
+"""Train the PointMaze planner of one maze on its regenerated dataset (seeded, CPU).
+
+    python -m tts_fast.maze.data  --maze medium                         # the dataset (about 1 min)
+    python -m tts_fast.maze.train --maze medium --out tts_fast/maze/weights   # the shipped weights
+    python -m tts_fast.maze.train --maze large --out /tmp/w --steps 500       # a quick run
+
+Training windows: a random episode, a random start, then H waypoints every ``stride`` steps of the
+recorded positions (observations). Loss: MSE of the x0-prediction on the waypoints between the
+inpainted start and goal, at uniform train timesteps of the cosine(256) schedule; the network sees
+x_t with the clean start and goal written in (Diffuser's GoalDataset + apply_conditioning).
+AdamW with warm-up and cosine decay, EMA of the weights (the EMA weights are saved). One CPU thread
+by default, so that two mazes train side by side on two cores. The file is written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .._io import atomic_path
+from . import data as _data
+from .envs import MAZES, check_maze_name
+from .planner import Normalizer, TemporalUnet, num_params, planner_schedule, weights_path
+
+# Per-maze plan shape: H waypoints every `stride` steps. The dataset's expert covers about 1.4 units
+# (a third of a cell) in 10 steps; H is chosen so that (H - 1) * stride steps cover the longest of
+# the maze's 5 tasks at that pace with some slack, and stays within the 1000-step episode.
+PLAN = {"medium": dict(horizon=40, stride=10), "large": dict(horizon=64, stride=10),
+        "giant": dict(horizon=88, stride=10), "ultra": dict(horizon=256, stride=10)}
+NET = dict(transition_dim=2, dim=32, dim_mults=(1, 2, 4))
+DEFAULTS = dict(steps=12000, batch=64, lr=1e-3, ema=0.999, seed=0)
+
+
+def windows(obs: np.ndarray, terminals: np.ndarray, horizon: int, stride: int):
+    """(episode start offsets, episode lengths) usable for windows of horizon waypoints."""
+    ends = np.nonzero(terminals)[0]
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    lengths = ends - starts + 1
+    span = (horizon - 1) * stride
+    ok = lengths > span
+    if not ok.any():
+        raise ValueError(f"no episode is longer than a plan of {span} steps")
+    return starts[ok], lengths[ok] - span
+
+
+def sample_batch(obs_t: torch.Tensor, starts, counts, horizon, stride, batch, gen) -> torch.Tensor:
+    e = torch.randint(0, len(starts), (batch,), generator=gen)
+    off = (torch.rand(batch, generator=gen) * torch.as_tensor(counts)[e].double()).long()
+    base = torch.as_tensor(starts)[e] + off
+    idx = base[:, None] + stride * torch.arange(horizon)[None]
+    return obs_t[idx]
+
+
+def _lr(step, total, peak, warmup=300):
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))))
+
+
+def diffusion_loss(net, x0, ab, gen):
+    b = x0.shape[0]
+    t = torch.randint(0, ab.numel(), (b,), generator=gen)
+    eps = torch.randn(x0.shape, generator=gen)
+    a = ab[t].view(-1, 1, 1)
+    xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
+    xt = torch.cat([x0[:, :1], xt[:, 1:-1], x0[:, -1:]], dim=1)  # inpainted start and goal
+    pred = net(xt.transpose(1, 2), t.float()).transpose(1, 2)
+    return F.mse_loss(pred[:, 1:-1], x0[:, 1:-1])
+
+
+def train(maze_name: str, *, steps: int, batch: int, lr: float, ema_decay: float, seed: int, data_dir=None,
+          horizon=None, stride=None, log=print):
+    check_maze_name(maze_name)
+    plan = dict(PLAN[maze_name])
+    if horizon:
+        plan["horizon"] = horizon
+    if stride:
+        plan["stride"] = stride
+    h, k = plan["horizon"], plan["stride"]
+    d = _data.load(_data.dataset_path(maze_name, data_dir))
+    dv = _data.load(_data.dataset_path(maze_name, data_dir, val=True))
+    norm = Normalizer(maze_name)
+    obs = norm.normalize(torch.from_numpy(d["observations"]).float())
+    obs_v = norm.normalize(torch.from_numpy(dv["observations"]).float())
+    st, cnt = windows(d["observations"], d["terminals"], h, k)
+    st_v, cnt_v = windows(dv["observations"], dv["terminals"], h, k)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    net = TemporalUnet(**NET)
+    ema = copy.deepcopy(net)
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0)
+    ab = planner_schedule().alpha_bar.float()
+    t0 = time.perf_counter()
+    running = None
+    for step in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, steps, lr)
+        x0 = sample_batch(obs, st, cnt, h, k, batch, gen)
+        loss = diffusion_loss(net, x0, ab, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        dec = min(ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, p in zip(ema.parameters(), net.parameters()):
+                pe.lerp_(p, 1 - dec)
+        running = loss.item() if running is None else 0.99 * running + 0.01 * loss.item()
+        if (step + 1) % max(1, steps // 10) == 0:
+            log(f"  {maze_name} step {step + 1}/{steps} loss {running:.5f} ({time.perf_counter() - t0:.0f}s)")
+    seconds = time.perf_counter() - t0
+    ema.eval()
+    gv = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        val = float(np.mean([diffusion_loss(ema, sample_batch(obs_v, st_v, cnt_v, h, k, 256, gv), ab, gv).item() for _ in range(8)]))
+    return ema, dict(plan=plan, seconds=seconds, final_loss=running, val_loss=val, train_transitions=int(obs.shape[0]))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tts_fast.maze.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--maze", required=True, choices=MAZES)
+    p.add_argument("--out", required=True, help="output folder for pointmaze_{maze}.pt")
+    p.add_argument("--data", default=None, help="dataset folder (default: tts_fast.maze.data's)")
+    p.add_argument("--steps", type=int, default=DEFAULTS["steps"])
+    p.add_argument("--batch", type=int, default=DEFAULTS["batch"])
+    p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
+    p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    p.add_argument("--horizon", type=int, default=None, help="waypoints per plan (default: PLAN[maze])")
+    p.add_argument("--stride", type=int, default=None, help="steps between waypoints (default: PLAN[maze])")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    for name in ("steps", "batch", "threads"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be >= 1")
+    if args.horizon is not None and (args.horizon < 4 or args.horizon % 4):
+        p.error("--horizon must be >= 4 and divisible by 4")
+    torch.set_num_threads(args.threads)
+    out = os.path.abspath(args.out)
+    os.makedirs(out, exist_ok=True)
+    net, info = train(args.maze, steps=args.steps, batch=args.batch, lr=args.lr, ema_decay=DEFAULTS["ema"], seed=args.seed,
+                      data_dir=args.data, horizon=args.horizon, stride=args.stride)
+    command = "python -m tts_fast.maze.train " + " ".join(argv if argv is not None else sys.argv[1:])
+    meta = dict(maze=args.maze, seed=args.seed, steps=args.steps, batch=args.batch, lr=args.lr, ema_decay=DEFAULTS["ema"],
+                seconds=info["seconds"], final_loss=info["final_loss"], val_loss=info["val_loss"], params=num_params(net),
+                train_transitions=info["train_transitions"], torch=str(torch.__version__), threads=args.threads,
+                command=command, schedule="cosine(256)", prediction="x0", data="regenerated (tts_fast.maze.data), not the official files")
+    config = {"net": dict(NET, dim_mults=list(NET["dim_mults"])), **info["plan"], "maze": args.maze}
+    sd = {k: v.detach().float().contiguous() for k, v in net.state_dict().items()}
+    path = weights_path(args.maze, out)
+    with atomic_path(path, ".pt") as tmp:
+        torch.save({"kind": "pointmaze_planner", "config": config, "state_dict": sd, "meta": meta}, tmp)
+    print(f"{args.maze}: {meta['params']:,} params, loss {info['final_loss']:.5f}, val {info['val_loss']:.5f}, "
+          f"{info['seconds']:.0f} s -> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
