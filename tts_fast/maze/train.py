@@ -34,7 +34,7 @@ from .planner import Normalizer, TemporalUnet, num_params, planner_schedule, wei
 # (a third of a cell) in 10 steps; H is chosen so that (H - 1) * stride steps cover the longest of
 # the maze's 5 tasks at that pace with some slack, and stays within the 1000-step episode.
 PLAN = {"medium": dict(horizon=40, stride=10), "large": dict(horizon=64, stride=10),
-        "giant": dict(horizon=88, stride=10), "ultra": dict(horizon=256, stride=10)}
+        "giant": dict(horizon=96, stride=10), "ultra": dict(horizon=256, stride=10)}
 NET = dict(transition_dim=2, dim=32, dim_mults=(1, 2, 4))
 DEFAULTS = dict(steps=12000, batch=64, lr=1e-3, ema=0.999, seed=0)
 

@@ -81,8 +81,15 @@ class WallPenalty(Verifier):
     def forward(self, x0, cond=None):
         return -(self.depth(x0) ** 2).sum(1)
 
-    def threshold(self, tolerance: float = 0.1) -> float:
-        """Reward threshold that allows one waypoint ``tolerance`` cells deep (0: no contact at all)."""
+    def threshold(self, tolerance: Optional[float] = None) -> float:
+        """Reward threshold that allows one waypoint ``tolerance`` cells deep: -(tolerance * unit)^2.
+
+        Default: the ball radius (0.7 = 0.175 cells), i.e. a plan may bring one waypoint's centre
+        up to a bare wall box (the ball grazing the wall), which the ball survives by sliding;
+        0 accepts only plans that never touch a wall. In cell units, so the same for every maze.
+        """
+        if tolerance is None:
+            tolerance = self.radius / self.maze.unit if self.radius > 0 else RADIUS / self.maze.unit
         if not tolerance >= 0:
             raise ValueError(f"tolerance must be >= 0 (cells), got {tolerance}")
         return -float(tolerance * self.maze.unit) ** 2

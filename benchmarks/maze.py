@@ -1,0 +1,372 @@
+"""Long-horizon planning on the real PointMaze: success rate and wall penalty against NFE.
+
+    python benchmarks/maze.py --maze medium          # one maze (about 10-15 min on one CPU core)
+    python benchmarks/maze.py --maze large
+    python benchmarks/maze.py --tables               # docs/maze.md tables + the plot from the JSONs
+
+Setting (the classical-search paper's PointMaze experiment, §5.2 of our spec of its code, on our
+planner): the shipped trajectory diffusion planner of each maze (tts_fast.maze), the paper's wall
+penalty as the verifier (reward = -sum of squared wall depths of the waypoints; start and goal
+fixed by inpainting), 16 sampling steps (the paper's), plans executed open loop in the MuJoCo
+simulator of ogbench by the paper's tracking controller (action = clip(5 (target - obs), -1, 1));
+success = the ball within 1.0 of the goal within the 1000-step limit.
+
+Episodes: each of the maze's 5 tasks x ``--episodes`` episodes (ogbench's start/goal noise, seeded)
+per seed; one search call holds all of them as prompt rows. Each seed draws new episodes and a new
+search seed. Cells: mean over seeds +- standard error across the seeds.
+
+Methods (nothing was tuned on these mazes; settings are presets, library defaults or the paper's):
+- best-of-N (N plans, the least wall penalty) at N = 1 (the plain planner), 2, 4, 8, 16;
+- BFS: bfs_best (increase / max / SSP at 25/50/75 % of the steps, lam = 1) at N = 2, 4, 8, 16;
+- DFS: n walkers per task, checks at every step from 12 of 16 with backtracks of 12 steps (the
+  paper's PointMaze structure), threshold = WallPenalty.threshold() (one waypoint up to a ball
+  radius deep: a tolerance in cell units, the same for every maze), a budget of 4 x n x 16 model
+  NFE per task (never exceeded; DFS spends what its checks ask for), at n = 1, 2, 4, 8;
+- local search alone: one plan, R = 1, 2, 4, 8 recurrence rounds per step, the paper's giant-maze
+  guidance (rho 0.04, mu 0.01, sigma 0);
+- joint: BFS (N = 2, 4, 8) and DFS (n = 1, 2, 4) with that local search at R = 2.
+NFE = model NFE per task (plan); local search also runs as many backward passes through the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import os
+import time
+
+import numpy as np
+import torch
+
+from _common import RESULTS, ROOT, atomic_write_json, environment, markdown_table, mean_se, replace_marked_block
+
+import tts_fast as tts
+from tts_fast._io import save_figure
+from tts_fast.maze import execute as ex
+from tts_fast.maze import planner as load_planner
+from tts_fast.maze.envs import make_env, maze as get_maze
+from tts_fast.maze.verifiers import WallPenalty, plan_stats
+
+STEPS = 16
+LOCAL = dict(rho=0.04, mu=0.01, sigma=0.0)
+DFS_TOL = None  # WallPenalty.threshold's default: one waypoint up to a ball radius (0.175 cells) deep
+# The paper's PointMaze DFS structure (giant: start = backtrack depth = 12 of 16 steps, a check at
+# every step from there): x0-predictions before ~3/4 of the run say little about the final plan.
+DFS = dict(start=12, backtrack=12, every=1)
+SENSITIVITY_TOLS = (0.35, 0.5, 1.0)
+DOC = ROOT / "docs" / "maze.md"
+PLOT = RESULTS / "maze.png"
+
+
+def configs():
+    out = []
+    for n in (1, 2, 4, 8, 16):
+        out.append(dict(family="best-of-N", method="bon", n=n, r=1, opts={}))
+    for n in (2, 4, 8, 16):
+        out.append(dict(family="BFS", method="bfs_best", n=n, r=1, opts={}))
+    for n in (1, 2, 4, 8):
+        out.append(dict(family="DFS", method="dfs", n=n, r=1, opts=dict(DFS), budget=4))
+    for r in (1, 2, 4, 8):
+        out.append(dict(family="local", method="local", n=1, r=r, opts=dict(LOCAL)))
+    for n in (2, 4, 8):
+        out.append(dict(family="BFS + local", method="bfs_best", n=n, r=2, opts=dict(LOCAL)))
+    for n in (1, 2, 4):
+        out.append(dict(family="DFS + local", method="dfs", n=n, r=2, opts=dict(LOCAL, **DFS), budget=4))
+    # sensitivity of DFS to its one setting, the tolerance (cells): reported apart, not in the main table
+    for tol in SENSITIVITY_TOLS:
+        for n in (1, 2, 4):
+            out.append(dict(family=f"DFS tol={tol}", method="dfs", n=n, r=1, opts=dict(DFS), budget=4, tol=tol))
+    return out
+
+
+def run_config(plan, verifier, cfg, seed):
+    rows = plan.num_prompts
+    opts = dict(cfg["opts"])
+    if cfg["method"] == "dfs":
+        opts["threshold"] = verifier.threshold(cfg.get("tol", DFS_TOL))
+    if cfg["r"] > 1 or cfg["method"] == "local":
+        opts["local_steps"] = cfg["r"]
+    budget = None
+    if "budget" in cfg:
+        budget = cfg["budget"] * cfg["n"] * STEPS * cfg["r"] * rows
+    t0 = time.perf_counter()
+    res = tts.search(plan, verifier, cfg["method"], n_particles=cfg["n"], num_steps=STEPS, batch_size=rows, seed=seed,
+                     budget=budget, progress=False, **opts)
+    return res, time.perf_counter() - t0
+
+
+def episodes_for(seed, per_task):
+    return [(k, 1000 * seed + e) for k in range(1, 6) for e in range(per_task)]
+
+
+def run_maze(name, seeds, per_task, out_path, families=None, log=print):
+    torch.set_num_threads(1)
+    base = load_planner(name, device="cpu")
+    verifier = WallPenalty(name)
+    env = make_env(name)
+    m = get_maze(name)
+    results = {"maze": name, "planner": {**base.meta, "horizon": base.horizon, "stride": base.stride},
+               "task_cell_distance": m.task_distances(), "episodes_per_task": per_task, "seeds": list(seeds),
+               "steps": STEPS, "dfs_threshold": verifier.threshold(DFS_TOL), "runs": []}
+    if families:
+        # add (or redo) only these families in an existing results file
+        old = json.load(open(out_path))
+        if old["seeds"] != list(seeds) or old["episodes_per_task"] != per_task:
+            raise SystemExit(f"{out_path} was made with seeds {old['seeds']} x {old['episodes_per_task']} episodes; use the same")
+        old["runs"] = [r for r in old["runs"] if r["family"] not in families]
+        results = old
+    t_all = time.perf_counter()
+    for seed in seeds:
+        eps = episodes_for(seed, per_task)
+        tasks = ex.episode_tasks(name, eps, env)
+        plan = base.with_tasks(tasks)
+        task_of = np.array([k for k, _ in eps])
+        # reference plans (no search): the cell-graph shortest path and a straight line
+        for label, fn in (() if families else (("oracle (shortest cell path)", ex.oracle_plan), ("straight line", None))):
+            xy = np.stack([fn(name, s, g, plan.horizon) if fn else ex.straight_line(s, g, plan.horizon) for s, g in tasks])
+            out = ex.evaluate(name, xy, eps, plan.stride, env)
+            st = plan_stats(name, torch.as_tensor(xy))
+            results["runs"].append(dict(family="reference", label=label, seed=seed, n=0, r=0,
+                                        success=[o["success"] for o in out], penalty=st["penalty"].tolist(),
+                                        nfe=[0] * len(eps), nfe_grad=[0] * len(eps), task=task_of.tolist(), seconds=0.0))
+        for cfg in configs():
+            if families and cfg["family"] not in families:
+                continue
+            res, secs = run_config(plan, verifier, cfg, seed)
+            xy = res.samples.detach().double()
+            t1 = time.perf_counter()
+            out = ex.evaluate(name, xy.numpy(), eps, plan.stride, env)
+            st = plan_stats(name, xy)
+            nfe = res.nfe_per_prompt.tolist()
+            grad_ratio = res.nfe.model_grad / max(res.nfe.model, 1)
+            run = dict(family=cfg["family"], label=f"{cfg['family']} n={cfg['n']} R={cfg['r']}", seed=seed, n=cfg["n"], r=cfg["r"],
+                       success=[o["success"] for o in out], penalty=st["penalty"].tolist(), nfe=nfe,
+                       nfe_grad=[x * grad_ratio for x in nfe], task=task_of.tolist(), seconds=secs,
+                       rollout_seconds=time.perf_counter() - t1, verifier_calls=res.nfe.verifier,
+                       steps_to_goal=[o["steps"] for o in out])
+            results["runs"].append(run)
+            log(f"[{name} seed {seed}] {run['label']:<22} success {np.mean(run['success']):.3f} "
+                f"penalty {np.mean(run['penalty']):7.3f} NFE {np.mean(nfe):7.1f} ({secs:.1f}s search, {run['rollout_seconds']:.1f}s rollouts)")
+        results["environment"] = environment("cpu")
+        results.setdefault("seconds_by_part", {})[",".join(families) if families else "main"] = time.perf_counter() - t_all
+        atomic_write_json(out_path, results)  # after every seed: an interrupted run keeps what it has
+    env.close()
+    return results
+
+
+# ----------------------------------------------------------------------------------------------
+# tables and plot
+
+
+def summarize(res):
+    """Per (family, n, r): per-seed means, then mean +- se over seeds."""
+    groups = {}
+    for run in res["runs"]:
+        groups.setdefault((run["family"], run["n"], run["r"], run["label"].split(" n=")[0] if run["family"] != "reference" else run["label"]), []).append(run)
+    rows = []
+    for (fam, n, r, label), runs in groups.items():
+        s = mean_se([np.mean(x["success"]) for x in runs])
+        p = mean_se([np.mean(x["penalty"]) for x in runs])
+        f = mean_se([np.mean(x["nfe"]) for x in runs])
+        g = float(np.mean([np.mean(x["nfe_grad"]) for x in runs]))
+        rows.append(dict(family=fam, label=label, n=n, r=r, success=s, penalty=p, nfe=f, nfe_grad=g,
+                         episodes=sum(len(x["success"]) for x in runs)))
+    return rows
+
+
+def _fmt(ms, d=2):
+    m, s = ms
+    return f"{m:.{d}f} ± {s:.{d}f}" if not math.isnan(s) else f"{m:.{d}f}"
+
+
+def table_main(all_res):
+    lines = []
+    for res in all_res:
+        rows = [r for r in summarize(res) if not r["family"].startswith("DFS tol=")]
+        body = []
+        for row in rows:
+            setting = "—" if row["family"] == "reference" else (f"N={row['n']}" if row["family"] in ("best-of-N", "BFS") else
+                      f"n={row['n']} walkers" if row["family"] == "DFS" else f"R={row['r']}" if row["family"] == "local" else
+                      f"N={row['n']}, R={row['r']}" if row["family"] == "BFS + local" else f"n={row['n']}, R={row['r']}")
+            nfe = "0" if row["family"] == "reference" else f"{row['nfe'][0]:.0f}" + (f" + {row['nfe_grad']:.0f}g" if row["nfe_grad"] else "")
+            name = row["label"] if row["family"] == "reference" else ("plain planner" if row["family"] == "best-of-N" and row["n"] == 1 else row["family"])
+            body.append([name, setting, nfe, _fmt(row["success"]), _fmt(row["penalty"])])
+        lines.append(f"**{res['maze']}** (horizon {res['planner']['horizon']} waypoints × stride {res['planner']['stride']} = "
+                     f"{(res['planner']['horizon'] - 1) * res['planner']['stride']} steps; {len(res['seeds'])} seeds × 5 tasks × "
+                     f"{res['episodes_per_task']} episodes)\n")
+        lines.append(markdown_table(["method", "setting", "model NFE per plan", "success rate", "wall penalty"], body))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def table_dfs_tasks(all_res):
+    lines = []
+    for res in all_res:
+        plain = [r for r in res["runs"] if r["family"] == "best-of-N" and r["n"] == 1]
+        dfs = {n: [r for r in res["runs"] if r["family"] == "DFS" and r["n"] == n] for n in (1, 2, 4, 8)}
+        header = ["task", "cell distance", "plain success", "plain wall penalty"] + [f"DFS n={n} NFE (success)" for n in dfs if dfs[n]]
+        body = []
+        for k in range(1, 6):
+            def per_task(runs, key):
+                return [float(np.mean([v for v, t in zip(r[key], r["task"]) if t == k])) for r in runs]
+            row = [str(k), str(res["task_cell_distance"][k - 1]), _fmt(mean_se(per_task(plain, "success"))),
+                   _fmt(mean_se(per_task(plain, "penalty")), 1)]
+            for n, runs in dfs.items():
+                if runs:
+                    row.append(f"{mean_se(per_task(runs, 'nfe'))[0]:.0f} ± {mean_se(per_task(runs, 'nfe'))[1]:.0f} "
+                               f"({mean_se(per_task(runs, 'success'))[0]:.2f})")
+            body.append(row)
+        # correlation of DFS NFE with the plain planner's failure, per episode-averaged task
+        lines.append(f"**{res['maze']}** (DFS budget cap = 4 × n × 16 NFE per task; minimum n × 16)\n")
+        lines.append(markdown_table(header, body))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _interp_nfe(curve, target, higher_better=True):
+    """NFE at which a (nfe, value) curve, linearly interpolated, first reaches target.
+
+    Returns (nfe, bound): bound '<=' when the curve's cheapest point already reaches it, None
+    when no point does.
+    """
+    pts = sorted(curve)
+    ok = (lambda v: v >= target) if higher_better else (lambda v: v <= target)  # noqa: E731
+    if not pts:
+        return None, None
+    if ok(pts[0][1]):
+        return pts[0][0], "≤"
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+        if not ok(y0) and ok(y1):
+            return x0 + (target - y0) * (x1 - x0) / (y1 - y0), ""
+    return None, None
+
+
+def _nfe_cell(x):
+    v, bound = x
+    return "not reached" if v is None else f"{bound}{v:.0f}"
+
+
+def table_saving(all_res):
+    body = []
+    for res in all_res:
+        rows = summarize(res)
+        fam = lambda f, k: [(r["nfe"][0], r[k][0]) for r in rows if r["family"] == f]  # noqa: E731
+        for r in sorted((r for r in rows if r["family"] == "BFS"), key=lambda r: r["nfe"][0]):
+            s_b, p_b, nfe_b = r["success"][0], r["penalty"][0], r["nfe"][0]
+            ds = _interp_nfe(fam("DFS", "success"), s_b)
+            dp = _interp_nfe(fam("DFS", "penalty"), p_b, higher_better=False)
+            bs = _interp_nfe(fam("best-of-N", "success"), s_b)
+            ratio = lambda d: "—" if d[0] is None else f"{d[1]}{nfe_b / d[0]:.2f}×".replace("≤", "≥")  # noqa: E731
+            body.append([res["maze"], f"N={r['n']}", f"{nfe_b:.0f}", f"{s_b:.3f}", _nfe_cell(ds), ratio(ds), f"{p_b:.2f}",
+                         _nfe_cell(dp), ratio(dp), _nfe_cell(bs)])
+    return markdown_table(["maze", "BFS", "BFS NFE", "BFS success", "DFS NFE, same success", "BFS / DFS NFE",
+                           "BFS wall penalty", "DFS NFE, same penalty", "BFS / DFS NFE", "best-of-N NFE, same success"], body)
+
+
+def _task_nfe(runs, k):
+    return float(np.mean([np.mean([v for v, t in zip(r["nfe"], r["task"]) if t == k]) for r in runs]))
+
+
+def table_dfs_threshold(all_res):
+    body = []
+    for res in all_res:
+        default_tol = -res["dfs_threshold"]
+        fams = [("DFS", default_tol ** 0.5 / 4.0)] + sorted(
+            ((f, float(f.split("=")[1])) for f in {r["family"] for r in res["runs"]} if f.startswith("DFS tol=")), key=lambda x: x[1])
+        for fam, tol in fams:
+            for n in (1, 2, 4):
+                runs = [r for r in res["runs"] if r["family"] == fam and r["n"] == n]
+                if not runs:
+                    continue
+                per_task = [_task_nfe(runs, k) for k in range(1, 6)]
+                body.append([res["maze"], f"{tol:.3g}", f"{-(tol * 4.0) ** 2:.2f}", str(n),
+                             _fmt(mean_se([np.mean(r["nfe"]) for r in runs]), 0), _fmt(mean_se([np.mean(r["success"]) for r in runs])),
+                             _fmt(mean_se([np.mean(r["penalty"]) for r in runs])),
+                             " / ".join(f"{v:.0f}" for v in per_task), f"{min(per_task):.0f}–{max(per_task):.0f} (cap {64 * n})"])
+    return markdown_table(["maze", "tolerance (cells)", "threshold", "walkers n", "NFE per plan", "success", "wall penalty",
+                           "NFE on tasks 1 / 2 / 3 / 4 / 5", "task range"], body)
+
+
+def table_setup(all_res):
+    body = []
+    for res in all_res:
+        p = res["planner"]
+        body.append([res["maze"], f"{p['train_transitions']:,}", f"{p['params']:,}", f"{p['horizon']} × {p['stride']}",
+                     f"{p['steps']:,} × {p['batch']}", f"{p['seconds'] / 60:.1f} min", f"{p['val_loss']:.4f}"])
+    return markdown_table(["maze", "dataset transitions (regenerated)", "planner parameters", "plan: waypoints × stride",
+                           "training steps × batch", "training time (CPU, 1 thread)", "validation x0-MSE"], body)
+
+
+COLORS = {"best-of-N": "tab:gray", "BFS": "tab:blue", "DFS": "tab:red", "local": "tab:green",
+          "BFS + local": "tab:purple", "DFS + local": "tab:orange"}
+
+
+def plot(all_res, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(all_res), figsize=(5.5 * len(all_res), 8), squeeze=False)
+    for j, res in enumerate(all_res):
+        rows = summarize(res)
+        for fam, color in COLORS.items():
+            pts = sorted((r["nfe"][0], r["success"], r["penalty"]) for r in rows if r["family"] == fam)
+            if not pts:
+                continue
+            x = [p[0] for p in pts]
+            axes[0, j].errorbar(x, [p[1][0] for p in pts], yerr=[p[1][1] for p in pts], marker="o", color=color, label=fam, capsize=2)
+            axes[1, j].errorbar(x, [-p[2][0] for p in pts], yerr=[p[2][1] for p in pts], marker="o", color=color, label=fam, capsize=2)
+        for r in rows:
+            if r["family"] == "reference" and r["label"].startswith("oracle"):
+                axes[0, j].axhline(r["success"][0], color="k", ls=":", lw=1, label="oracle cell path")
+        axes[0, j].set_title(f"PointMaze {res['maze']}: success vs NFE")
+        axes[1, j].set_title(f"PointMaze {res['maze']}: wall penalty vs NFE")
+        for i in range(2):
+            axes[i, j].set_xscale("log", base=2)
+            axes[i, j].set_xlabel("model NFE per plan (local search: + as many backward passes)")
+            axes[i, j].grid(alpha=0.3)
+        axes[0, j].set_ylabel("success rate (executed in MuJoCo)")
+        axes[1, j].set_ylabel("sum of squared wall depths (lower is better)")
+        axes[1, j].set_yscale("symlog", linthresh=0.1)
+        axes[0, j].legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+    plt.close(fig)
+
+
+def write_tables(paths=None):
+    paths = paths or sorted(glob.glob(str(RESULTS / "maze_*.json")))
+    order = {"medium": 0, "large": 1, "giant": 2, "ultra": 3}
+    all_res = sorted((json.load(open(p)) for p in paths), key=lambda r: order.get(r["maze"], 9))
+    if not all_res:
+        raise SystemExit("no benchmarks/results/maze_*.json: run `python benchmarks/maze.py --maze medium` first")
+    for name, fn in (("setup", table_setup), ("main", table_main), ("dfs_tasks", table_dfs_tasks), ("saving", table_saving),
+                     ("dfs_threshold", table_dfs_threshold)):
+        replace_marked_block(DOC, f"maze:{name}", fn(all_res))
+    plot(all_res, PLOT)
+    print(f"wrote the tables of {DOC} and {PLOT}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--maze", choices=("medium", "large", "giant"), help="run the benchmark on this maze")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--episodes", type=int, default=8, help="episodes per task per seed")
+    p.add_argument("--out", default=None)
+    p.add_argument("--families", nargs="*", default=None, help="run only these method families and merge them into the maze's JSON")
+    p.add_argument("--tables", action="store_true", help="write docs/maze.md tables and the plot from the JSONs")
+    args = p.parse_args(argv)
+    if args.maze:
+        out = args.out or str(RESULTS / f"maze_{args.maze}.json")
+        run_maze(args.maze, list(range(args.seeds)), args.episodes, out, families=args.families)
+    if args.tables:
+        write_tables()
+    if not args.maze and not args.tables:
+        p.error("give --maze NAME and/or --tables")
+
+
+if __name__ == "__main__":
+    main()
