@@ -318,7 +318,7 @@ def plot(all_res, path):
                 continue
             x = [p[0] for p in pts]
             axes[0, j].errorbar(x, [p[1][0] for p in pts], yerr=[p[1][1] for p in pts], marker="o", color=color, label=fam, capsize=2)
-            axes[1, j].errorbar(x, [-p[2][0] for p in pts], yerr=[p[2][1] for p in pts], marker="o", color=color, label=fam, capsize=2)
+            axes[1, j].errorbar(x, [p[2][0] for p in pts], yerr=[p[2][1] for p in pts], marker="o", color=color, label=fam, capsize=2)
         for r in rows:
             if r["family"] == "reference" and r["label"].startswith("oracle"):
                 axes[0, j].axhline(r["success"][0], color="k", ls=":", lw=1, label="oracle cell path")
@@ -330,7 +330,8 @@ def plot(all_res, path):
             axes[i, j].grid(alpha=0.3)
         axes[0, j].set_ylabel("success rate (executed in MuJoCo)")
         axes[1, j].set_ylabel("sum of squared wall depths (lower is better)")
-        axes[1, j].set_yscale("symlog", linthresh=0.1)
+        axes[1, j].set_yscale("symlog", linthresh=0.01)
+        axes[1, j].set_ylim(bottom=0)
         axes[0, j].legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)

@@ -68,6 +68,12 @@ def test_layouts_equal_ogbench(name):
     env.close()
 
 
+def test_simulator_without_ogbench_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ogbench", None)
+    with pytest.raises(ImportError, match=r"pip install 'tts_fast\[maze\]'"):
+        envs.make_env("medium")
+
+
 def test_unknown_maze_errors():
     for fn in (envs.maze, WallPenalty, planner, data.dataset_path, envs.make_env):
         with pytest.raises(ValueError, match="unknown maze 'umaze'"):
