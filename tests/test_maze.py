@@ -180,6 +180,15 @@ def test_wall_penalty_values():
     m = envs.maze("medium")
     oracle = torch.as_tensor(execute.oracle_plan("medium", *m.task_xy(1), 40))[None]
     assert v(oracle).item() == 0.0
+    # substeps: a segment jumping across wall (1, 3) between two clear waypoints
+    jump = torch.tensor([[[0.0, 0.0], [16.0, 0.0]]], dtype=torch.float64)  # cells (1, 1) -> (1, 5)
+    assert v(jump).item() == 0.0
+    dense = WallPenalty("medium", substeps=4)
+    # interpolated points (8, 0) and (12, 0): centres of walls (1, 3) and (1, 4), 2.7 from their open faces
+    assert dense(jump).item() == pytest.approx(-2 * 2.7**2 / 4)
+    assert dense(oracle).item() == 0.0 and dense(pts).item() < v(pts).item()
+    with pytest.raises(ValueError, match="substeps"):
+        WallPenalty("medium", substeps=0)
 
 
 def test_wall_penalty_gradient_matches_finite_differences():

@@ -301,7 +301,7 @@ def planner(maze_name: str, tasks=None, *, horizon: Optional[int] = None, device
     """The pretrained planner of a maze.
 
     Args:
-        maze_name: 'medium' or 'large' (shipped; others after training them).
+        maze_name: 'medium', 'large' or 'giant' (shipped; 'ultra' after training it).
         tasks: [P, 2, 2] world (start, goal) pairs, one per prompt row (default: the maze's 5
             evaluation tasks without noise).
         horizon: waypoints per plan (default: the training horizon).

@@ -38,15 +38,23 @@ class WallPenalty(Verifier):
         maze_name: 'medium', 'large', 'giant' or 'ultra'.
         radius: inflation of the wall boxes (default the ball radius 0.7; 0 for bare boxes).
         open_faces: measure depth to open faces only (the paper); False: to the nearest face.
-        batch_size: max plans per evaluation (memory: B * H * walls * 4 floats).
+        substeps: also score points interpolated between consecutive waypoints (k - 1 per gap,
+            each weighted 1/k); 1 = waypoints only (the paper). The paper's penalty cannot see a
+            segment that jumps across a wall between two clear waypoints; local search can make
+            such plans (docs/maze.md).
+        batch_size: max plans per evaluation (memory: B * H * substeps * walls * 4 floats).
     """
 
     differentiable = True
 
-    def __init__(self, maze_name: str, *, radius: float = RADIUS, open_faces: bool = True, batch_size: Optional[int] = 4096):
+    def __init__(self, maze_name: str, *, radius: float = RADIUS, open_faces: bool = True, substeps: int = 1,
+                 batch_size: Optional[int] = 4096):
         m = _maze(check_maze_name(maze_name))
         if not radius >= 0:
             raise ValueError(f"radius must be >= 0, got {radius}")
+        if not isinstance(substeps, int) or isinstance(substeps, bool) or substeps < 1:
+            raise ValueError(f"substeps must be an integer >= 1, got {substeps!r}")
+        self.substeps = substeps
         self.maze = m
         self.radius = float(radius)
         self.batch_size = batch_size
@@ -79,7 +87,17 @@ class WallPenalty(Verifier):
         return d.amax(-1)
 
     def forward(self, x0, cond=None):
-        return -(self.depth(x0) ** 2).sum(1)
+        if self.substeps == 1:
+            return -(self.depth(x0) ** 2).sum(1)
+        _check_plans(x0)
+        k = self.substeps
+        f = torch.arange(k, device=x0.device, dtype=x0.dtype)[None, None, :, None] / k
+        pts = x0[:, :-1, None] * (1 - f) + x0[:, 1:, None] * f  # [B, H-1, k, 2]; f = 0 are the waypoints
+        d2 = self.depth(pts.reshape(x0.shape[0], -1, 2)) ** 2
+        w = torch.full((k,), 1.0 / k, device=x0.device, dtype=d2.dtype)
+        w[0] = 1.0
+        inner = (d2.reshape(x0.shape[0], -1, k) * w).sum((1, 2))
+        return -(inner + (self.depth(x0[:, -1:]) ** 2).sum(1))
 
     def threshold(self, tolerance: Optional[float] = None) -> float:
         """Reward threshold that allows one waypoint ``tolerance`` cells deep: -(tolerance * unit)^2.
