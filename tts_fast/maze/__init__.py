@@ -4,8 +4,8 @@ verifiers, and plan execution in the MuJoCo simulator.
     import tts_fast as tts
     planner = tts.maze.planner("large")                 # a tts.Denoiser; prompt rows = the 5 tasks
     verifier = tts.maze.WallPenalty("large")            # -sum of squared wall depths (differentiable)
-    res = tts.search(planner, verifier, "dfs", threshold=verifier.threshold(0.1), n_particles=4,
-                     num_steps=16, budget=5 * 4 * 16 * 4)
+    res = tts.search(planner, verifier, "dfs", threshold=verifier.threshold(), start=12, backtrack=12,
+                     every=1, n_particles=4, num_steps=16, budget=5 * 4 * 16 * 4)
     plans_xy = res.samples                              # [5, H, 2] world coordinates
 
 Modules: ``envs`` (layouts, the ogbench environments, the registered 'ultra' maze), ``data``

@@ -10,6 +10,8 @@ inpainted start and goal, at uniform train timesteps of the cosine(256) schedule
 x_t with the clean start and goal written in (Diffuser's GoalDataset + apply_conditioning).
 AdamW with warm-up and cosine decay, EMA of the weights (the EMA weights are saved). One CPU thread
 by default, so that two mazes train side by side on two cores. The file is written atomically.
+The shipped weights (12,000 steps x batch 64, seed 0) took 891 s (medium), 1129 s (large) and
+1581 s (giant) on a 2-core machine shared with a second training or a benchmark; 1.1M parameters.
 """
 
 from __future__ import annotations
