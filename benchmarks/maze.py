@@ -360,7 +360,10 @@ def write_tables(paths=None):
         raise SystemExit("no benchmarks/results/maze_*.json: run `python benchmarks/maze.py --maze medium` first")
     for name, fn in (("setup", table_setup), ("main", table_main), ("dfs_tasks", table_dfs_tasks), ("saving", table_saving),
                      ("dfs_threshold", table_dfs_threshold)):
-        replace_marked_block(DOC, f"maze:{name}", fn(all_res))
+        body = fn(all_res)
+        replace_marked_block(DOC, f"maze:{name}", body)
+        if f"<!-- maze:{name}:begin -->" in (ROOT / "README.md").read_text():
+            replace_marked_block(ROOT / "README.md", f"maze:{name}", body)
     plot(all_res, PLOT)
     print(f"wrote the tables of {DOC} and {PLOT}")
 
