@@ -218,3 +218,11 @@ def test_final_samples_and_rewards_use_the_full_decode(rare_mode, method, opts):
     r = tts.search(m, verifier, method, n_particles=4, num_steps=10, batch_size=2, progress=False, **opts)
     assert torch.equal(r.samples, r.latents)
     assert torch.allclose(r.rewards, verifier(r.samples))
+
+
+def test_rewards_come_back_in_the_verifiers_dtype(rare_mode):
+    model = tts.models.GaussianMixture(rare_mode[0].means, rare_mode[0].stds, rare_mode[0].weights, dtype=torch.float32)
+    for method in ("bon", "bfs", "dfs"):
+        opts = {"threshold": -1.0} if method == "dfs" else {}
+        r = tts.search(model, rare_mode[1], method, n_particles=4, num_steps=8, progress=False, **opts)
+        assert r.rewards.dtype == r.particle_rewards.dtype == torch.float32, method

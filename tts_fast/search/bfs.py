@@ -182,17 +182,19 @@ class BFS:
             x_next = ctx.advance(xi, x0_hat, aux, i, live_rows, self.eta)
             x = x_next if live is None else x.index_copy(0, live, x_next)
 
-        r_final = _scatter(ctx.score(x if live is None else x[live], rows if live is None else rows[live], final=True).to(torch.float64), live, b, n)
+        r_raw = ctx.score(x if live is None else x[live], rows if live is None else rows[live], final=True)
+        r_final = _scatter(r_raw.to(torch.float64), live, b, n)
         if lam is not None:
             # Final potential: the lineage's intermediate potentials are divided out, so the weighted
             # population targets p0 * exp(lam * r) whatever the intermediate scoring was.
             log_w = log_w + self.lam * r_final - log_psi
-        result = ctx.finish(x, r_final.reshape(-1), n, log_weights=log_w, alive=None if live is None else alive)
+        # Weights are float64; rewards are returned in the verifier's dtype, as by every method.
+        result = ctx.finish(x, r_final.reshape(-1).to(r_raw.dtype), n, log_weights=log_w, alive=None if live is None else alive)
         if self.select == "weighted":
             pick = ctx.resample(result.log_weights, "multinomial")[:, 0]
             flat = pick + torch.arange(b, device=dev) * n
             result.latents = x[flat]
-            result.rewards = r_final.reshape(-1)[flat]
+            result.rewards = r_final.reshape(-1)[flat].to(r_raw.dtype)
             result.samples = ctx.decode_full(result.latents)
         return result
 
