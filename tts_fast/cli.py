@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from ._cli_common import CLIError, resolve_device
+from ._cli_common import CLIError, positive_int, resolve_device
 
 DEFAULT_OUT = "tts_fast_demo"
 
@@ -36,16 +36,6 @@ def _digit(s: str) -> int:
     return v
 
 
-def _positive(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
-
-
 def _build_demo(sub) -> None:
     from .zoo.experiment import DEMO_METHODS, SPECS
 
@@ -60,18 +50,18 @@ def _build_demo(sub) -> None:
         ),
     )
     p.add_argument("--digits", type=_digit, nargs="+", default=None, metavar="D", help="target digits (default: all ten; --quick: 0 1)")
-    p.add_argument("--n-particles", type=_positive, default=None, metavar="N",
+    p.add_argument("--n-particles", type=positive_int, default=None, metavar="N",
                    help="largest budget, in trajectories per sample: N x steps model NFE (default 8; --quick 4); "
                    "the demo also runs N/2 and N/4 (>= 2)")
-    p.add_argument("--steps", type=_positive, default=None, help="denoising steps per trajectory (default 50; --quick 20)")
-    p.add_argument("--per-digit", type=_positive, default=None, help="samples (searches) per digit and seed (default 1)")
+    p.add_argument("--steps", type=positive_int, default=None, help="denoising steps per trajectory (default 50; --quick 20)")
+    p.add_argument("--per-digit", type=positive_int, default=None, help="samples (searches) per digit and seed (default 1)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="S", help="search seeds (default: 0)")
     p.add_argument("--methods", nargs="+", default=None, metavar="M",
                    help=f"methods (default: {' '.join(DEMO_METHODS)}; also: {' '.join(k for k in SPECS if k not in DEMO_METHODS)})")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: ./{DEFAULT_OUT})")
     p.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ...")
     p.add_argument("--quick", action="store_true", help="a reduced setting: digits 0 1, N = 4, 20 steps, one sample per digit")
-    p.add_argument("--threads", type=_positive, default=1,
+    p.add_argument("--threads", type=positive_int, default=1,
                    help="torch CPU threads (default 1: the demo runs many small kernels, for which extra threads only add overhead)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(handler=_demo)
