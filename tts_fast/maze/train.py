@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from .._io import atomic_path
+from .._training import train_step
 from . import data as _data
 from .envs import MAZES, check_maze_name
 from .planner import Normalizer, TemporalUnet, num_params, planner_schedule, weights_path
@@ -109,14 +110,7 @@ def train(maze_name: str, *, steps: int, batch: int, lr: float, ema_decay: float
             g["lr"] = _lr(step, steps, lr)
         x0 = sample_batch(obs, st, cnt, h, k, batch, gen)
         loss = diffusion_loss(net, x0, ab, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        dec = min(ema_decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for pe, p in zip(ema.parameters(), net.parameters()):
-                pe.lerp_(p, 1 - dec)
+        train_step(net, ema, opt, loss, step, ema_decay)
         running = loss.item() if running is None else 0.99 * running + 0.01 * loss.item()
         if (step + 1) % max(1, steps // 10) == 0:
             log(f"  {maze_name} step {step + 1}/{steps} loss {running:.5f} ({time.perf_counter() - t0:.0f}s)")

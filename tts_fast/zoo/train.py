@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from . import CLASSIFIERS, DIFFUSION_FILE, digits_schedule
 from .data import load_split
 from .._io import atomic_path
+from .._training import train_step
 from .nets import CLASSIFIER_ARCHS, DigitsUNet, num_params
 
 DEFAULTS = dict(seed=0, unet_steps=10000, clf_steps=3000, batch=128)
@@ -118,14 +119,7 @@ def train_unet(x, *, steps: int, seed: int, batch: int = 128, ema_decay: float =
         a = ab[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
         loss = F.mse_loss(net(xt, t.float()), eps)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        d = min(ema_decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for pe, p in zip(ema.parameters(), net.parameters()):
-                pe.lerp_(p, 1 - d)
+        train_step(net, ema, opt, loss, step, ema_decay)
         running = loss.item() if running is None else 0.99 * running + 0.01 * loss.item()
         if (step + 1) % max(1, steps // 10) == 0:
             log(f"  unet step {step + 1}/{steps} loss {running:.4f} ({time.perf_counter() - t0:.0f}s)")
