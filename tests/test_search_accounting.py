@@ -226,3 +226,39 @@ def test_rewards_come_back_in_the_verifiers_dtype(rare_mode):
         opts = {"threshold": -1.0} if method == "dfs" else {}
         r = tts.search(model, rare_mode[1], method, n_particles=4, num_steps=8, progress=False, **opts)
         assert r.rewards.dtype == r.particle_rewards.dtype == torch.float32, method
+
+
+def test_calibrated_dfs_without_backtracks_is_best_of_n(rare_mode):
+    """The first descent of calibrated DFS is the plain sampler: with no backtrack allowed it is best-of-N exactly."""
+    bon = run(rare_mode, "bon")
+    dfs = run(rare_mode, "dfs", calibrate=0.5, max_backtracks=0)
+    assert torch.equal(dfs.particles, bon.particles) and dfs.nfe.model == bon.nfe.model
+
+
+def test_calibrated_thresholds_are_pooled_quantiles_of_the_first_descent(rare_mode):
+    """Thresholds = the q-quantile of all walkers' first-descent rewards per check level; exactly the
+    walkers with a reward below it at some check go back, and each returns the better of its samples."""
+    model, verifier = rare_mode
+    q, s = 0.3, 12
+    kw = dict(n_particles=8, num_steps=s, batch_size=3, seed=2, progress=False)
+    r = tts.search(model, verifier, "dfs", calibrate=q, start=8, every=2, max_backtracks=None, budget=3 * 8 * s * 6, **kw)
+    cal = next(row for row in r.trace if row["step"] == "calibration")
+    rewards = torch.tensor(cal["rewards"], dtype=torch.float64)  # [checks, walkers]
+    assert cal["levels"] == [8, 10] and rewards.shape == (2, 24)
+    tau = torch.quantile(rewards, q, dim=1)
+    assert torch.allclose(torch.tensor(cal["thresholds"], dtype=torch.float64), tau)
+    failed = (rewards < tau[:, None]).any(0)
+    sent = next(row for row in r.trace if row["step"] == "calibration_backtracks")["walkers"]
+    assert sorted(sent) == failed.nonzero().squeeze(1).tolist() and 0 < len(sent) < 24
+    first = tts.search(model, verifier, "bon", **kw).particle_rewards.reshape(-1)
+    assert bool((r.particle_rewards.reshape(-1) >= first).all())
+    assert r.nfe.model <= 3 * 8 * s * 6
+
+
+def test_calibrated_dfs_respects_the_budget_and_max_backtracks(rare_mode):
+    budget = 3 * 4 * 12 * 2
+    r = run(rare_mode, "dfs", calibrate=0.9, max_backtracks=None, budget=budget)
+    assert budget - 3 * 12 < r.nfe.model <= budget  # a strict threshold spends (nearly) everything
+    capped = run(rare_mode, "dfs", calibrate=0.9, max_backtracks=1)
+    backs = torch.tensor(next(row for row in capped.trace if row["step"] == "final")["backtracks"])
+    assert int(backs.max()) == 1

@@ -34,6 +34,10 @@ def test_unknown_method_and_options(rare_mode):
         tts.BestOfN(eta=1.5)
     with pytest.raises(ValueError, match="threshold"):
         tts.DFS()
+    with pytest.raises(ValueError, match="calibrate must be"):
+        tts.DFS(calibrate=1.5)
+    with pytest.raises(ValueError, match="quantile or calibrate"):
+        tts.DFS(quantile=0.5, calibrate=0.5)
     with pytest.raises(ValueError, match="delta_b"):
         search(rare_mode, "search_over_paths", delta_f=3, delta_b=2)
     with pytest.raises(ValueError, match="local_steps"):
@@ -117,3 +121,5 @@ def test_dfs_quantile_needs_several_walkers(rare_mode):
     with pytest.raises(ValueError, match="n_particles >= 2"):
         search(rare_mode, "dfs", quantile=0.5, n_particles=1)
     assert search(rare_mode, "dfs", quantile=0.5, threshold=-1.0, n_particles=1).samples.shape == (2, 2)
+    # calibrate pools every prompt's walkers, so one walker per prompt is enough
+    assert search(rare_mode, "dfs", calibrate=0.5, n_particles=1).samples.shape == (2, 2)

@@ -70,3 +70,23 @@ def test_local_search_raises_the_reward_of_its_starting_samples(rare_mode):
     local = tts.search(model, verifier, "local", rho=1.0, rho_schedule="langevin", local_steps=2, **common).particle_rewards.reshape(-1)
     d = local - plain
     assert float(d.mean()) > 4 * float(d.std()) / math.sqrt(d.numel())
+
+
+def test_calibrated_dfs_spends_more_on_harder_targets_without_a_threshold():
+    """calibrate: thresholds from the run's own first descent, pooled over prompts; no reward units."""
+    model = tts.models.GaussianMixture([[-2.0, 0.0], [2.0, 0.0]], [0.5, 0.5], [0.9, 0.1])
+    centers = torch.tensor([[-2.0, 0.0], [2.0, 0.0], [3.0, 0.0]]).repeat(32, 1)  # easy, hard, harder
+    verifier = tts.verifiers.GaussianReward(centers, 1.0)
+    b = centers.shape[0]
+    kw = dict(n_particles=4, num_steps=S, batch_size=b, seed=0, progress=False)
+    r = tts.search(model, verifier, "dfs", calibrate=0.5, max_backtracks=None, budget=b * 4 * S * 3, **kw)
+    per = r.nfe_per_prompt.view(32, 3).double()
+    easy, hard, harder = per.mean(0)
+    se = per.std(0) / math.sqrt(32)
+    assert hard - easy > 4 * math.hypot(se[0], se[1]) and harder - easy > 4 * math.hypot(se[0], se[2])
+    # and it finds better samples than best-of-N from the same first descent on the hard rows
+    bon = tts.search(model, verifier, "bon", **kw).rewards.view(32, 3).double()
+    gain = r.rewards.view(32, 3).double() - bon
+    assert bool((gain >= 0).all())
+    for col in (1, 2):
+        assert float(gain[:, col].mean()) > 4 * float(gain[:, col].std()) / math.sqrt(32)

@@ -11,10 +11,23 @@ that level (best-so-far fallback).
 Unlike the original code (one particle, absolute hand-tuned thresholds, unbounded buffers keyed by
 float scores, restart noise from another RNG stream), tts_fast runs N walkers per prompt for B
 prompts in one batch, each at its own level; thresholds are absolute (``threshold``, optionally
-shaped per level) and/or relative (``quantile``: the q-quantile of the rewards seen at that level
-for that prompt, so nothing needs per-task tuning); ``budget`` (model NFE per prompt) is never
-exceeded: a backtrack is taken only if the row can still finish all of its walkers afterwards.
-The returned sample per prompt is the best walker's.
+shaped per level), relative to the walkers of the prompt (``quantile``) or calibrated on the run
+itself (``calibrate``, below); ``budget`` (model NFE per prompt) is never exceeded: a backtrack is
+taken only if the row can still finish all of its walkers afterwards. The returned sample per
+prompt is the best walker's.
+
+Calibrated thresholds (``calibrate=q``). An absolute threshold has the verifier's units and must
+match what x0-predictions reach at each level, which depends on the model and the task (the
+paper's maze thresholds are 6 on giant and 400 on ultra). A running quantile of the rewards seen
+at a level is biased: walkers that reach a later level have passed the earlier checks, so the
+reference is skewed upward and every walker looks bad. ``calibrate`` removes both problems: the
+first descent of every walker runs the plain sampler with checks deferred, and the threshold of
+each check level is the q-quantile of the rewards of *all* walkers of *all* prompts at that level
+(an unselected sample of the plain sampler's rewards there). Then each walker that failed a check
+re-enters at its first failed check, backtracking from the state stored there, and from then on
+DFS runs with these fixed thresholds. A prompt whose walkers score below the batch's typical
+rewards gets more compute; nothing is in the verifier's units. A walker's finished first-descent
+sample is kept: the walker returns the better of it and what it finishes with later.
 """
 
 from __future__ import annotations
@@ -44,6 +57,10 @@ class DFS:
         quantile: relative threshold in (0, 1): a check fails when r is below the q-quantile of
             the rewards seen at that level for that prompt (this attempt included). With both
             thresholds a check fails only when both fail (the quantile caps the rejection rate).
+        calibrate: calibrated threshold in (0, 1): a check fails when r is below the q-quantile of
+            the first-descent rewards at that level, pooled over every walker of every prompt (see
+            the module docstring). With ``threshold`` too, a check fails only when both fail.
+            Excludes ``quantile``.
         backtrack: Delta_T, levels to go back on a failed check (default round(0.4 S), at least 1).
         start: first check level (default round(0.5 S)); every: check every k levels from start
             (default round(0.1 S), at least 1). Early x0-predictions say little about the final
@@ -59,6 +76,7 @@ class DFS:
     threshold: Union[None, float, Sequence[float]] = None
     threshold_schedule: str = "constant"
     quantile: Optional[float] = None
+    calibrate: Optional[float] = None
     backtrack: Optional[int] = None
     start: Optional[int] = None
     every: Optional[int] = None
@@ -70,8 +88,13 @@ class DFS:
     name = "dfs"
 
     def __post_init__(self):
-        if self.threshold is None and self.quantile is None:
-            raise ValueError("DFS needs a threshold (absolute reward) or a quantile (relative threshold), or both")
+        if self.threshold is None and self.quantile is None and self.calibrate is None:
+            raise ValueError("DFS needs a threshold (absolute reward), a quantile (relative to the prompt's walkers) "
+                             "or calibrate (calibrated on the first descent)")
+        if self.quantile is not None and self.calibrate is not None:
+            raise ValueError("DFS takes quantile or calibrate, not both")
+        if self.calibrate is not None:
+            check_float(self.calibrate, "calibrate", 0.0, 1.0, low_open=True)
         if self.threshold is not None and not isinstance(self.threshold, (list, tuple)):
             check_float(self.threshold, "threshold")
         check_choice(self.threshold_schedule, "threshold_schedule", THRESHOLD_SCHEDULES)
@@ -116,7 +139,7 @@ class DFS:
         b, n, s = ctx.batch_size, ctx.n_particles, ctx.num_steps
         r_steps = ctx.steps_cost()
         back, checks, tau = self.plan(ctx.grid)
-        if self.threshold is None and n < 2:
+        if self.threshold is None and self.quantile is not None and n < 2:
             # The quantile includes the walker's own reward, so a lone walker never falls below it.
             raise ValueError("DFS with only a quantile threshold compares the walkers of a prompt: use n_particles >= 2 "
                              "or give an absolute threshold")
@@ -129,91 +152,163 @@ class DFS:
         check_of = torch.full((s,), -1, dtype=torch.int64, device=dev)
         check_of[checks] = torch.arange(len(checks), device=dev)
         tau = None if tau is None else tau.to(dev)
-        x = ctx.init_noise(w)
-        level = torch.zeros(w, dtype=torch.int64, device=dev)
-        done = torch.zeros(w, dtype=torch.bool, device=dev)
-        n_back = torch.zeros(w, dtype=torch.int64, device=dev)
+        st = _Walkers(
+            x=ctx.init_noise(w),
+            level=torch.zeros(w, dtype=torch.int64, device=dev),
+            done=torch.zeros(w, dtype=torch.bool, device=dev),
+            n_back=torch.zeros(w, dtype=torch.int64, device=dev),
+            best=_Best(len(checks), w, dev),
+        )
+        final = torch.empty_like(st.x)
         hist = torch.full((b * len(checks), self.history), math.nan, dtype=torch.float64, device=dev)
         hist_count = torch.zeros(b * len(checks), dtype=torch.int64, device=dev)
-        best = _Best(len(checks), w, dev)
-        final = torch.empty_like(x)
+        first = None
+        if self.calibrate is not None:
+            tau, first = self._calibrate(ctx, st, final, rows, checks, check_of, tau, back)
         it = 0
         while True:
-            idx = (~done).nonzero().squeeze(1)
+            idx = (~st.done).nonzero().squeeze(1)
             if idx.numel() == 0:
                 break
-            lv, xr = level[idx], rows[idx]
-            xi, x0_hat, aux = ctx.prepare(x[idx], lv, xr)
+            lv, xr = st.level[idx], rows[idx]
+            xi, x0_hat, aux = ctx.prepare(st.x[idx], lv, xr)
             reject = torch.zeros(idx.numel(), dtype=torch.bool, device=dev)
             c = (check_of[lv] >= 0).nonzero().squeeze(1)
             if c.numel():
                 k = check_of[lv[c]]
                 r = ctx.score(x0_hat[c], xr[c]).to(torch.float64)
-                key = xr[c] * len(checks) + k
-                _append(hist, hist_count, key, r)
-                best.update(k, idx[c], r, xi[c], x0_hat[c], aux, c)
+                st.best.update(k, idx[c], r, xi[c], x0_hat[c], aux, c)
                 fail = torch.ones_like(r, dtype=torch.bool)
                 if tau is not None:
                     fail &= r < tau[lv[c]]
                 if self.quantile is not None:
+                    key = xr[c] * len(checks) + k
+                    _append(hist, hist_count, key, r)
                     fail &= r < torch.nanquantile(hist[key], self.quantile, dim=1)
-                allowed = fail & self._may_backtrack(ctx, idx, c, lv, n_back, back, done, level)
+                extra = lv[c] + 1 - (lv[c] - back).clamp(min=0)
+                allowed = fail & self._may_backtrack(ctx, st, idx[c], extra, remaining=(s - lv - 1, rows[idx]))
                 reject[c] = allowed
                 fallback = c[fail & ~allowed]
                 if fallback.numel():
-                    xi, x0_hat, aux = best.restore(check_of[lv[fallback]], idx[fallback], fallback, xi, x0_hat, aux)
+                    xi, x0_hat, aux = st.best.restore(check_of[lv[fallback]], idx[fallback], fallback, xi, x0_hat, aux)
                 ctx.trace.add(step=it, active=idx.numel(), walkers=idx[c], levels=lv[c], rewards=r, rejected=allowed,
                               fallback=fallback.numel())
             acc = (~reject).nonzero().squeeze(1)
             rej = reject.nonzero().squeeze(1)
             if acc.numel():
                 a_idx = idx[acc]
-                x_next = ctx.advance(xi[acc], x0_hat[acc], _take(aux, acc), lv[acc], xr[acc], self.eta)
-                x[a_idx] = x_next
-                level[a_idx] = lv[acc] + 1
-                finished = a_idx[level[a_idx] == s]
-                final[finished] = x[finished]
-                done[finished] = True
+                st.x[a_idx] = ctx.advance(xi[acc], x0_hat[acc], _take(aux, acc), lv[acc], xr[acc], self.eta)
+                st.level[a_idx] = lv[acc] + 1
+                finished = a_idx[st.level[a_idx] == s]
+                final[finished] = st.x[finished]
+                st.done[finished] = True
             if rej.numel():
-                r_idx = idx[rej]
-                j = (lv[rej] - back).clamp(min=0)
-                # j = 0 restarts from a fresh noise (the run's own generator), else the exact forward kernel.
-                moved = ctx.renoise(xi[rej], lv[rej], j)
-                fresh = ctx.init_noise(rej.numel())
-                x[r_idx] = torch.where(_col(j == 0, moved), fresh, moved)
-                level[r_idx] = j
-                n_back[r_idx] += 1
+                self._backtrack(ctx, st, idx[rej], xi[rej], lv[rej], (lv[rej] - back).clamp(min=0))
             it += 1
-        ctx.trace.add(step="final", backtracks=n_back.view(b, n))
-        return ctx.finish(final, ctx.score(final, rows, final=True), n)
+        ctx.trace.add(step="final", backtracks=st.n_back.view(b, n))
+        r_final = ctx.score(final, rows, final=True)
+        if first is not None:
+            # A walker returns the better of its first-descent sample and what it finished with later.
+            x_first, r_first = first
+            keep = r_first > r_final
+            final = torch.where(_col(keep, final), x_first, final)
+            r_final = torch.where(keep, r_first, r_final)
+        return ctx.finish(final, r_final, n)
 
-    def _may_backtrack(self, ctx, idx, c, lv, n_back, back, done, level):
+    def _calibrate(self, ctx, st, final, rows, checks, check_of, tau_abs, back):
+        """First descent of every walker with checks deferred; returns (thresholds [S], first samples).
+
+        The thresholds are the ``calibrate``-quantiles of the rewards at each check level over all
+        walkers (combined with the absolute thresholds: a check fails only when both fail). Walkers
+        that failed a check re-enter at their first failed check, from the state stored there.
+        """
+        s = ctx.num_steps
+        w = st.x.shape[0]
+        every = torch.arange(w, device=ctx.device)
+        r_checks = torch.empty((len(checks), w), dtype=torch.float64, device=ctx.device)
+        x = st.x
+        for i in range(s):
+            xi, x0_hat, aux = ctx.prepare(x, i, rows)
+            if i in checks:
+                k = checks.index(i)
+                r = ctx.score(x0_hat, rows).to(torch.float64)
+                r_checks[k] = r
+                st.best.update(torch.full_like(every, k), every, r, xi, x0_hat, aux, every)
+            x = ctx.advance(xi, x0_hat, aux, i, rows, self.eta)
+        final.copy_(x)
+        r_first = ctx.score(x, rows, final=True)
+        cal = torch.nanquantile(r_checks, self.calibrate, dim=1)  # [K]
+        tau = torch.full((s,), -math.inf, dtype=torch.float64, device=ctx.device)
+        tau[checks] = cal
+        ctx.trace.add(step="calibration", levels=checks, thresholds=cal, rewards=r_checks)
+        fail = r_checks < cal[:, None]
+        if tau_abs is not None:
+            fail &= r_checks < tau_abs[checks][:, None]
+            tau = torch.minimum(tau, tau_abs)  # r < min(a, b) iff both fail
+        failed = fail.any(0)
+        k_first = torch.where(failed, fail.to(torch.int8).argmax(0), torch.zeros_like(every))
+        lv = torch.tensor(checks, device=ctx.device)[k_first]
+        j = (lv - back).clamp(min=0)
+        st.level.fill_(s)
+        st.done.fill_(True)
+        cand = failed.nonzero().squeeze(1)
+        allowed = self._may_backtrack(ctx, st, cand, s - j[cand], remaining=None)
+        go = cand[allowed]
+        if go.numel():
+            x_k = st.best.store["x"][k_first[go], go]
+            st.done[go] = False
+            self._backtrack(ctx, st, go, x_k, lv[go], j[go])
+        ctx.trace.add(step="calibration_backtracks", walkers=go)
+        return tau, (final.clone(), r_first)
+
+    def _backtrack(self, ctx, st, walkers, x_at, lv, j):
+        """Send walkers from their states x_at at levels lv back to levels j (j = 0: a fresh noise)."""
+        moved = ctx.renoise(x_at, lv, j)
+        fresh = ctx.init_noise(walkers.numel())
+        # j = 0 restarts from a fresh noise (the run's own generator), else the exact forward kernel.
+        st.x[walkers] = torch.where(_col(j == 0, moved), fresh, moved)
+        st.level[walkers] = j
+        st.n_back[walkers] += 1
+
+    def _may_backtrack(self, ctx, st, walkers, extra_levels, remaining):
         """Which failing walkers may backtrack: under max_backtracks, and within the row's budget.
 
+        ``walkers`` [m] sorted; ``extra_levels`` [m] the levels a backtrack adds for each;
+        ``remaining`` (levels [a], rows [a]) of the active walkers, None when none is active.
         The row must still be able to finish every walker afterwards: spent + committed + extra
         <= budget, where committed counts the remaining levels of all active walkers assuming they
-        pass, and a backtrack from level i to j adds i + 1 - j levels. Candidates of a row are
-        granted in walker order while the slack lasts.
+        pass. Candidates of a row are granted in walker order while the slack lasts.
         """
-        walkers = idx[c]
-        ok = torch.ones(c.numel(), dtype=torch.bool, device=idx.device)
+        ok = torch.ones(walkers.numel(), dtype=torch.bool, device=walkers.device)
         if self.max_backtracks is not None:
-            ok &= n_back[walkers] < self.max_backtracks
+            ok &= st.n_back[walkers] < self.max_backtracks
         if ctx.row_budget is None:
             return ok
         r_steps = ctx.steps_cost()
-        b, n, s = ctx.batch_size, ctx.n_particles, ctx.num_steps
-        rows = idx // n
-        remaining = torch.zeros(b, dtype=torch.int64, device=idx.device).index_add_(0, rows, (s - lv - 1) * r_steps)
-        slack = ctx.row_budget - ctx.counter.per_prompt - remaining  # [B]
-        extra = (lv[c] + 1 - (lv[c] - back).clamp(min=0)) * r_steps
-        extra = torch.where(ok, extra, torch.zeros_like(extra))
-        c_rows = rows[c]
-        # Cumulative extra per row in walker order (c is sorted, and so are rows).
+        b, n = ctx.batch_size, ctx.n_particles
+        committed = torch.zeros(b, dtype=torch.int64, device=walkers.device)
+        if remaining is not None:
+            levels, active_rows = remaining
+            committed.index_add_(0, active_rows, levels * r_steps)
+        slack = ctx.row_budget - ctx.counter.per_prompt - committed  # [B]
+        extra = torch.where(ok, extra_levels * r_steps, torch.zeros_like(extra_levels))
+        c_rows = walkers // n
+        # Cumulative extra per row in walker order (walkers are sorted, and so are their rows).
         csum = extra.cumsum(0)
         first = torch.searchsorted(c_rows, c_rows, right=False)
         before = torch.where(first > 0, csum[(first - 1).clamp(min=0)], torch.zeros_like(csum))
         return ok & (csum - before <= slack[c_rows])
+
+
+@dataclass
+class _Walkers:
+    """The walkers' state: x [W, ...] at level [W], finished flags, backtrack counts, best-so-far."""
+
+    x: torch.Tensor
+    level: torch.Tensor
+    done: torch.Tensor
+    n_back: torch.Tensor
+    best: "_Best"
 
 
 class _Best:
