@@ -15,7 +15,8 @@ particle counts N, one process on one device times:
 - ``tts_fast/<backend> network alone``: the x0-predictions of N particles per call, no search,
   no decode: the backend's ceiling;
 - ``tts_fast/<backend>``: ``tts.search`` through DiffusersModel for bfs_best, DFS (quantile
-  threshold, budget N x steps) and bfs_best + local search (the gradient path: one backward pass
+  threshold, budget N x steps; compact slots, and fixed slots: sync-free, constant batch) and
+  bfs_best + local search (the gradient path: one backward pass
   through the network per NFE), with backends eager, compile and cudagraphs.
 
 NFE/s counts particle-steps (a CFG pair is one NFE); model evaluations/s counts a CFG pair twice.
@@ -165,6 +166,7 @@ def run(args) -> dict:
             add(f"tts_fast/{backend} network alone", n, timed(network, device, args.repeats), nfe)
             for label, method, opts in (("bfs_best", "bfs_best", {}),
                                         ("dfs", "dfs", dict(quantile=0.5, max_backtracks=None, budget=nfe)),
+                                        ("dfs fixed slots", "dfs", dict(quantile=0.5, max_backtracks=None, budget=nfe, slots="fixed")),
                                         ("bfs_best + local", "bfs_best", dict(local_steps=2, rho=0.1))):
                 if label not in args.methods:
                     continue
@@ -217,7 +219,7 @@ def main():
     ap.add_argument("--steps", type=int, default=None, help="default 50 (smoke: 8)")
     ap.add_argument("--guidance", type=float, default=None)
     ap.add_argument("--backends", nargs="+", default=["eager", "compile", "cudagraphs"])
-    ap.add_argument("--methods", nargs="+", default=["bfs_best", "dfs", "bfs_best + local"])
+    ap.add_argument("--methods", nargs="+", default=["bfs_best", "dfs", "dfs fixed slots", "bfs_best + local"])
     ap.add_argument("--decode-scale", type=float, default=1.0)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--readme", action="store_true", help="write the README table (full-size CUDA runs only)")

@@ -248,8 +248,8 @@ def test_calibrated_thresholds_are_pooled_quantiles_of_the_first_descent(rare_mo
     tau = torch.quantile(rewards, q, dim=1)
     assert torch.allclose(torch.tensor(cal["thresholds"], dtype=torch.float64), tau)
     failed = (rewards < tau[:, None]).any(0)
-    sent = next(row for row in r.trace if row["step"] == "calibration_backtracks")["walkers"]
-    assert sorted(sent) == failed.nonzero().squeeze(1).tolist() and 0 < len(sent) < 24
+    sent = torch.tensor(next(row for row in r.trace if row["step"] == "calibration_backtracks")["sent_back"])
+    assert torch.equal(sent, failed) and 0 < int(sent.sum()) < 24
     first = tts.search(model, verifier, "bon", **kw).particle_rewards.reshape(-1)
     assert bool((r.particle_rewards.reshape(-1) >= first).all())
     assert r.nfe.model <= 3 * 8 * s * 6
@@ -262,3 +262,22 @@ def test_calibrated_dfs_respects_the_budget_and_max_backtracks(rare_mode):
     capped = run(rare_mode, "dfs", calibrate=0.9, max_backtracks=1)
     backs = torch.tensor(next(row for row in capped.trace if row["step"] == "final")["backtracks"])
     assert int(backs.max()) == 1
+
+
+def test_fixed_slots_equal_compact_slots_when_no_walker_backtracks(rare_mode):
+    """Same walkers, deterministic sampler (fixed slots also draw the unused backtrack noises, so
+    their random stream differs): with every check passing, both ways of running DFS agree."""
+    kw = dict(threshold=-1e9, eta=0.0)
+    compact = run(rare_mode, "dfs", **kw)
+    fixed = run(rare_mode, "dfs", slots="fixed", **kw)
+    assert torch.allclose(fixed.particles, compact.particles, atol=1e-6) and fixed.nfe == compact.nfe
+
+
+@pytest.mark.parametrize("opts", [dict(threshold=-0.5), dict(calibrate=0.5), dict(calibrate=0.5, local_steps=2, mu=0.1)])
+def test_fixed_slots_count_only_working_slots_and_respect_the_budget(rare_mode, opts):
+    budget = 3 * 4 * 12 * 3 * opts.get("local_steps", 1)
+    r = run(rare_mode, "dfs", slots="fixed", max_backtracks=None, budget=budget, **opts)
+    assert r.nfe.model <= budget and int(r.nfe_per_prompt.sum()) == r.nfe.model
+    slots = next(row for row in r.trace if row["step"] == "slots")
+    # every iteration evaluates all 12 slots (R times with local search); finished slots are not NFE
+    assert slots["slot_evaluations"] >= slots["iterations"] * 12 * opts.get("local_steps", 1) > r.nfe.model

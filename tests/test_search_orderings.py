@@ -46,14 +46,15 @@ def test_presets_beat_best_of_n(bon_rewards, preset):
     assert r.nfe.model == bon.nfe.model and m1 - m0 > 4 * math.hypot(s0, s1), (m1, m0)
 
 
-def test_dfs_spends_more_on_harder_targets():
+@pytest.mark.parametrize("slots", ["compact", "fixed"])
+def test_dfs_spends_more_on_harder_targets(slots):
     """Prompt rows whose verifier targets the rare mode, or beyond it, draw more NFE than easy ones."""
     model = tts.models.GaussianMixture([[-2.0, 0.0], [2.0, 0.0]], [0.5, 0.5], [0.9, 0.1])
     centers = torch.tensor([[-2.0, 0.0], [2.0, 0.0], [3.0, 0.0]]).repeat(32, 1)  # easy, hard, harder
     verifier = tts.verifiers.GaussianReward(centers, 1.0)
     b = centers.shape[0]
     r = tts.search(model, verifier, "dfs", n_particles=4, num_steps=S, batch_size=b, seed=0, progress=False,
-                   threshold=-1.0, max_backtracks=None, budget=b * 4 * S * 3)
+                   threshold=-1.0, max_backtracks=None, budget=b * 4 * S * 3, slots=slots)
     per = r.nfe_per_prompt.view(32, 3).double()
     easy, hard, harder = per.mean(0)
     se = per.std(0) / math.sqrt(32)
@@ -72,14 +73,15 @@ def test_local_search_raises_the_reward_of_its_starting_samples(rare_mode):
     assert float(d.mean()) > 4 * float(d.std()) / math.sqrt(d.numel())
 
 
-def test_calibrated_dfs_spends_more_on_harder_targets_without_a_threshold():
+@pytest.mark.parametrize("slots", ["compact", "fixed"])
+def test_calibrated_dfs_spends_more_on_harder_targets_without_a_threshold(slots):
     """calibrate: thresholds from the run's own first descent, pooled over prompts; no reward units."""
     model = tts.models.GaussianMixture([[-2.0, 0.0], [2.0, 0.0]], [0.5, 0.5], [0.9, 0.1])
     centers = torch.tensor([[-2.0, 0.0], [2.0, 0.0], [3.0, 0.0]]).repeat(32, 1)  # easy, hard, harder
     verifier = tts.verifiers.GaussianReward(centers, 1.0)
     b = centers.shape[0]
     kw = dict(n_particles=4, num_steps=S, batch_size=b, seed=0, progress=False)
-    r = tts.search(model, verifier, "dfs", calibrate=0.5, max_backtracks=None, budget=b * 4 * S * 3, **kw)
+    r = tts.search(model, verifier, "dfs", calibrate=0.5, max_backtracks=None, budget=b * 4 * S * 3, slots=slots, **kw)
     per = r.nfe_per_prompt.view(32, 3).double()
     easy, hard, harder = per.mean(0)
     se = per.std(0) / math.sqrt(32)

@@ -94,3 +94,26 @@ def test_the_detector_sees_host_reads(rare_mode):
         tts.search(Marked(model, mode, "model"), MarkedVerifier(verifier, mode), "bfs", prune=True, n_particles=4,
                    num_steps=12, batch_size=2, progress=False)
     assert _reads_in_loop(mode.events)
+
+
+@pytest.mark.skipif(tts.ops.backend("cpu") == "reference", reason="the pure-PyTorch reference ops check levels on the host")
+@pytest.mark.parametrize("opts", [
+    dict(threshold=-0.5),
+    dict(calibrate=0.5),
+    dict(quantile=0.5, threshold=-0.5),
+    dict(calibrate=0.5, local_steps=2, rho=0.5, mu=0.1),
+])
+def test_dfs_with_fixed_slots_reads_the_device_only_to_stop(rare_mode, opts):
+    """Fixed slots: walkers at different levels, backtracks and the budget all stay on the device; the
+    host asks whether every walker finished once every sync_every iterations, and nothing else."""
+    model, verifier = rare_mode
+    mode = HostReads()
+    m, v = Marked(model, mode, "model"), MarkedVerifier(verifier, mode)
+    s, sync_every = 12, 5
+    with mode:
+        r = tts.search(m, v, "dfs", slots="fixed", sync_every=sync_every, n_particles=4, num_steps=s, batch_size=3, seed=0,
+                       budget=3 * 4 * s * 3 * opts.get("local_steps", 1), max_backtracks=None, progress=False, **opts)
+    iterations = next(row for row in r.trace if row["step"] == "slots")["iterations"]
+    reads = _reads_in_loop(mode.events)
+    assert len(reads) == iterations // sync_every - 1  # the last check happens after the last model call
+    assert iterations > s and r.nfe.model <= 3 * 4 * s * 3 * opts.get("local_steps", 1)  # walkers backtracked, within budget

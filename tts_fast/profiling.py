@@ -45,15 +45,33 @@ class NFE:
 
 
 class Counter:
-    """Running counts during a search. Per-prompt model NFE stay on the device (no host syncs)."""
+    """Running counts during a search. Per-prompt model NFE stay on the device (no host syncs).
+
+    Inside :meth:`masked` (fixed particle slots: every slot is evaluated, only some do work) model
+    NFE count the masked slots only; their total is a device tensor until :meth:`settle` reads it
+    once, at the end of the run. ``slot_evaluations`` counts what was computed either way.
+    """
 
     def __init__(self, batch_size: int, device, cfg: bool = False):
         self.nfe = NFE(cfg=cfg)
         self.per_prompt = torch.zeros(batch_size, dtype=torch.int64, device=device)
+        self.slot_evaluations = 0
+        self._mask: Optional[torch.Tensor] = None
+        self._masked_used = False
+        self._pending = torch.zeros(2, dtype=torch.int64, device=device)  # masked (model, model_grad)
 
     def add_model(self, rows: torch.Tensor, grad: bool = False) -> None:
         """Count one model evaluation of each particle whose prompt row is in ``rows`` [n]."""
         n = int(rows.shape[0])
+        self.slot_evaluations += n
+        if self._mask is not None:
+            if self._mask.shape != rows.shape:
+                raise RuntimeError(f"internal error: slot mask {tuple(self._mask.shape)} for {n} particles")
+            m = self._mask.to(torch.int64)
+            self._masked_used = True
+            self.per_prompt.index_add_(0, rows, m)
+            self._pending += torch.stack([m.sum(), m.sum() if grad else m.new_zeros(())])
+            return
         self.nfe.model += n
         if grad:
             self.nfe.model_grad += n
@@ -63,6 +81,25 @@ class Counter:
         self.nfe.verifier += int(n)
         if grad:
             self.nfe.verifier_grad += int(n)
+
+    @contextmanager
+    def masked(self, mask: torch.Tensor):
+        """Count model NFE only for the slots where ``mask`` [n] (bool, on the device) is True."""
+        self._mask = mask
+        try:
+            yield
+        finally:
+            self._mask = None
+
+    def settle(self) -> NFE:
+        """Add the masked counts to ``nfe`` (one host read, only if masked counting was used)."""
+        if self._masked_used:
+            model, grad = (int(v) for v in self._pending.tolist())
+            self.nfe.model += model
+            self.nfe.model_grad += grad
+            self._pending.zero_()
+            self._masked_used = False
+        return self.nfe
 
 
 class Timers:

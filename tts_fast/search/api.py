@@ -174,6 +174,7 @@ def search(
         if bar is not None:
             bar.close()
     ctx.check_rewards()
+    ctx.counter.settle()  # result.nfe is the counter's NFE: fixed-slot counts are read here, once
     if profile and ctx.device.type == "cuda":
         torch.cuda.synchronize(ctx.device)
     if budget is not None and result.nfe.model > budget:

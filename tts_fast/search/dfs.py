@@ -28,6 +28,12 @@ re-enters at its first failed check, backtracking from the state stored there, a
 DFS runs with these fixed thresholds. A prompt whose walkers score below the batch's typical
 rewards gets more compute; nothing is in the verifier's units. A walker's finished first-descent
 sample is kept: the walker returns the better of it and what it finishes with later.
+
+Two ways to run the walkers (``slots``): 'compact' gathers the running walkers for each model
+call (no wasted evaluations, but finding them is a host read per iteration and the batch size
+changes), 'fixed' keeps every walker in its slot and masks the finished ones (the step reads
+nothing on the host and has constant shapes, so it suits CUDA graphs and compiled networks; the
+host asks whether all walkers finished once every ``sync_every`` iterations).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from ._checks import check_choice, check_eta, check_float, check_int
 from .local import LocalSearch
 
 THRESHOLD_SCHEDULES = ("constant", "increase")
+SLOTS = ("compact", "fixed")
 
 
 @dataclass
@@ -71,6 +78,14 @@ class DFS:
         history: rewards kept per level and prompt for the quantile.
         eta: DDIM eta of the sampler.
         local: optional LocalSearch run at every level (joint global + local scaling).
+        slots: 'compact' (each iteration gathers the walkers still running, so every model call
+            does useful work; finding them reads the device once per iteration) or 'fixed' (every
+            walker keeps its slot in every model call and finished walkers are masked: no host
+            read inside the loop except whether all walkers finished, once every ``sync_every``
+            iterations, and shapes never change, so the step can be captured in a CUDA graph;
+            finished slots compute but are not counted as NFE, ``Counter.slot_evaluations`` says
+            what was computed). Same algorithm; the random streams differ.
+        sync_every: fixed slots: iterations between the host's checks for the end (default S).
     """
 
     threshold: Union[None, float, Sequence[float]] = None
@@ -84,6 +99,8 @@ class DFS:
     history: int = 256
     eta: float = 1.0
     local: Optional[LocalSearch] = None
+    slots: str = "compact"
+    sync_every: Optional[int] = None
 
     name = "dfs"
 
@@ -109,6 +126,9 @@ class DFS:
         if self.max_backtracks is not None:
             check_int(self.max_backtracks, "max_backtracks", 0)
         check_eta(self.eta)
+        check_choice(self.slots, "slots", SLOTS)
+        if self.sync_every is not None:
+            check_int(self.sync_every, "sync_every", 1)
 
     def plan(self, grid):
         """(Delta_T, check levels, per-step thresholds [S] float64 or None)."""
@@ -148,65 +168,30 @@ class DFS:
         ctx.check_cost(n * s * r_steps, f"{n} DFS walkers of {s} steps")
         dev = ctx.device
         w = b * n
-        rows = ctx.rows(n)
         check_of = torch.full((s,), -1, dtype=torch.int64, device=dev)
-        check_of[checks] = torch.arange(len(checks), device=dev)
-        tau = None if tau is None else tau.to(dev)
-        st = _Walkers(
+        checks_t = torch.tensor(checks, dtype=torch.int64, device=dev)  # set up before the loop: no copies inside it
+        check_of[checks_t] = torch.arange(len(checks), device=dev)
+        run = _Run(
+            ctx=ctx, rows=ctx.rows(n), checks=checks, checks_t=checks_t, check_of=check_of, back=back,
+            tau=None if tau is None else tau.to(dev),
             x=ctx.init_noise(w),
             level=torch.zeros(w, dtype=torch.int64, device=dev),
             done=torch.zeros(w, dtype=torch.bool, device=dev),
             n_back=torch.zeros(w, dtype=torch.int64, device=dev),
             best=_Best(len(checks), w, dev),
+            # one spare ring buffer (the last) takes the masked-out appends of fixed slots
+            hist=torch.full((b * len(checks) + 1, self.history), math.nan, dtype=torch.float64, device=dev),
+            hist_count=torch.zeros(b * len(checks) + 1, dtype=torch.int64, device=dev),
         )
-        final = torch.empty_like(st.x)
-        hist = torch.full((b * len(checks), self.history), math.nan, dtype=torch.float64, device=dev)
-        hist_count = torch.zeros(b * len(checks), dtype=torch.int64, device=dev)
-        first = None
-        if self.calibrate is not None:
-            tau, first = self._calibrate(ctx, st, final, rows, checks, check_of, tau, back)
-        it = 0
-        while True:
-            idx = (~st.done).nonzero().squeeze(1)
-            if idx.numel() == 0:
-                break
-            lv, xr = st.level[idx], rows[idx]
-            xi, x0_hat, aux = ctx.prepare(st.x[idx], lv, xr)
-            reject = torch.zeros(idx.numel(), dtype=torch.bool, device=dev)
-            c = (check_of[lv] >= 0).nonzero().squeeze(1)
-            if c.numel():
-                k = check_of[lv[c]]
-                r = ctx.score(x0_hat[c], xr[c]).to(torch.float64)
-                st.best.update(k, idx[c], r, xi[c], x0_hat[c], aux, c)
-                fail = torch.ones_like(r, dtype=torch.bool)
-                if tau is not None:
-                    fail &= r < tau[lv[c]]
-                if self.quantile is not None:
-                    key = xr[c] * len(checks) + k
-                    _append(hist, hist_count, key, r)
-                    fail &= r < torch.nanquantile(hist[key], self.quantile, dim=1)
-                extra = lv[c] + 1 - (lv[c] - back).clamp(min=0)
-                allowed = fail & self._may_backtrack(ctx, st, idx[c], extra, remaining=(s - lv - 1, rows[idx]))
-                reject[c] = allowed
-                fallback = c[fail & ~allowed]
-                if fallback.numel():
-                    xi, x0_hat, aux = st.best.restore(check_of[lv[fallback]], idx[fallback], fallback, xi, x0_hat, aux)
-                ctx.trace.add(step=it, active=idx.numel(), walkers=idx[c], levels=lv[c], rewards=r, rejected=allowed,
-                              fallback=fallback.numel())
-            acc = (~reject).nonzero().squeeze(1)
-            rej = reject.nonzero().squeeze(1)
-            if acc.numel():
-                a_idx = idx[acc]
-                st.x[a_idx] = ctx.advance(xi[acc], x0_hat[acc], _take(aux, acc), lv[acc], xr[acc], self.eta)
-                st.level[a_idx] = lv[acc] + 1
-                finished = a_idx[st.level[a_idx] == s]
-                final[finished] = st.x[finished]
-                st.done[finished] = True
-            if rej.numel():
-                self._backtrack(ctx, st, idx[rej], xi[rej], lv[rej], (lv[rej] - back).clamp(min=0))
-            it += 1
-        ctx.trace.add(step="final", backtracks=st.n_back.view(b, n))
-        r_final = ctx.score(final, rows, final=True)
+        run.final = torch.empty_like(run.x)
+        first = self._calibrate(run) if self.calibrate is not None else None
+        if self.slots == "fixed":
+            self._loop_fixed(run, lockstep=first is None)
+        else:
+            self._loop_compact(run)
+        ctx.trace.add(step="final", backtracks=run.n_back.view(b, n))
+        final = run.final
+        r_final = ctx.score(final, run.rows, final=True)
         if first is not None:
             # A walker returns the better of its first-descent sample and what it finished with later.
             x_first, r_first = first
@@ -215,84 +200,177 @@ class DFS:
             r_final = torch.where(keep, r_first, r_final)
         return ctx.finish(final, r_final, n)
 
-    def _calibrate(self, ctx, st, final, rows, checks, check_of, tau_abs, back):
-        """First descent of every walker with checks deferred; returns (thresholds [S], first samples).
+    # -- the two ways of running the walkers --------------------------------------------------------
+
+    def _loop_compact(self, run):
+        """Each iteration: the running walkers only (one host read per iteration to find them)."""
+        ctx, s = run.ctx, run.ctx.num_steps
+        it = 0
+        while True:
+            idx = (~run.done).nonzero().squeeze(1)
+            if idx.numel() == 0:
+                break
+            lv, xr = run.level[idx], run.rows[idx]
+            xi, x0_hat, aux = ctx.prepare(run.x[idx], lv, xr)
+            c = (run.check_of[lv] >= 0).nonzero().squeeze(1)
+            reject = torch.zeros(idx.numel(), dtype=torch.bool, device=idx.device)
+            if c.numel():
+                committed = _per_row(ctx, run.rows[idx], (s - lv - 1) * ctx.steps_cost())
+                allowed, xi, x0_hat, aux = self._check(run, idx, lv, xi, x0_hat, aux, c, None, committed, it)
+                reject[c] = allowed
+            acc = (~reject).nonzero().squeeze(1)
+            rej = reject.nonzero().squeeze(1)
+            if acc.numel():
+                a_idx = idx[acc]
+                run.x[a_idx] = ctx.advance(xi[acc], x0_hat[acc], _take(aux, acc), lv[acc], xr[acc], self.eta)
+                run.level[a_idx] = lv[acc] + 1
+                finished = a_idx[run.level[a_idx] == s]
+                run.final[finished] = run.x[finished]
+                run.done[finished] = True
+            if rej.numel():
+                r_idx = idx[rej]
+                j = (lv[rej] - run.back).clamp(min=0)
+                run.x[r_idx] = self._backtracked(ctx, xi[rej], lv[rej], j)
+                run.level[r_idx] = j
+                run.n_back[r_idx] += 1
+            it += 1
+
+    def _loop_fixed(self, run, lockstep: bool):
+        """Each iteration: every walker slot, masked; no host read but the end check every sync_every.
+
+        While all walkers are still on their first descent (``lockstep``, known on the host) no
+        slot can be at a check level before the first one, so the verifier is not called there.
+        """
+        ctx, s = run.ctx, run.ctx.num_steps
+        w = run.x.shape[0]
+        every = torch.arange(w, device=run.x.device)
+        sync_every = self.sync_every or s
+        it = 0
+        while True:
+            for _ in range(sync_every):
+                active = ~run.done
+                lv = run.level.clamp(max=s - 1)  # finished slots run at the last level; their output is dropped
+                with ctx.counter.masked(active):
+                    xi, x0_hat, aux = ctx.prepare(run.x, lv, run.rows)
+                reject = torch.zeros(w, dtype=torch.bool, device=run.x.device)
+                if not (lockstep and it < run.checks[0]):
+                    at_check = active & (run.check_of[lv] >= 0)
+                    committed = _per_row(ctx, run.rows, torch.where(active, s - lv - 1, 0) * ctx.steps_cost())
+                    reject, xi, x0_hat, aux = self._check(run, every, lv, xi, x0_hat, aux, every, at_check, committed, it)
+                accept = active & ~reject
+                with ctx.counter.masked(accept):
+                    x_next = ctx.advance(xi, x0_hat, aux, lv, run.rows, self.eta)
+                j = (lv - run.back).clamp(min=0)
+                x_back = self._backtracked(ctx, xi, lv, j)
+                run.x = torch.where(_col(accept, x_next), x_next, torch.where(_col(reject, x_back), x_back, run.x))
+                run.level = torch.where(accept, lv + 1, torch.where(reject, j, run.level))
+                run.n_back = run.n_back + reject.to(torch.int64)
+                newly = accept & (run.level == s)
+                run.final = torch.where(_col(newly, run.final), run.x, run.final)
+                run.done = run.done | newly
+                it += 1
+            if bool(run.done.all()):  # the loop's one host read, every sync_every iterations
+                break
+        ctx.trace.add(step="slots", iterations=it, slot_evaluations=ctx.counter.slot_evaluations)
+
+    # -- what both share -----------------------------------------------------------------------------
+
+    def _check(self, run, walkers, lv, xi, x0_hat, aux, pos, mask, committed, it):
+        """Score the batch positions ``pos`` (at check levels where ``mask``; all of them if None).
+
+        Returns (rejected [len(pos)] or [batch] for fixed slots, xi, x0_hat, aux with the
+        best-so-far states restored for walkers that failed but may not backtrack).
+        """
+        ctx = run.ctx
+        w_pos, lv_pos = walkers[pos], lv[pos]
+        ok = torch.ones_like(w_pos, dtype=torch.bool) if mask is None else mask
+        k = run.check_of[lv_pos].clamp(min=0)
+        r = ctx.score(x0_hat[pos], run.rows[w_pos]).to(torch.float64)
+        run.best.update(k, w_pos, r, xi[pos], x0_hat[pos], aux, pos, ok)
+        fail = ok.clone()
+        if run.tau is not None:
+            fail &= r < run.tau[lv_pos]
+        if self.quantile is not None:
+            spare = run.hist.shape[0] - 1
+            key = torch.where(ok, run.rows[w_pos] * len(run.checks) + k, spare)
+            _append(run.hist, run.hist_count, key, r)
+            fail &= r < torch.nanquantile(run.hist[key], self.quantile, dim=1)
+        extra = lv_pos + 1 - (lv_pos - run.back).clamp(min=0)
+        allowed = self._may_backtrack(run, w_pos, fail, extra, committed)
+        fallback = fail & ~allowed
+        xi, x0_hat, aux = run.best.restore(k, w_pos, pos, fallback, xi, x0_hat, aux)
+        # fixed slots trace every slot with a 'checked' mask (selecting the checked ones would read the device)
+        extra_keys = {} if mask is None else {"checked": mask}
+        ctx.trace.add(step=it, **extra_keys, walkers=w_pos, levels=lv_pos, rewards=r, rejected=allowed, fallback=fallback.sum())
+        return allowed, xi, x0_hat, aux
+
+    def _calibrate(self, run):
+        """First descent of every walker with checks deferred; sets the thresholds, returns the first samples.
 
         The thresholds are the ``calibrate``-quantiles of the rewards at each check level over all
         walkers (combined with the absolute thresholds: a check fails only when both fail). Walkers
         that failed a check re-enter at their first failed check, from the state stored there.
         """
-        s = ctx.num_steps
-        w = st.x.shape[0]
+        ctx, checks, s = run.ctx, run.checks, run.ctx.num_steps
+        w = run.x.shape[0]
         every = torch.arange(w, device=ctx.device)
         r_checks = torch.empty((len(checks), w), dtype=torch.float64, device=ctx.device)
-        x = st.x
+        x = run.x
         for i in range(s):
-            xi, x0_hat, aux = ctx.prepare(x, i, rows)
+            xi, x0_hat, aux = ctx.prepare(x, i, run.rows)
             if i in checks:
                 k = checks.index(i)
-                r = ctx.score(x0_hat, rows).to(torch.float64)
+                r = ctx.score(x0_hat, run.rows).to(torch.float64)
                 r_checks[k] = r
-                st.best.update(torch.full_like(every, k), every, r, xi, x0_hat, aux, every)
-            x = ctx.advance(xi, x0_hat, aux, i, rows, self.eta)
-        final.copy_(x)
-        r_first = ctx.score(x, rows, final=True)
+                run.best.update(torch.full_like(every, k), every, r, xi, x0_hat, aux, every, None)
+            x = ctx.advance(xi, x0_hat, aux, i, run.rows, self.eta)
+        run.final = x.clone()
+        r_first = ctx.score(x, run.rows, final=True)
         cal = torch.nanquantile(r_checks, self.calibrate, dim=1)  # [K]
         tau = torch.full((s,), -math.inf, dtype=torch.float64, device=ctx.device)
-        tau[checks] = cal
+        tau[run.checks_t] = cal
         ctx.trace.add(step="calibration", levels=checks, thresholds=cal, rewards=r_checks)
         fail = r_checks < cal[:, None]
-        if tau_abs is not None:
-            fail &= r_checks < tau_abs[checks][:, None]
-            tau = torch.minimum(tau, tau_abs)  # r < min(a, b) iff both fail
+        if run.tau is not None:
+            fail &= r_checks < run.tau[run.checks_t][:, None]
+            tau = torch.minimum(tau, run.tau)  # r < min(a, b) iff both fail
+        run.tau = tau
         failed = fail.any(0)
-        k_first = torch.where(failed, fail.to(torch.int8).argmax(0), torch.zeros_like(every))
-        lv = torch.tensor(checks, device=ctx.device)[k_first]
-        j = (lv - back).clamp(min=0)
-        st.level.fill_(s)
-        st.done.fill_(True)
-        cand = failed.nonzero().squeeze(1)
-        allowed = self._may_backtrack(ctx, st, cand, s - j[cand], remaining=None)
-        go = cand[allowed]
-        if go.numel():
-            x_k = st.best.store["x"][k_first[go], go]
-            st.done[go] = False
-            self._backtrack(ctx, st, go, x_k, lv[go], j[go])
-        ctx.trace.add(step="calibration_backtracks", walkers=go)
-        return tau, (final.clone(), r_first)
+        k_first = fail.to(torch.int8).argmax(0)  # the first failed check (0 where none failed)
+        lv = run.checks_t[k_first]
+        j = (lv - run.back).clamp(min=0)
+        go = self._may_backtrack(run, every, failed, s - j, _per_row(ctx, run.rows, torch.zeros_like(j)))
+        x_k = run.best.store["x"][k_first, every]
+        run.x = torch.where(_col(go, x), self._backtracked(ctx, x_k, lv, j), x)
+        run.level = torch.where(go, j, torch.full_like(j, s))
+        run.done = ~go
+        run.n_back = go.to(torch.int64)
+        ctx.trace.add(step="calibration_backtracks", sent_back=go)
+        return run.final.clone(), r_first
 
-    def _backtrack(self, ctx, st, walkers, x_at, lv, j):
-        """Send walkers from their states x_at at levels lv back to levels j (j = 0: a fresh noise)."""
+    def _backtracked(self, ctx, x_at, lv, j):
+        """x_at at levels lv sent back to levels j: the exact forward kernel, a fresh noise where j = 0."""
         moved = ctx.renoise(x_at, lv, j)
-        fresh = ctx.init_noise(walkers.numel())
-        # j = 0 restarts from a fresh noise (the run's own generator), else the exact forward kernel.
-        st.x[walkers] = torch.where(_col(j == 0, moved), fresh, moved)
-        st.level[walkers] = j
-        st.n_back[walkers] += 1
+        fresh = ctx.init_noise(x_at.shape[0])
+        return torch.where(_col(j == 0, moved), fresh, moved)
 
-    def _may_backtrack(self, ctx, st, walkers, extra_levels, remaining):
+    def _may_backtrack(self, run, walkers, fail, extra_levels, committed):
         """Which failing walkers may backtrack: under max_backtracks, and within the row's budget.
 
-        ``walkers`` [m] sorted; ``extra_levels`` [m] the levels a backtrack adds for each;
-        ``remaining`` (levels [a], rows [a]) of the active walkers, None when none is active.
-        The row must still be able to finish every walker afterwards: spent + committed + extra
-        <= budget, where committed counts the remaining levels of all active walkers assuming they
-        pass. Candidates of a row are granted in walker order while the slack lasts.
+        ``walkers`` [m] sorted, ``fail`` [m] the candidates, ``extra_levels`` [m] the levels a
+        backtrack adds for each, ``committed`` [B] the NFE the running walkers still need if they
+        pass. The row must still finish every walker afterwards: spent + committed + extra <=
+        budget. Candidates of a row are granted in walker order while the slack lasts.
         """
-        ok = torch.ones(walkers.numel(), dtype=torch.bool, device=walkers.device)
+        ctx = run.ctx
+        ok = fail.clone()
         if self.max_backtracks is not None:
-            ok &= st.n_back[walkers] < self.max_backtracks
+            ok &= run.n_back[walkers] < self.max_backtracks
         if ctx.row_budget is None:
             return ok
-        r_steps = ctx.steps_cost()
-        b, n = ctx.batch_size, ctx.n_particles
-        committed = torch.zeros(b, dtype=torch.int64, device=walkers.device)
-        if remaining is not None:
-            levels, active_rows = remaining
-            committed.index_add_(0, active_rows, levels * r_steps)
         slack = ctx.row_budget - ctx.counter.per_prompt - committed  # [B]
-        extra = torch.where(ok, extra_levels * r_steps, torch.zeros_like(extra_levels))
-        c_rows = walkers // n
+        extra = torch.where(ok, extra_levels * ctx.steps_cost(), torch.zeros_like(extra_levels))
+        c_rows = walkers // ctx.n_particles
         # Cumulative extra per row in walker order (walkers are sorted, and so are their rows).
         csum = extra.cumsum(0)
         first = torch.searchsorted(c_rows, c_rows, right=False)
@@ -301,14 +379,24 @@ class DFS:
 
 
 @dataclass
-class _Walkers:
-    """The walkers' state: x [W, ...] at level [W], finished flags, backtrack counts, best-so-far."""
+class _Run:
+    """The state of a DFS run: walkers' x [W, ...] at level [W], flags, counts, thresholds."""
 
+    ctx: object
+    rows: torch.Tensor
+    checks: list
+    checks_t: torch.Tensor
+    check_of: torch.Tensor
+    back: int
+    tau: Optional[torch.Tensor]
     x: torch.Tensor
     level: torch.Tensor
     done: torch.Tensor
     n_back: torch.Tensor
     best: "_Best"
+    hist: torch.Tensor
+    hist_count: torch.Tensor
+    final: Optional[torch.Tensor] = None
 
 
 class _Best:
@@ -318,34 +406,41 @@ class _Best:
         self.r = torch.full((n_checks, walkers), -math.inf, dtype=torch.float64, device=device)
         self.store: dict = {}
 
-    def update(self, k, walkers, r, xi, x0_hat, aux, c):
+    def update(self, k, walkers, r, xi, x0_hat, aux, pos, mask):
+        """Keep (xi, x0_hat, aux[pos]) of the walkers (unique) at check k where r beats the stored reward.
+
+        ``mask`` (or None: all) selects the entries that are real checks. No host read.
+        """
         better = r > self.r[k, walkers]
-        sel = better.nonzero().squeeze(1)
-        if sel.numel() == 0:
-            return
-        kk, ww = k[sel], walkers[sel]
-        self.r[kk, ww] = r[sel]
-        tensors = {"x": xi[sel], "x0": x0_hat[sel]}
+        if mask is not None:
+            better &= mask
+        self.r[k, walkers] = torch.where(better, r, self.r[k, walkers])
+        tensors = {"x": xi, "x0": x0_hat}
         for name, v in (aux or {}).items():
             if v is not None:
-                tensors["aux_" + name] = v[c[sel]]
+                tensors["aux_" + name] = v[pos]
         for name, v in tensors.items():
             if name not in self.store:
                 self.store[name] = torch.zeros((self.r.shape[0], self.r.shape[1], *v.shape[1:]), dtype=v.dtype, device=v.device)
-            self.store[name][kk, ww] = v
+            old = self.store[name][k, walkers]
+            self.store[name][k, walkers] = torch.where(_col(better, v), v, old)
 
-    def restore(self, k, walkers, pos, xi, x0_hat, aux):
-        xi, x0_hat = xi.clone(), x0_hat.clone()
-        xi[pos] = self.store["x"][k, walkers]
-        x0_hat[pos] = self.store["x0"][k, walkers]
+    def restore(self, k, walkers, pos, use, xi, x0_hat, aux):
+        """xi, x0_hat, aux with the stored states put back at positions ``pos`` where ``use``."""
+        def put(v, stored):
+            v = v.clone()
+            v[pos] = torch.where(_col(use, stored), stored, v[pos])
+            return v
+
+        xi, x0_hat = put(xi, self.store["x"][k, walkers]), put(x0_hat, self.store["x0"][k, walkers])
         if aux is not None:
-            aux = dict(aux)
-            for name, v in aux.items():
-                if v is not None:
-                    v = v.clone()
-                    v[pos] = self.store["aux_" + name][k, walkers]
-                    aux[name] = v
+            aux = {name: (None if v is None else put(v, self.store["aux_" + name][k, walkers])) for name, v in aux.items()}
         return xi, x0_hat, aux
+
+
+def _per_row(ctx, rows, values):
+    """Sum of per-walker values per prompt row [B]."""
+    return torch.zeros(ctx.batch_size, dtype=torch.int64, device=rows.device).index_add_(0, rows, values)
 
 
 def _append(hist, count, key, r):

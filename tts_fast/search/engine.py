@@ -272,7 +272,7 @@ class Context:
             particles=x0.reshape(b, n_per_row, *x0.shape[1:]),
             particle_rewards=r,
             log_weights=lw,
-            nfe=self.counter.nfe,
+            nfe=self.counter.nfe,  # masked counts are added by Counter.settle, after the run
             nfe_per_prompt=self.counter.per_prompt,
         )
 
