@@ -47,20 +47,29 @@ def test_presets_beat_best_of_n(bon_rewards, preset):
 
 
 @pytest.mark.parametrize("slots", ["compact", "fixed"])
-def test_dfs_spends_more_on_harder_targets(slots):
-    """Prompt rows whose verifier targets the rare mode, or beyond it, draw more NFE than easy ones."""
+@pytest.mark.parametrize("thresholds", [dict(threshold=-1.0), dict(calibrate=0.5)], ids=["absolute", "calibrated"])
+def test_dfs_spends_more_on_harder_targets(slots, thresholds):
+    """Prompt rows whose verifier targets the rare mode, or beyond it, draw more NFE than easy ones,
+    with an absolute threshold or with thresholds calibrated on the run itself (no reward units)."""
     model = tts.models.GaussianMixture([[-2.0, 0.0], [2.0, 0.0]], [0.5, 0.5], [0.9, 0.1])
     centers = torch.tensor([[-2.0, 0.0], [2.0, 0.0], [3.0, 0.0]]).repeat(32, 1)  # easy, hard, harder
     verifier = tts.verifiers.GaussianReward(centers, 1.0)
     b = centers.shape[0]
-    r = tts.search(model, verifier, "dfs", n_particles=4, num_steps=S, batch_size=b, seed=0, progress=False,
-                   threshold=-1.0, max_backtracks=None, budget=b * 4 * S * 3, slots=slots)
+    kw = dict(n_particles=4, num_steps=S, batch_size=b, seed=0, progress=False)
+    r = tts.search(model, verifier, "dfs", max_backtracks=None, budget=b * 4 * S * 3, slots=slots, **thresholds, **kw)
     per = r.nfe_per_prompt.view(32, 3).double()
     easy, hard, harder = per.mean(0)
     se = per.std(0) / math.sqrt(32)
     assert hard - easy > 4 * math.hypot(se[0], se[1]) and harder - easy > 4 * math.hypot(se[0], se[2])
     assert float(easy) < 0.5 * float(hard)
     assert r.nfe.model <= b * 4 * S * 3
+    if "calibrate" in thresholds:
+        # the first descent is best-of-N's: DFS keeps its samples and improves on the hard rows
+        bon = tts.search(model, verifier, "bon", **kw).rewards.view(32, 3).double()
+        gain = r.rewards.view(32, 3).double() - bon
+        assert bool((gain >= 0).all())
+        for col in (1, 2):
+            assert float(gain[:, col].mean()) > 4 * float(gain[:, col].std()) / math.sqrt(32)
 
 
 def test_local_search_raises_the_reward_of_its_starting_samples(rare_mode):
@@ -71,24 +80,3 @@ def test_local_search_raises_the_reward_of_its_starting_samples(rare_mode):
     local = tts.search(model, verifier, "local", rho=1.0, rho_schedule="langevin", local_steps=2, **common).particle_rewards.reshape(-1)
     d = local - plain
     assert float(d.mean()) > 4 * float(d.std()) / math.sqrt(d.numel())
-
-
-@pytest.mark.parametrize("slots", ["compact", "fixed"])
-def test_calibrated_dfs_spends_more_on_harder_targets_without_a_threshold(slots):
-    """calibrate: thresholds from the run's own first descent, pooled over prompts; no reward units."""
-    model = tts.models.GaussianMixture([[-2.0, 0.0], [2.0, 0.0]], [0.5, 0.5], [0.9, 0.1])
-    centers = torch.tensor([[-2.0, 0.0], [2.0, 0.0], [3.0, 0.0]]).repeat(32, 1)  # easy, hard, harder
-    verifier = tts.verifiers.GaussianReward(centers, 1.0)
-    b = centers.shape[0]
-    kw = dict(n_particles=4, num_steps=S, batch_size=b, seed=0, progress=False)
-    r = tts.search(model, verifier, "dfs", calibrate=0.5, max_backtracks=None, budget=b * 4 * S * 3, slots=slots, **kw)
-    per = r.nfe_per_prompt.view(32, 3).double()
-    easy, hard, harder = per.mean(0)
-    se = per.std(0) / math.sqrt(32)
-    assert hard - easy > 4 * math.hypot(se[0], se[1]) and harder - easy > 4 * math.hypot(se[0], se[2])
-    # and it finds better samples than best-of-N from the same first descent on the hard rows
-    bon = tts.search(model, verifier, "bon", **kw).rewards.view(32, 3).double()
-    gain = r.rewards.view(32, 3).double() - bon
-    assert bool((gain >= 0).all())
-    for col in (1, 2):
-        assert float(gain[:, col].mean()) > 4 * float(gain[:, col].std()) / math.sqrt(32)
