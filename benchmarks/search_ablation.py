@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import math
 import time
 
@@ -65,6 +66,7 @@ def configs(n: int):
         ("search over paths", "noise", "search_over_paths", dict(width=2), quarter),
         ("dfs threshold", "dfs", "dfs", dict(threshold=-1.0, max_backtracks=None, budget=n * STEPS * ROWS), half),
         ("dfs quantile", "dfs", "dfs", dict(quantile=0.5, max_backtracks=None, budget=n * STEPS * ROWS), half),
+        ("dfs calibrated", "dfs", "dfs", dict(calibrate=0.5, max_backtracks=None, budget=n * STEPS * ROWS), half),
         ("local (recurrence)", "local", "local", dict(rho=1.0, rho_schedule="langevin", local_steps=2), half),
         ("local (langevin)", "local", "local", dict(rho=1.0, rho_schedule="langevin", local_steps=2, move="langevin"), half),
         ("bfs_best + local", "joint", "bfs_best", dict(rho=1.0, rho_schedule="langevin", local_steps=2), half),
@@ -74,12 +76,14 @@ def configs(n: int):
     return out
 
 
-def run_rare(particle_counts, seeds):
+def run_rare(particle_counts, seeds, only=None):
     model, verifier, target = rare_mode()
     target_samples = target.sample(20_000, torch.Generator().manual_seed(123))
     rows = []
     for n in particle_counts:
         for label, family, method, opts, particles in configs(n):
+            if only is not None and label not in only:
+                continue
             rewards, hits, nfe, grad, sw, secs = [], [], [], [], [], []
             for seed in seeds:
                 t0 = time.perf_counter()
@@ -137,7 +141,7 @@ def readme_tables(data) -> dict:
     ns = sorted({r["n"] for r in rows})
     by = {(r["label"], r["n"]): r for r in rows}
     main_labels = ["best-of-N", "svdd", "das", "fk", "bfs_best", "zero-order", "search over paths", "dfs threshold",
-                   "dfs quantile", "local (recurrence)", "local (langevin)", "bfs_best + local", "dfs + local"]
+                   "dfs quantile", "dfs calibrated", "local (recurrence)", "local (langevin)", "bfs_best + local", "dfs + local"]
     head = ["method"] + [f"N={n}: NFE/prompt" for n in ns[:0]] + [f"N={n} reward (hit rate) [NFE]" for n in ns]
     body = []
     for lab in main_labels:
@@ -176,6 +180,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="one seed, N in {4, 8}: a smoke run")
     ap.add_argument("--readme", action="store_true", help="also rewrite the tables in README.md")
     ap.add_argument("--out", default=str(RESULTS / "search_ablation.json"))
+    ap.add_argument("--only", nargs="+", default=None, metavar="LABEL",
+                    help="re-run only these methods of the rare-mode table and merge them into --out")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     t0 = time.perf_counter()
@@ -185,14 +191,21 @@ def main():
         "settings": {"steps": STEPS, "rows": ROWS, "seeds": [0] if args.quick else [0, 1, 2],
                      "particles": [4, 8] if args.quick else [4, 8, 16]},
     }
-    data["rare_mode"] = run_rare(data["settings"]["particles"], data["settings"]["seeds"])
-    data["tilted_target"] = run_tilted(args.quick)
-    data["seconds"] = time.perf_counter() - t0
+    if args.only:
+        old = json.load(open(args.out))
+        new = run_rare(old["settings"]["particles"], old["settings"]["seeds"], only=set(args.only))
+        keep = [r for r in old["rare_mode"] if r["label"] not in set(args.only)]
+        data = dict(old, rare_mode=keep + new)
+        data.setdefault("reruns", []).append(dict(labels=args.only, seconds=time.perf_counter() - t0, environment=environment("cpu")))
+    else:
+        data["rare_mode"] = run_rare(data["settings"]["particles"], data["settings"]["seeds"])
+        data["tilted_target"] = run_tilted(args.quick)
+        data["seconds"] = time.perf_counter() - t0
     atomic_write_json(args.out, data)
     if args.readme:
         for marker, body in readme_tables(data).items():
             replace_marked_block(ROOT / "README.md", marker, body)
-    print(f"wrote {args.out} in {data['seconds']:.0f} s")
+    print(f"wrote {args.out} in {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":
