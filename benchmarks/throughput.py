@@ -102,7 +102,8 @@ def peer_smc(pipe, emb, n: int, steps: int, guidance: float, size: int, device, 
         latents = out.prev_sample
         if i in levels or i == steps - 1:
             with torch.no_grad():
-                img = (vae.decode(out.pred_original_sample / vae.config.scaling_factor).sample / 2 + 0.5).clamp(0, 1)
+                z0 = (out.pred_original_sample / vae.config.scaling_factor).to(vae.dtype)
+                img = (vae.decode(z0).sample / 2 + 0.5).clamp(0, 1)
             r = cheap_reward(img).cpu()  # the reward comes back to the host
             w = torch.softmax(lam * r, 0)
             ess = float(1.0 / (w**2).sum())  # host-side ESS, as peers log it
@@ -119,6 +120,9 @@ def run(args) -> dict:
     size = 32 if smoke else SIZES[args.arch]
     steps = args.steps
     pipe = architectures.build_pipeline(args.arch, smoke=smoke, device=device, dtype=dtype)
+    if pipe.vae.dtype == torch.float16 and getattr(pipe.vae.config, "force_upcast", False):
+        # DiffusersModel upcasts such a VAE in place; do it once here so that every row decodes alike
+        pipe.vae.to(torch.float32)
     emb = architectures.random_embeddings(args.arch, 1, smoke=smoke, device=device, dtype=dtype)
     verifier = tts.verifiers.Function(cheap_reward, differentiable=True)
     guidance = args.guidance if args.guidance is not None else (3.5 if args.arch == "flux" else 7.5)

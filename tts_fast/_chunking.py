@@ -43,11 +43,15 @@ class AdaptiveChunks:
         step = self.size(n)
         while start < n:
             stop = min(n, start + step)
+            oom = False
             try:
                 outs.append(fn(start, stop))
             except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled; the rest re-raises
                 if not is_out_of_memory(exc) or stop - start <= self.multiple:
                     raise
+                oom = True
+            if oom:
+                # outside the except block: the traceback (and the failed chunk's tensors) is released
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
                 step = max(self.multiple, ((stop - start) // 2) // self.multiple * self.multiple)

@@ -115,11 +115,15 @@ class Timers:
 
     @contextmanager
     def __call__(self, stage: str, device: Optional[torch.device] = None):
+        synced = self.sync and device is not None and torch.device(device).type == "cuda"
+        if synced:
+            # work queued by earlier (untimed) code must not be charged to this stage
+            torch.cuda.synchronize(device)
         t0 = time.perf_counter()
         try:
             yield
         finally:
-            if self.sync and device is not None and torch.device(device).type == "cuda":
+            if synced:
                 torch.cuda.synchronize(device)
             self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t0
 

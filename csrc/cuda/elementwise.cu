@@ -59,6 +59,8 @@ __device__ Coef3 sample_coef(const KernelArgs& a, int64_t b) {
   if (a.op == FusedOp::kLangevin) {
     const double eta = a.step_is_double ? static_cast<const double*>(a.step_size)[b]
                                         : static_cast<double>(static_cast<const float*>(a.step_size)[b]);
+    // The CPU kernel raises on a negative step; here it is a caller bug the host cannot see without a sync.
+    CUDA_KERNEL_ASSERT(!(eta < 0) && "step_size must be >= 0");
     double norm = 0.0;
     if (a.norm_partials != nullptr) {
       double s = 0.0;
@@ -261,6 +263,7 @@ void launch_grad_norm_partials(const void* grad, DType dtype, int64_t B, int64_t
                                cudaStream_t stream) {
   if (B == 0) return;
   const int64_t P = grad_norm_partials(B, inner);
+  // One block per (sample, partial); register.cpp checks B * P against the grid limit (2^31 - 1).
   const unsigned blocks = static_cast<unsigned>(B * P);
   switch (dtype) {
     case DType::kHalf:

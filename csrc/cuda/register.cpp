@@ -6,6 +6,7 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGraphsC10Utils.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
@@ -35,6 +36,11 @@ void expect_cuda(const at::Tensor& t, const char* name) {
 cuda::RngArg rng_arg(const at::Tensor& rng, std::vector<at::Tensor>& keep) {
   cuda::RngArg r;
   if (rng.is_cpu()) {
+    // A CPU (seed, offset) becomes a kernel argument: a CUDA graph would freeze it and every
+    // replay would draw the same numbers. Refuse instead of silently repeating.
+    TORCH_CHECK_VALUE(c10::cuda::currentStreamCaptureStatusMayInitCtx() == c10::cuda::CaptureStatus::None,
+                      "rng on the CPU would be frozen into a CUDA graph being captured; put it on the GPU "
+                      "(tts_fast.ops.Philox keeps its counter on the device)");
     const HostRng h = read_cpu_rng(rng);
     r.seed = h.seed;
     r.offset = h.offset;
@@ -181,6 +187,9 @@ at::Tensor langevin_step_cuda(const at::Tensor& x, const at::Tensor& grad, const
     const at::Tensor g = grad.contiguous();
     keep.push_back(g);
     a.n_partials = cuda::grad_norm_partials(B, inner);
+    // one block per (sample, partial): the grid's x-dimension holds at most 2^31 - 1 blocks
+    TORCH_CHECK_VALUE(B * a.n_partials <= 2147483647LL, "langevin_step with max_norm: ", B, " samples x ",
+                      a.n_partials, " partial norms exceed the CUDA grid limit; split the batch");
     at::Tensor partials = at::empty({B * a.n_partials}, x.options().dtype(c10::kDouble));
     keep.push_back(partials);
     a.norm_partials = partials.const_data_ptr<double>();

@@ -129,9 +129,15 @@ class FluxAdapter:
                 uncond["guidance"] = g
         elif guidance_scale is not None:
             raise ValueError("this FLUX transformer has no guidance embedding (e.g. FLUX.1-schnell): leave guidance_scale unset")
-        self.txt_ids = (txt_ids[0] if txt_ids.dim() == 3 else txt_ids).to(device)
+        txt = (txt_ids[0] if txt_ids.dim() == 3 else txt_ids).to(device)
         _, _, h, w = self._hw
-        self.img_ids = self._image_ids(h // 2, w // 2, device, pe.dtype)
+        img = self._image_ids(h // 2, w // 2, device, pe.dtype)
+        if self.txt_ids is not None and self.txt_ids.shape == txt.shape and self.img_ids.shape == img.shape:
+            # keep the addresses: a captured CUDA graph reads these tensors on every replay
+            self.txt_ids.copy_(txt)
+            self.img_ids.copy_(img)
+        else:
+            self.txt_ids, self.img_ids = txt, img
         return table, uncond
 
     def _image_ids(self, h: int, w: int, device, dtype) -> torch.Tensor:

@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import Callable, Optional, Sequence
 
 import torch
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 BACKENDS = ("eager", "compile", "cudagraphs", "tensorrt")
 
@@ -123,10 +124,19 @@ class CompiledRunner(SlotRunner):
     def __init__(self, fn: Callable, slots: Sequence[int], **compile_options):
         super().__init__(fn, slots)
         compile_options.setdefault("dynamic", False)
+        import torch._dynamo
+
+        # One recompile per slot size, with and without autograd: past dynamo's limit (8) it would
+        # silently run the network eagerly.
+        cfg = torch._dynamo.config
+        cfg.recompile_limit = max(cfg.recompile_limit, 2 * len(self.slots) + 2)
         self.compiled = torch.compile(fn, **compile_options)
+        # CUDA-graphed modes overwrite a call's outputs on the next call: chunks must be copied out.
+        self._graphed = compile_options.get("mode") in ("reduce-overhead", "max-autotune")
 
     def run_slot(self, slot, x, t, ctx):
-        return self.compiled(x, t, **ctx)
+        out = self.compiled(x, t, **ctx)
+        return out.clone() if self._graphed else out
 
 
 def cuda_capture(fn: Callable, static: dict, *, warmup: int = 2, pool=None) -> Callable[[], torch.Tensor]:
@@ -135,15 +145,17 @@ def cuda_capture(fn: Callable, static: dict, *, warmup: int = 2, pool=None) -> C
     The warm-up runs happen on a side stream (as the PyTorch CUDA-graph guide prescribes), so lazy
     initialisation (cuBLAS handles, autotuning) is not captured.
     """
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream), torch.no_grad():
-        for _ in range(warmup):
-            fn(**static)
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.no_grad(), torch.cuda.graph(graph, pool=pool):
-        out = fn(**static)
+    dev = next(iter(static.values())).device
+    with torch.cuda.device(dev):  # streams and the capture belong to the inputs' device, not the current one
+        stream = torch.cuda.Stream(dev)
+        stream.wait_stream(torch.cuda.current_stream(dev))
+        with torch.cuda.stream(stream), torch.no_grad():
+            for _ in range(warmup):
+                fn(**static)
+        torch.cuda.current_stream(dev).wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.no_grad(), torch.cuda.graph(graph, pool=pool, stream=torch.cuda.Stream(dev)):
+            out = fn(**static)
 
     def replay():
         graph.replay()
@@ -180,6 +192,8 @@ class CUDAGraphRunner(SlotRunner):
     def run_slot(self, slot, x, t, ctx):
         if torch.is_grad_enabled() and (x.requires_grad or any(v.requires_grad for v in ctx.values())):
             return self.fn(x, t, **ctx)  # autograd cannot flow through a replay
+        if _get_current_dispatch_mode() is not None:
+            return self.fn(x, t, **ctx)  # e.g. FlopCounterMode: a replay is invisible to dispatch modes
         key = self._key(slot, x, t, ctx)
         entry = self.graphs.get(key)
         if entry is None:
