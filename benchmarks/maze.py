@@ -19,12 +19,16 @@ Methods (nothing was tuned on these mazes; settings are presets, library default
 - best-of-N (N plans, the least wall penalty) at N = 1 (the plain planner), 2, 4, 8, 16;
 - BFS: bfs_best (increase / max / SSP at 25/50/75 % of the steps, lam = 1) at N = 2, 4, 8, 16;
 - DFS: n walkers per task, checks at every step from 12 of 16 with backtracks of 12 steps (the
-  paper's PointMaze structure), threshold = WallPenalty.threshold() (one waypoint up to a ball
-  radius deep: a tolerance in cell units, the same for every maze), a budget of 4 x n x 16 model
-  NFE per task (never exceeded; DFS spends what its checks ask for), at n = 1, 2, 4, 8;
+  paper's PointMaze structure), a budget of 4 x n x 16 model NFE per task (never exceeded; DFS
+  spends what its checks ask for), at n = 1, 2, 4, 8, with thresholds calibrated on the run
+  (``calibrate=0.5``: the median of all episodes' first-descent rewards at each check level; no
+  reward units, nothing per maze) -- the main DFS rows;
+- DFS with the absolute threshold WallPenalty.threshold() (one waypoint up to a ball radius deep:
+  a tolerance in cell units, the same for every maze), the first run's DFS, kept for comparison,
+  and its tolerance sensitivity;
 - local search alone: one plan, R = 1, 2, 4, 8 recurrence rounds per step, the paper's giant-maze
   guidance (rho 0.04, mu 0.01, sigma 0);
-- joint: BFS (N = 2, 4, 8) and DFS (n = 1, 2, 4) with that local search at R = 2.
+- joint: BFS (N = 2, 4, 8) and DFS (n = 1, 2, 4, calibrated thresholds) with that local search at R = 2.
 NFE = model NFE per task (plan); local search also runs as many backward passes through the model.
 """
 
@@ -56,6 +60,10 @@ LOCAL = dict(rho=0.04, mu=0.01, sigma=0.0)
 # (docs/maze.md); reported as separate families so that the paper's values stay the main result.
 LOCAL_Q = dict(rho=0.01, mu=0.0025, sigma=0.0)
 DFS_TOL = None  # WallPenalty.threshold's default: one waypoint up to a ball radius (0.175 cells) deep
+# Calibrated thresholds (tts.DFS.calibrate): retry the walkers below the median of the first descent
+# at a check level, pooled over the call's episodes. Fixed before any maze run with it.
+DFS_CALIBRATE = 0.5
+DFS_ABS = "DFS (ball-radius threshold)"
 # The paper's PointMaze DFS structure (giant: start = backtrack depth = 12 of 16 steps, a check at
 # every step from there): x0-predictions before ~3/4 of the run say little about the final plan.
 DFS = dict(start=12, backtrack=12, every=1)
@@ -71,19 +79,22 @@ def configs():
     for n in (2, 4, 8, 16):
         out.append(dict(family="BFS", method="bfs_best", n=n, r=1, opts={}))
     for n in (1, 2, 4, 8):
-        out.append(dict(family="DFS", method="dfs", n=n, r=1, opts=dict(DFS), budget=4))
+        out.append(dict(family="DFS", method="dfs", n=n, r=1, opts=dict(DFS, calibrate=DFS_CALIBRATE), budget=4))
+    for n in (1, 2, 4, 8):
+        out.append(dict(family=DFS_ABS, method="dfs", n=n, r=1, opts=dict(DFS), budget=4, tol=DFS_TOL))
     for r in (1, 2, 4, 8):
         out.append(dict(family="local", method="local", n=1, r=r, opts=dict(LOCAL)))
     for n in (2, 4, 8):
         out.append(dict(family="BFS + local", method="bfs_best", n=n, r=2, opts=dict(LOCAL)))
     for n in (1, 2, 4):
-        out.append(dict(family="DFS + local", method="dfs", n=n, r=2, opts=dict(LOCAL, **DFS), budget=4))
+        out.append(dict(family="DFS + local", method="dfs", n=n, r=2, opts=dict(LOCAL, **DFS, calibrate=DFS_CALIBRATE), budget=4))
     for r in (1, 2, 4, 8):
         out.append(dict(family="local (¼ step)", method="local", n=1, r=r, opts=dict(LOCAL_Q)))
     for n in (2, 4, 8):
         out.append(dict(family="BFS + local (¼ step)", method="bfs_best", n=n, r=2, opts=dict(LOCAL_Q)))
     for n in (1, 2, 4):
-        out.append(dict(family="DFS + local (¼ step)", method="dfs", n=n, r=2, opts=dict(LOCAL_Q, **DFS), budget=4))
+        out.append(dict(family="DFS + local (¼ step)", method="dfs", n=n, r=2, opts=dict(LOCAL_Q, **DFS, calibrate=DFS_CALIBRATE),
+                        budget=4))
     # sensitivity of DFS to its one setting, the tolerance (cells): reported apart, not in the main table
     for tol in SENSITIVITY_TOLS:
         for n in (1, 2, 4):
@@ -94,7 +105,7 @@ def configs():
 def run_config(plan, verifier, cfg, seed):
     rows = plan.num_prompts
     opts = dict(cfg["opts"])
-    if cfg["method"] == "dfs":
+    if cfg["method"] == "dfs" and "calibrate" not in opts:
         opts["threshold"] = verifier.threshold(cfg.get("tol", DFS_TOL))
     if cfg["r"] > 1 or cfg["method"] == "local":
         opts["local_steps"] = cfg["r"]
@@ -199,7 +210,7 @@ def table_main(all_res):
         for row in rows:
             fam = row["family"]
             setting = "—" if fam == "reference" else (f"N={row['n']}" if fam in ("best-of-N", "BFS") else
-                      f"n={row['n']} walkers" if fam == "DFS" else f"R={row['r']}" if fam.startswith("local") else
+                      f"n={row['n']} walkers" if fam in ("DFS", DFS_ABS) else f"R={row['r']}" if fam.startswith("local") else
                       f"N={row['n']}, R={row['r']}" if fam.startswith("BFS + local") else f"n={row['n']}, R={row['r']}")
             nfe = "0" if row["family"] == "reference" else f"{row['nfe'][0]:.0f}" + (f" + {row['nfe_grad']:.0f}g" if row["nfe_grad"] else "")
             name = row["label"] if row["family"] == "reference" else ("plain planner" if row["family"] == "best-of-N" and row["n"] == 1 else row["family"])
@@ -229,9 +240,19 @@ def table_dfs_tasks(all_res):
                     row.append(f"{mean_se(per_task(runs, 'nfe'))[0]:.0f} ± {mean_se(per_task(runs, 'nfe'))[1]:.0f} "
                                f"({mean_se(per_task(runs, 'success'))[0]:.2f})")
             body.append(row)
-        # correlation of DFS NFE with the plain planner's failure, per episode-averaged task
         lines.append(f"**{res['maze']}** (DFS budget cap = 4 × n × 16 NFE per task; minimum n × 16)\n")
         lines.append(markdown_table(header, body))
+        # Does DFS's spending follow the tasks' difficulty? Rank correlation over the 5 tasks between
+        # its NFE and the plain planner's wall penalty (what DFS sees) and failure rate (what it does not).
+        plain_pen = [float(np.mean([_task_mean(r, "penalty", k) for r in plain])) for k in range(1, 6)]
+        plain_fail = [1.0 - float(np.mean([_task_mean(r, "success", k) for r in plain])) for k in range(1, 6)]
+        corr = []
+        for n, runs in dfs.items():
+            if runs:
+                nfe = [_task_nfe(runs, k) for k in range(1, 6)]
+                corr.append(f"n={n}: {_spearman(nfe, plain_pen):+.2f} / {_spearman(nfe, plain_fail):+.2f}")
+        lines.append("\nRank correlation of DFS's NFE per task with the plain planner's wall penalty / failure rate: "
+                     + "; ".join(corr) + ".")
         lines.append("")
     return "\n".join(lines)
 
@@ -276,6 +297,26 @@ def table_saving(all_res):
                            "BFS wall penalty", "DFS NFE, same penalty", "BFS / DFS NFE", "best-of-N NFE, same success"], body)
 
 
+def _task_mean(run, key, k):
+    return float(np.mean([v for v, t in zip(run[key], run["task"]) if t == k]))
+
+
+def _spearman(a, b):
+    """Spearman rank correlation (average ranks for ties)."""
+    def ranks(v):
+        v = np.asarray(v, dtype=float)
+        order = v.argsort()
+        r = np.empty(len(v))
+        r[order] = np.arange(len(v), dtype=float)
+        for x in np.unique(v):
+            r[v == x] = r[v == x].mean()
+        return r
+    ra, rb = ranks(a), ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
 def _task_nfe(runs, k):
     return float(np.mean([np.mean([v for v, t in zip(r["nfe"], r["task"]) if t == k]) for r in runs]))
 
@@ -284,7 +325,7 @@ def table_dfs_threshold(all_res):
     body = []
     for res in all_res:
         default_tol = -res["dfs_threshold"]
-        fams = [("DFS", default_tol ** 0.5 / 4.0)] + sorted(
+        fams = [(DFS_ABS, default_tol ** 0.5 / 4.0)] + sorted(
             ((f, float(f.split("=")[1])) for f in {r["family"] for r in res["runs"]} if f.startswith("DFS tol=")), key=lambda x: x[1])
         for fam, tol in fams:
             for n in (1, 2, 4):
@@ -310,7 +351,7 @@ def table_setup(all_res):
                            "training steps × batch", "training time (CPU, 1 thread)", "validation x0-MSE"], body)
 
 
-COLORS = {"best-of-N": "tab:gray", "BFS": "tab:blue", "DFS": "tab:red", "local": "tab:green",
+COLORS = {"best-of-N": "tab:gray", "BFS": "tab:blue", "DFS": "tab:red", DFS_ABS: "tab:pink", "local": "tab:green",
           "BFS + local": "tab:purple", "DFS + local": "tab:orange",
           "local (¼ step)": "tab:green", "BFS + local (¼ step)": "tab:purple", "DFS + local (¼ step)": "tab:orange"}
 
