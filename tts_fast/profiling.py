@@ -70,7 +70,8 @@ class Counter:
             m = self._mask.to(torch.int64)
             self._masked_used = True
             self.per_prompt.index_add_(0, rows, m)
-            self._pending += torch.stack([m.sum(), m.sum() if grad else m.new_zeros(())])
+            total = m.sum()
+            self._pending += torch.stack([total, total if grad else torch.zeros_like(total)])
             return
         self.nfe.model += n
         if grad:

@@ -154,7 +154,7 @@ def cuda_capture(fn: Callable, static: dict, *, warmup: int = 2, pool=None) -> C
                 fn(**static)
         torch.cuda.current_stream(dev).wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
-        with torch.no_grad(), torch.cuda.graph(graph, pool=pool, stream=torch.cuda.Stream(dev)):
+        with torch.no_grad(), torch.cuda.graph(graph, pool=pool, stream=stream):
             out = fn(**static)
 
     def replay():

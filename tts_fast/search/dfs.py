@@ -324,7 +324,7 @@ class DFS:
                 r_checks[k] = r
                 run.best.update(torch.full_like(every, k), every, r, xi, x0_hat, aux, every, None)
             x = ctx.advance(xi, x0_hat, aux, i, run.rows, self.eta)
-        run.final = x.clone()
+        run.final = x.clone()  # the compact loop writes finished walkers into it; x stays the first samples
         r_first = ctx.score(x, run.rows, final=True)
         cal = torch.nanquantile(r_checks, self.calibrate, dim=1)  # [K]
         tau = torch.full((s,), -math.inf, dtype=torch.float64, device=ctx.device)
@@ -346,7 +346,7 @@ class DFS:
         run.done = ~go
         run.n_back = go.to(torch.int64)
         ctx.trace.add(step="calibration_backtracks", sent_back=go)
-        return run.final.clone(), r_first
+        return x, r_first
 
     def _backtracked(self, ctx, x_at, lv, j):
         """x_at at levels lv sent back to levels j: the exact forward kernel, a fresh noise where j = 0."""
