@@ -6,7 +6,7 @@
 
 from . import models, ops, schedules, verifiers, zoo
 from .models import Denoiser
-from .profiling import NFE
+from .search.counting import NFE
 from .search import (
     BFS,
     DFS,

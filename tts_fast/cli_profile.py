@@ -15,7 +15,6 @@ the report, --trace a torch profiler (Chrome) trace.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ._cli_common import CLIError, key_value, positive_int, resolve_device
 
@@ -116,8 +115,3 @@ def main(args) -> int:
         print(f"wrote {args.trace}")
     return 0
 
-
-if __name__ == "__main__":  # pragma: no cover
-    from .cli import main as cli_main
-
-    sys.exit(cli_main(["profile", *sys.argv[1:]]))

@@ -9,7 +9,7 @@ from typing import Optional, Union
 import torch
 
 from ..models.base import Denoiser
-from ..profiling import Timers
+from .counting import Timers
 from ..verifiers.base import Verifier
 from . import presets
 from .bfs import BFS

@@ -20,7 +20,7 @@ from typing import Optional
 import torch
 
 from .. import ops
-from ..profiling import NFE, Counter, Timers, Trace
+from .counting import NFE, Counter, Timers, Trace
 from ..schedules import Grid
 
 
