@@ -138,6 +138,10 @@ class Sum(Verifier):
         if len(self.weights) != len(self.verifiers):
             raise ValueError("give one weight per verifier")
         self.differentiable = all(v.differentiable for v in self.verifiers)
+        rows = {v.num_prompts for v in self.verifiers} - {None}
+        if len(rows) > 1:
+            raise ValueError(f"the verifiers of a Sum hold different numbers of prompt rows: {sorted(rows)}")
+        self.num_prompts = rows.pop() if rows else None
 
     def forward(self, x0, cond=None):
         return sum(w * v(x0, cond) for w, v in zip(self.weights, self.verifiers))
@@ -159,6 +163,7 @@ class GoalReached(Verifier):
     def __init__(self, goals, tol: float = GOAL_TOL):
         self.goals = torch.as_tensor(np.asarray(goals), dtype=torch.float64).reshape(-1, 2)
         self.tol = float(tol)
+        self.num_prompts = int(self.goals.shape[0]) if self.goals.shape[0] > 1 else None
 
     def forward(self, x0, cond=None):
         _check_plans(x0)

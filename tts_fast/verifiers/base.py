@@ -22,6 +22,9 @@ class Verifier(ABC):
         differentiable: whether :meth:`forward` is differentiable in x0 (needed for gradient
             guidance and Langevin moves).
         batch_size: max samples per forward (None: all at once, fewer after an out-of-memory error).
+        num_prompts: prompt rows the verifier holds targets for (prompts, class labels, reward
+            centres), or None when one target serves every row. ``tts_fast.search`` requires it
+            to agree with the model's.
 
     ``cond`` is an int64 tensor [B] of prompt rows (what the denoiser received) or None; a
     verifier with per-prompt targets (class labels, reward centres, prompts) indexes them by it.
@@ -29,6 +32,7 @@ class Verifier(ABC):
 
     differentiable: bool = False
     batch_size: Optional[int] = None
+    num_prompts: Optional[int] = None
 
     @abstractmethod
     def forward(self, x0: torch.Tensor, cond: Optional[torch.Tensor]) -> torch.Tensor:
@@ -67,13 +71,19 @@ class Function(Verifier):
         fn: the reward function.
         differentiable: whether fn is differentiable in x0.
         batch_size: max samples per call (None: all at once).
+        num_prompts: prompt rows fn holds targets for (checked against the model's by search),
+            or None when fn serves any row.
     """
 
-    def __init__(self, fn: Callable, *, differentiable: bool = False, batch_size: Optional[int] = None):
+    def __init__(self, fn: Callable, *, differentiable: bool = False, batch_size: Optional[int] = None,
+                 num_prompts: Optional[int] = None):
         if not callable(fn):
             raise TypeError("fn must be callable")
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
+        if num_prompts is not None and (not isinstance(num_prompts, int) or isinstance(num_prompts, bool) or num_prompts < 1):
+            raise ValueError(f"num_prompts must be an integer >= 1 or None, got {num_prompts!r}")
+        self.num_prompts = num_prompts
         self.fn = fn
         self.differentiable = bool(differentiable)
         self.batch_size = batch_size
@@ -105,6 +115,9 @@ class Classifier(Verifier):
         self.target = torch.as_tensor(target, dtype=torch.int64).reshape(-1)
         if self.target.numel() < 1:
             raise ValueError("target must hold at least one class index")
+        if bool((self.target < 0).any()):
+            raise ValueError(f"target classes must be >= 0, got {self.target.tolist()}")
+        self.num_prompts = int(self.target.numel()) if self.target.numel() > 1 else None
         self.transform = transform
         self.batch_size = batch_size
 
