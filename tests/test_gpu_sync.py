@@ -16,20 +16,21 @@ import tts_fast as tts
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine (GPU test)")
 
 MODEL = "model call"
+VERIFIER = "verifier call"
 
 
 class _Quiet:
     """Wrap a callable: no sync checking while it runs (user code); optionally mark each call in ``log``."""
 
-    def __init__(self, inner, log=None):
-        self.inner, self.log = inner, log
+    def __init__(self, inner, log=None, mark=MODEL):
+        self.inner, self.log, self.mark = inner, log, mark
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
     def __call__(self, *args, **kwargs):
         if self.log is not None:
-            self.log.append(MODEL)
+            self.log.append(self.mark)
         mode = torch.cuda.get_sync_debug_mode()
         torch.cuda.set_sync_debug_mode(0)
         try:
@@ -39,9 +40,9 @@ class _Quiet:
 
 
 class _QuietVerifier(tts.Verifier):
-    def __init__(self, inner):
+    def __init__(self, inner, log=None):
         self.inner, self.differentiable = inner, inner.differentiable
-        self.call = _Quiet(inner.forward)
+        self.call = _Quiet(inner.forward, log, VERIFIER)
 
     def forward(self, x0, cond):
         return self.call(x0, cond)
@@ -52,21 +53,29 @@ def _problem():
     return model, tts.verifiers.GaussianReward([2.0, 0.0], 1.0)
 
 
+def _is_sync(e):
+    return e is not MODEL and e is not VERIFIER and "synchroniz" in str(e.message)
+
+
 def _syncs_in_loop(model, verifier, method, **kw):
-    """(result, synchronising calls between the first and the last model call)."""
+    """(result, synchronising calls between the first and the last model call, except the ones
+    right after the first verifier call, which must be at most one: the deferred value checks)."""
     assert tts.ops.backend("cuda") == "cuda", "the CUDA kernels were not built"
-    v = _QuietVerifier(verifier)
-    tts.search(_Quiet(model), v, method, **kw)  # warm-up (allocator, lazy initialisation)
+    tts.search(_Quiet(model), _QuietVerifier(verifier), method, **kw)  # warm-up (allocator, lazy initialisation)
     with warnings.catch_warnings(record=True) as log:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")
         try:
-            r = tts.search(_Quiet(model, log), v, method, **kw)
+            r = tts.search(_Quiet(model, log), _QuietVerifier(verifier, log), method, **kw)
         finally:
             torch.cuda.set_sync_debug_mode(0)
+    first_score = log.index(VERIFIER)
+    nxt = next((i for i in range(first_score + 1, len(log)) if log[i] is MODEL or log[i] is VERIFIER), len(log))
+    checks = [e for e in log[first_score + 1 : nxt] if _is_sync(e)]
+    assert len(checks) <= 1, [str(w.message) for w in checks]
     marks = [i for i, e in enumerate(log) if e is MODEL]
-    inside = log[marks[0] : marks[-1]]
-    return r, [e for e in inside if e is not MODEL and "synchroniz" in str(e.message)]
+    inside = [e for i, e in enumerate(log) if marks[0] <= i < marks[-1] and not first_score < i < nxt]
+    return r, [e for e in inside if _is_sync(e)]
 
 
 @pytest.mark.parametrize("method,opts", [("bfs_best", {}), ("das", {}), ("fk", {}), ("bon", {}),

@@ -32,8 +32,7 @@ def test_unknown_method_and_options(rare_mode):
         tts.BFS(lam=-1.0)
     with pytest.raises(ValueError, match="eta"):
         tts.BestOfN(eta=1.5)
-    with pytest.raises(ValueError, match="threshold"):
-        tts.DFS()
+    assert tts.DFS().calibrate == 0.5 and tts.DFS(threshold=-1.0).calibrate is None  # the unit-free default
     with pytest.raises(ValueError, match="calibrate must be"):
         tts.DFS(calibrate=1.5)
     with pytest.raises(ValueError, match="quantile or calibrate"):

@@ -6,8 +6,8 @@ of device data are *deferred*: :func:`require` records a 0-d bool tensor ("this 
 with its message, and the collector that a search run opens reads every recorded flag in one host
 read at the points the run chooses (the first scoring level, and the end). Code that indexes with
 a checked value clamps it to the valid range after recording the flag, so the kernel stays in
-bounds; the error is raised at the next read. Outside a run (a direct call) and on CPU tensors the
-check is immediate.
+bounds; the error is raised at the next read. Inside a run this holds on every device, CPU
+included (one behaviour, tested on the CPU); outside a run (a direct call) the check is immediate.
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ def collect(collector: Collector):
 
 
 def require(ok: torch.Tensor, message: str) -> None:
-    """Assert the 0-d bool tensor ``ok``: now for CPU tensors or outside a run, else at the run's next read."""
+    """Assert the 0-d bool tensor ``ok``: at the run's next read inside a search run, else now."""
     collector: Optional[Collector] = _ACTIVE.get()
-    if ok.device.type == "cpu" or collector is None:
+    if collector is None:
         if not bool(ok):
             raise ValueError(message)
         return

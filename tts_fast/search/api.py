@@ -8,10 +8,12 @@ from typing import Optional, Union
 
 import torch
 
+from .._device_checks import collect
 from ..models.base import Denoiser
 from .counting import Timers
 from ..verifiers.base import Verifier
 from . import presets
+from ._checks import check_int
 from .bfs import BFS
 from .dfs import DFS
 from .engine import Context, SearchResult
@@ -75,9 +77,20 @@ def resolve_method(method, options: dict):
     return (dataclasses.replace(method, local=local) if local is not method.local else method), local
 
 
-def _check_int(v, name, low):
-    if not isinstance(v, int) or isinstance(v, bool) or v < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+def _prompt_count(model, verifier, local_verifier):
+    """(prompt rows, who holds them) agreed by model, verifier and local verifier; (None, None) if none holds any.
+
+    A holder with ``num_prompts`` None serves any row; all the others must hold the same number.
+    """
+    holders = [("the model", model), ("the verifier", verifier), ("the local_verifier", local_verifier)]
+    known = [(who, int(h.num_prompts)) for who, h in holders if h is not None and getattr(h, "num_prompts", None) is not None]
+    for who, p in known[1:]:
+        if p != known[0][1]:
+            raise ValueError(
+                f"{known[0][0]} holds {known[0][1]} prompt rows but {who} holds {p}: "
+                "model, verifier and local_verifier must agree on the prompts (one row each)"
+            )
+    return (known[0][1], known[0][0]) if known else (None, None)
 
 
 def search(
@@ -106,7 +119,9 @@ def search(
         n_particles: particles (BFS), samples (best-of-N), neighbours (zero-order), paths (search
             over paths) or walkers (DFS) per prompt.
         num_steps: model calls of one trajectory (the sampling grid).
-        batch_size: prompt rows searched together (default: model.num_prompts, or 1).
+        batch_size: prompt rows searched together. When the model or a verifier holds prompts
+            (``num_prompts``), they must agree and batch_size must equal that count (the default);
+            otherwise (unconditional model, shared targets) batch_size independent rows, default 1.
         seed: seeds the run's generator; the same seed gives the same result.
         local_verifier: the second verifier of the dual-verifier scheme: gradients of local search
             come from it, selection from ``verifier``.
@@ -127,19 +142,27 @@ def search(
         raise TypeError("verifier must be a tts_fast.Verifier; wrap a function with tts_fast.verifiers.Function(fn)")
     if local_verifier is not None and not isinstance(local_verifier, Verifier):
         raise TypeError("local_verifier must be a tts_fast.Verifier or None")
-    _check_int(n_particles, "n_particles", 1)
-    _check_int(num_steps, "num_steps", 1)
-    num_prompts = getattr(model, "num_prompts", None)
+    check_int(n_particles, "n_particles", 1)
+    check_int(num_steps, "num_steps", 1)
+    num_prompts, holder = _prompt_count(model, verifier, local_verifier)
     if batch_size is None:
         batch_size = num_prompts or 1
-    _check_int(batch_size, "batch_size", 1)
-    if num_prompts is not None and batch_size > num_prompts:
-        raise ValueError(f"batch_size={batch_size} exceeds the model's {num_prompts} prompts")
+    check_int(batch_size, "batch_size", 1)
+    if num_prompts is not None and batch_size != num_prompts:
+        raise ValueError(
+            f"batch_size={batch_size} but {holder} holds {num_prompts} prompt rows: every row is searched, so batch_size "
+            f"must be {num_prompts} (or left out); to search fewer prompts, build the model and verifier with those"
+        )
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ValueError(f"seed must be an integer, got {seed!r}")
     if budget is not None:
-        _check_int(budget, "budget", 1)
+        check_int(budget, "budget", 1)
     method_obj, local = resolve_method(method, dict(method_options))
+    if local_verifier is not None and (local is None or not local.needs_gradient):
+        raise ValueError(
+            "local_verifier supplies the gradients of local search, but this search takes none: "
+            "add local-search options with a gradient (rho=... or mu=...), or drop local_verifier"
+        )
     if local is not None and local.needs_gradient:
         grad_source = local_verifier or verifier
         if not grad_source.differentiable:
@@ -168,12 +191,12 @@ def search(
     ctx.progress = bar
     t0 = time.perf_counter()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), collect(ctx.checks):
             result = runner.run(ctx)
     finally:
         if bar is not None:
             bar.close()
-    ctx.check_rewards()
+    ctx.read_checks()
     ctx.counter.settle()  # result.nfe is the counter's NFE: fixed-slot counts are read here, once
     if profile and ctx.device.type == "cuda":
         torch.cuda.synchronize(ctx.device)

@@ -93,6 +93,11 @@ class BFS:
             raise ValueError(f"prune must be True or False, got {self.prune!r}")
         if self.ess_threshold is not None:
             check_float(self.ess_threshold, "ess_threshold", 0.0, 1.0, low_open=True)
+            if self.prune:
+                raise ValueError("ess_threshold gates resampling; prune=True prunes at every evaluation level and would ignore it")
+        if self.select == "weighted" and self.temperature == "inf":
+            raise ValueError("select='weighted' draws from the final weights p0 exp(lam r), which the greedy temperature 'inf' "
+                             "does not define; use a finite temperature or select='best'")
         ra = self.resample_at
         ok = ra == "every" or (isinstance(ra, int) and not isinstance(ra, bool) and ra >= 1)
         if not ok and isinstance(ra, (list, tuple)) and len(ra) > 0:
@@ -113,6 +118,9 @@ class BFS:
         if ra == "every":
             return list(range(num_steps))
         if isinstance(ra, int):
+            if ra >= num_steps:
+                raise ValueError(f"resample_at={ra} (every {ra} steps from step {ra}) gives no evaluation level in a run of "
+                                 f"num_steps={num_steps}: the search would be best-of-N; use resample_at < num_steps")
             return list(range(ra, num_steps, ra))
         if isinstance(ra[0], float):
             return sorted({min(num_steps - 1, round(f * num_steps)) for f in ra})
@@ -134,7 +142,8 @@ class BFS:
         return self.lam * torch.clamp((1.0 + g) ** torch.arange(s, dtype=torch.float64) - 1.0, max=1.0)
 
     def cost(self, ctx) -> int:
-        """Model NFE per prompt without pruning (pruning spends less)."""
+        """Model NFE per prompt without pruning (pruning spends less); checks the plan fits the run."""
+        self.levels(ctx.num_steps)
         return ctx.n_particles * ctx.num_steps * ctx.steps_cost()
 
     # -- the search ------------------------------------------------------------------------------

@@ -29,6 +29,19 @@ DFS runs with these fixed thresholds. A prompt whose walkers score below the bat
 rewards gets more compute; nothing is in the verifier's units. A walker's finished first-descent
 sample is kept: the walker returns the better of it and what it finishes with later.
 
+What each threshold kind adapts to (``calibrate=0.5`` is the default when none is given):
+- absolute (``threshold``): the verifier's units, fixed; the same prompt gets the same treatment
+  in every run, alone or in any batch, so compute follows difficulty *across runs*. It must be
+  tuned to the verifier and the model.
+- calibrated (``calibrate``): the rewards of the other walkers *of the same call*, pooled over its
+  prompts. A prompt is hard relative to the batch it is searched with: in a batch of easy and hard
+  prompts the hard ones draw the compute, but a prompt searched alone is compared with its own
+  walkers only (a q-fraction of them always fails), so a hard prompt run on its own gets no more
+  than an easy prompt run on its own. Adaptivity across separate single-prompt runs needs an
+  absolute threshold.
+- quantile (``quantile``): the running rewards of the prompt's own walkers at that level; it caps
+  the rejection rate within each prompt and does not compare prompts at all.
+
 Two ways to run the walkers (``slots``): 'compact' gathers the running walkers for each model
 call (no wasted evaluations, but finding them is a host read per iteration and the batch size
 changes), 'fixed' keeps every walker in its slot and masks the finished ones (the step reads
@@ -48,6 +61,8 @@ from ._checks import check_choice, check_eta, check_float, check_int
 from .local import LocalSearch
 
 THRESHOLD_SCHEDULES = ("constant", "increase")
+DEFAULT_CALIBRATE = 0.5
+DEFAULT_HISTORY = 256
 SLOTS = ("compact", "fixed")
 
 
@@ -67,7 +82,8 @@ class DFS:
         calibrate: calibrated threshold in (0, 1): a check fails when r is below the q-quantile of
             the first-descent rewards at that level, pooled over every walker of every prompt (see
             the module docstring). With ``threshold`` too, a check fails only when both fail.
-            Excludes ``quantile``.
+            Excludes ``quantile``. The default when none of threshold, quantile and calibrate is
+            given: ``calibrate=0.5`` (unit-free, so ``search(..., "dfs")`` runs by its name alone).
         backtrack: Delta_T, levels to go back on a failed check (default round(0.4 S), at least 1).
         start: first check level (default round(0.5 S)); every: check every k levels from start
             (default round(0.1 S), at least 1). Early x0-predictions say little about the final
@@ -75,7 +91,8 @@ class DFS:
             Gaussian-mixture model (see benchmarks/search_ablation.py), not from the paper, which
             checks at 12..15 of 16 steps with Delta_T = 12 on its maze.
         max_backtracks: per-walker cap (None: only the budget limits backtracking).
-        history: rewards kept per level and prompt for the quantile.
+        history: rewards kept per level and prompt for the quantile (only with ``quantile``;
+            default 256).
         eta: DDIM eta of the sampler.
         local: optional LocalSearch run at every level (joint global + local scaling).
         slots: 'compact' (each iteration gathers the walkers still running, so every model call
@@ -85,7 +102,7 @@ class DFS:
             iterations, and shapes never change, so the step can be captured in a CUDA graph;
             finished slots compute but are not counted as NFE, ``Counter.slot_evaluations`` says
             what was computed). Same algorithm; the random streams differ.
-        sync_every: fixed slots: iterations between the host's checks for the end (default S).
+        sync_every: fixed slots only: iterations between the host's checks for the end (default S).
     """
 
     threshold: Union[None, float, Sequence[float]] = None
@@ -96,7 +113,7 @@ class DFS:
     start: Optional[int] = None
     every: Optional[int] = None
     max_backtracks: Optional[int] = 10
-    history: int = 256
+    history: Optional[int] = None
     eta: float = 1.0
     local: Optional[LocalSearch] = None
     slots: str = "compact"
@@ -106,15 +123,21 @@ class DFS:
 
     def __post_init__(self):
         if self.threshold is None and self.quantile is None and self.calibrate is None:
-            raise ValueError("DFS needs a threshold (absolute reward), a quantile (relative to the prompt's walkers) "
-                             "or calibrate (calibrated on the first descent)")
+            self.calibrate = DEFAULT_CALIBRATE  # the unit-free default
         if self.quantile is not None and self.calibrate is not None:
             raise ValueError("DFS takes quantile or calibrate, not both")
         if self.calibrate is not None:
             check_float(self.calibrate, "calibrate", 0.0, 1.0, low_open=True)
-        if self.threshold is not None and not isinstance(self.threshold, (list, tuple)):
+        if isinstance(self.threshold, (list, tuple)):
+            if not self.threshold:
+                raise ValueError("threshold must be a number or a non-empty sequence of one number per step")
+            for i, v in enumerate(self.threshold):
+                check_float(v, f"threshold[{i}]")
+        elif self.threshold is not None:
             check_float(self.threshold, "threshold")
         check_choice(self.threshold_schedule, "threshold_schedule", THRESHOLD_SCHEDULES)
+        if self.threshold_schedule != "constant" and self.threshold is None:
+            raise ValueError(f"threshold_schedule={self.threshold_schedule!r} shapes the absolute threshold: give threshold=...")
         if self.quantile is not None:
             check_float(self.quantile, "quantile", 0.0, 1.0, low_open=True)
         for name in ("backtrack", "start"):
@@ -122,13 +145,18 @@ class DFS:
                 check_int(getattr(self, name), name, 1 if name == "backtrack" else 0)
         if self.every is not None:
             check_int(self.every, "every", 1)
-        check_int(self.history, "history", 1)
+        if self.history is not None:
+            check_int(self.history, "history", 1)
+            if self.quantile is None:
+                raise ValueError("history is the quantile's window: it needs quantile=...")
         if self.max_backtracks is not None:
             check_int(self.max_backtracks, "max_backtracks", 0)
         check_eta(self.eta)
         check_choice(self.slots, "slots", SLOTS)
         if self.sync_every is not None:
             check_int(self.sync_every, "sync_every", 1)
+            if self.slots != "fixed":
+                raise ValueError("sync_every paces the end checks of slots='fixed'; the compact loop checks every iteration")
 
     def plan(self, grid):
         """(Delta_T, check levels, per-step thresholds [S] float64 or None)."""
@@ -152,7 +180,8 @@ class DFS:
         return back, checks, tau
 
     def cost(self, ctx) -> Optional[int]:
-        """Adaptive: at least N * S * local_steps per prompt; the budget caps the rest."""
+        """Adaptive: at least N * S * local_steps per prompt; the budget caps the rest (checks the plan)."""
+        self.plan(ctx.grid)
         return None
 
     def run(self, ctx):
@@ -180,7 +209,7 @@ class DFS:
             n_back=torch.zeros(w, dtype=torch.int64, device=dev),
             best=_Best(len(checks), w, dev),
             # one spare ring buffer (the last) takes the masked-out appends of fixed slots
-            hist=torch.full((b * len(checks) + 1, self.history), math.nan, dtype=torch.float64, device=dev),
+            hist=torch.full((b * len(checks) + 1, (self.history or DEFAULT_HISTORY) if self.quantile is not None else 1), math.nan, dtype=torch.float64, device=dev),
             hist_count=torch.zeros(b * len(checks) + 1, dtype=torch.int64, device=dev),
         )
         run.final = torch.empty_like(run.x)

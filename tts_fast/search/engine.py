@@ -20,6 +20,7 @@ from typing import Optional
 import torch
 
 from .. import ops
+from .._device_checks import Collector
 from .counting import NFE, Counter, Timers, Trace
 from ..schedules import Grid
 
@@ -74,7 +75,6 @@ class Context:
         budget: Optional[int],
         progress,
         local=None,
-        validate: bool = True,
         timers: Optional[Timers] = None,
     ):
         self.model = model
@@ -88,11 +88,12 @@ class Context:
         self.budget = budget
         self.row_budget = None if budget is None else budget // batch_size
         self.local = local
-        self.validate = validate
-        # Rewards are checked for NaN/inf on the device and read once, at the end of the run
-        # (check_rewards), so that the search loop never waits on the device.
-        self._rewards_finite = torch.ones((), dtype=torch.bool, device=self.device)
-        self._verifiers_used: set[str] = set()
+        # Value checks on the device (finite rewards; prompt rows and targets checked inside models
+        # and verifiers through tts_fast._device_checks.require) are recorded here and read on the
+        # host twice per run: at the first scoring level, so that NaN rewards stop the run before
+        # its budget is spent, and at the end (read_checks). The loop never waits on the device.
+        self.checks = Collector()
+        self._first_scores_read = False
         self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
         self.counter = Counter(batch_size, self.device, cfg=bool(getattr(model, "cfg", False)))
         self.timers = timers or Timers()
@@ -168,16 +169,20 @@ class Context:
             with self.timers("verifier", self.device):
                 r = verifier(img, cond)
         self.counter.add_verifier(x0.shape[0], grad=grad)
-        if self.validate and x0.shape[0]:
-            self._rewards_finite = self._rewards_finite & torch.isfinite(r.detach()).all().to(self.device)
-            self._verifiers_used.add(type(verifier).__name__)
+        if r.device != self.device:
+            r = r.to(self.device)  # a verifier on another device (e.g. CPU) scores for a CUDA search
+        if x0.shape[0]:
+            role = "local_verifier" if verifier is not self.verifier else "verifier"
+            self.checks.add(torch.isfinite(r.detach()).all(), f"the {role} ({type(verifier).__name__}) returned NaN or inf "
+                            "rewards; rewards must be finite")
+            if not self._first_scores_read:
+                self._first_scores_read = True
+                self.checks.check()  # the first scoring level: one host read, before the budget is spent
         return r if grad else r.detach()
 
-    def check_rewards(self) -> None:
-        """Raise if any verifier call of the run returned NaN or inf (one host read per run)."""
-        if self.validate and not bool(self._rewards_finite):
-            names = ", ".join(sorted(self._verifiers_used))
-            raise ValueError(f"the verifier returned NaN or inf rewards (verifiers used: {names}); rewards must be finite")
+    def read_checks(self) -> None:
+        """Raise the first failed deferred value check of the run (one host read)."""
+        self.checks.check()
 
     def decode_full(self, x0: torch.Tensor) -> torch.Tensor:
         return getattr(self.model, "decode_full", self.model.decode)(x0)
