@@ -157,6 +157,7 @@ class BFS:
         x = ctx.init_noise(b * n)
         dev = x.device
         log_w = torch.zeros(b, n, dtype=torch.float64, device=dev)  # weights since the last resampling
+        log_z = torch.zeros(b, dtype=torch.float64, device=dev)  # log evidence: sum of log mean incremental weights
         log_psi = torch.zeros(b, n, dtype=torch.float64, device=dev)  # log potentials along each lineage
         best_r = torch.full((b, n), -math.inf, dtype=torch.float64, device=dev)  # running max (scoring='max')
         alive = torch.ones(b, n, dtype=torch.bool, device=dev)
@@ -180,13 +181,15 @@ class BFS:
                     live_rows = rows[live]
                 else:
                     resample_row = torch.ones(b, dtype=torch.bool, device=dev) if self.ess_threshold is None else ess < self.ess_threshold * n
+                    log_z = log_z + torch.where(resample_row, _log_mean_exp(log_w), torch.zeros_like(log_z))
                     anc = ctx.resample(log_w, self.resampling)
                     anc = torch.where(resample_row[:, None], anc, torch.arange(n, device=dev).expand(b, n))
                     xi, x0_hat, aux = ops.gather_particles(xi, anc), ops.gather_particles(x0_hat, anc), _gather_aux(aux, anc)
                     log_psi, best_r = ops.gather_particles(log_psi, anc), ops.gather_particles(best_r, anc)
                     log_w = torch.where(resample_row[:, None], torch.zeros_like(log_w), log_w)
                 ctx.trace.add(
-                    step=i, ess=ess, reward_mean=_masked_mean(r, alive), reward_max=r.amax(1), alive=alive.sum(1)
+                    step=i, ess=ess, reward_mean=_masked_mean(r, alive), reward_max=r.amax(1), alive=alive.sum(1),
+                    resampled=None if self.prune else resample_row,
                 )
             x_next = ctx.advance(xi, x0_hat, aux, i, live_rows, self.eta)
             x = x_next if live is None else x.index_copy(0, live, x_next)
@@ -197,8 +200,12 @@ class BFS:
             # Final potential: the lineage's intermediate potentials are divided out, so the weighted
             # population targets p0 * exp(lam * r) whatever the intermediate scoring was.
             log_w = log_w + self.lam * r_final - log_psi
+            log_z = log_z + _log_mean_exp(log_w)
         # Weights are float64; rewards are returned in the verifier's dtype, as by every method.
         result = ctx.finish(x, r_final.reshape(-1).to(r_raw.dtype), n, log_weights=log_w, alive=None if live is None else alive)
+        if lam is not None and not self.prune and ctx.local is None:
+            # SMC's evidence estimate; pruning is not resampling and guided proposals are not reweighted
+            result.log_evidence = log_z
         if self.select == "weighted":
             pick = ctx.resample(result.log_weights, "multinomial")[:, 0]
             flat = pick + torch.arange(b, device=dev) * n
@@ -226,6 +233,11 @@ class BFS:
             log_g = lam_i * best_r
         log_g = torch.where(alive, log_g, torch.full_like(log_g, -math.inf))
         return log_g, best_r, log_psi + torch.where(alive, log_g, torch.zeros_like(log_g))
+
+
+def _log_mean_exp(log_w: torch.Tensor) -> torch.Tensor:
+    """log (1/N) sum_j exp(log_w[:, j]) per row: [B, N] -> [B]."""
+    return torch.logsumexp(log_w, dim=1) - math.log(log_w.shape[1])
 
 
 def _scatter(values: torch.Tensor, live, b: int, n: int) -> torch.Tensor:

@@ -41,6 +41,10 @@ class SearchResult:
             None for methods without weights.
         nfe: counts of model / model_grad / verifier / verifier_grad evaluations.
         nfe_per_prompt: [B] model NFE spent on each prompt row.
+        log_evidence: [B] float64, the log of the SMC estimate of Z = E_p0[exp(lam * reward)] per
+            row (the product of the mean incremental weights at each resampling and at the end;
+            exp of it is unbiased for Z), for BFS at a finite temperature with resampling and no
+            local search; None otherwise.
         timings: seconds per stage ('model', 'decode', 'verifier', 'search_ops', 'total').
         trace: per-step statistics (list of dicts of Python numbers).
         method: the method object that ran (with its resolved settings).
@@ -54,6 +58,7 @@ class SearchResult:
     log_weights: Optional[torch.Tensor]
     nfe: NFE
     nfe_per_prompt: torch.Tensor
+    log_evidence: Optional[torch.Tensor] = None
     timings: dict = field(default_factory=dict)
     trace: list = field(default_factory=list)
     method: object = None
