@@ -1,0 +1,160 @@
+"""Oracles for DFS: the check rule, the backtrack distance, the plan, the quantile window and the
+caps are recomputed from what the run recorded, so a flipped comparison, an ignored option or a
+wrong distance fails."""
+
+import math
+
+import pytest
+import torch
+
+import tts_fast as tts
+
+S = 20
+
+
+def _checks(trace):
+    """The check rows of a compact-slot run, in order."""
+    return [row for row in trace if isinstance(row["step"], int) and "walkers" in row]
+
+
+def _checked(row):
+    """Which entries of a check row are real checks (fixed slots record every slot with a mask)."""
+    return row.get("checked", [True] * len(row["walkers"]))
+
+
+def _expected_nfe(trace, rows, n, back, s=S, steps_cost=1):
+    """Model NFE per row: every walker's S levels, plus (l - max(l - back, 0) + 1) per backtrack from level l."""
+    nfe = torch.full((rows,), n * s, dtype=torch.int64)
+    for row in _checks(trace):
+        keep = [k for k, c in enumerate(_checked(row)) if c]
+        for k in keep:
+            if row["rejected"][k]:
+                lv = row["levels"][k]
+                nfe[row["walkers"][k] // n] += lv - max(lv - back, 0) + 1
+    return nfe * steps_cost
+
+
+def _assert_check_rule(trace, n_walkers, tau_at, cap):
+    """Every recorded check: rejected iff r < tau(level) and the walker is under the cap. Returns the
+    backtracks per walker and the numbers of passed and failed checks."""
+    backs = torch.zeros(n_walkers, dtype=torch.int64)
+    passed = failed = 0
+    for row in _checks(trace):
+        for w, lv, rew, rej, c in zip(row["walkers"], row["levels"], row["rewards"], row["rejected"], _checked(row)):
+            if not c:
+                assert not rej
+                continue
+            below = rew < tau_at(lv)
+            assert rej == (below and (cap is None or int(backs[w]) < cap)), (w, lv, rew, rej, int(backs[w]))
+            backs[w] += int(rej)
+            passed, failed = passed + int(not below), failed + int(below)
+    return backs, passed, failed
+
+
+@pytest.mark.parametrize("slots", ["compact", "fixed"])
+@pytest.mark.parametrize("back", [3, 12])
+def test_absolute_threshold_rule_and_backtrack_cost(rare_mode, slots, back):
+    """A check fails exactly when r < threshold; each backtrack from level l returns to max(l - back, 0)
+    and costs the levels in between again; max_backtracks caps every walker."""
+    model, verifier = rare_mode
+    n, b, tau, cap = 4, 3, -9.0, 2
+    r = tts.search(model, verifier, "dfs", threshold=tau, backtrack=back, start=10, every=3, max_backtracks=cap,
+                   slots=slots, n_particles=n, batch_size=b, num_steps=S, seed=3, progress=False)
+    levels = {lv for row in _checks(r.trace) for lv, c in zip(row["levels"], _checked(row)) if c}
+    assert levels == {10, 13, 16, 19}
+    backs, passed, failed = _assert_check_rule(r.trace, b * n, lambda lv: tau, cap)
+    assert passed > 0 and failed > 0
+    final = torch.tensor(next(row for row in r.trace if row["step"] == "final")["backtracks"]).reshape(-1)
+    assert torch.equal(final, backs) and int(backs.max()) == cap and int(backs.min()) < cap
+    assert torch.equal(r.nfe_per_prompt, _expected_nfe(r.trace, b, n, back))
+
+
+def test_threshold_schedule_and_sequences_shape_the_per_level_threshold():
+    grid = tts.schedules.ddpm_linear().grid(S)
+    _, _, const = tts.DFS(threshold=-2.0).plan(grid)
+    assert torch.equal(const, torch.full((S,), -2.0, dtype=torch.float64))
+    _, _, inc = tts.DFS(threshold=-2.0, threshold_schedule="increase").plan(grid)
+    assert torch.allclose(inc, -2.0 / grid.shape("increase").double())
+    assert float(inc[0]) < -2.0 < float(inc[-1])  # lenient at noisy levels, strict near clean data
+    seq = [float(-i) for i in range(S)]
+    _, _, given = tts.DFS(threshold=seq).plan(grid)
+    assert given.tolist() == seq
+    assert tts.DFS(quantile=0.5).plan(grid)[2] is None
+
+
+def test_increasing_threshold_schedule_is_what_the_checks_use(rare_mode):
+    model, verifier = rare_mode
+    grid = model.schedule.grid(S)
+    method = tts.DFS(threshold=-8.0, threshold_schedule="increase", start=4, every=5, max_backtracks=3)
+    tau = method.plan(grid)[2]
+    r = tts.search(model, verifier, method, n_particles=4, batch_size=2, num_steps=S, seed=0, progress=False)
+    _, passed, failed = _assert_check_rule(r.trace, 8, lambda lv: float(tau[lv]), 3)
+    assert passed > 0 and failed > 0
+
+
+@pytest.mark.parametrize("s,kw,plan", [
+    (20, {}, (8, list(range(10, 20, 2)))),  # defaults: back round(0.4 S), start round(0.5 S), every round(0.1 S)
+    (10, dict(backtrack=3, start=2, every=4), (3, [2, 6])),
+    (3, {}, (1, [2])),  # start min(round(1.5), 2) = 2, every and back at least 1
+    (7, dict(start=0), (3, [0, 1, 2, 3, 4, 5, 6])),
+])
+def test_plan(s, kw, plan):
+    back, checks, _ = tts.DFS(threshold=0.0, **kw).plan(tts.schedules.ddpm_linear().grid(s))
+    assert (back, checks) == plan
+
+
+def test_start_outside_the_run_is_refused():
+    with pytest.raises(ValueError, match="start must be < num_steps=10, got 10"):
+        tts.DFS(threshold=0.0, start=10).plan(tts.schedules.ddpm_linear().grid(10))
+
+
+@pytest.mark.parametrize("history", [2, 5])
+def test_quantile_threshold_is_the_running_quantile_of_the_prompts_window(rare_mode, history):
+    """A check fails when r is below the q-quantile of the last ``history`` rewards of that prompt at
+    that check level (this iteration's included), recomputed here from the recorded checks."""
+    model, verifier = rare_mode
+    n, b, q = 4, 2, 0.5
+    r = tts.search(model, verifier, "dfs", quantile=q, history=history, start=12, every=4, max_backtracks=3,
+                   n_particles=n, batch_size=b, num_steps=S, seed=1, progress=False)
+    window: dict = {}
+    rejected = 0
+    for row in _checks(r.trace):
+        batch = list(zip(row["walkers"], row["levels"], row["rewards"], row["rejected"]))
+        for w, lv, rew, _ in batch:  # the whole iteration is appended before its quantiles are read
+            window.setdefault((w // n, lv), []).append(rew)
+        for w, lv, rew, rej in batch:
+            past = torch.tensor(window[(w // n, lv)][-history:], dtype=torch.float64)
+            below = rew < float(torch.quantile(past, q))
+            assert rej == below or (below and not rej), (w, lv, rew, rej)
+            rejected += int(rej)
+    assert rejected > 0
+
+
+def test_max_backtracks_zero_is_the_plain_sampler(rare_mode):
+    """No backtrack allowed: absolute-threshold DFS spends N * S and returns the plain samples' best."""
+    model, verifier = rare_mode
+    kw = dict(n_particles=4, batch_size=3, num_steps=S, seed=2, progress=False)
+    d = tts.search(model, verifier, "dfs", threshold=10.0, max_backtracks=0, **kw)
+    bon = tts.search(model, verifier, "bon", **kw)
+    assert d.nfe.model == bon.nfe.model == 3 * 4 * S
+    assert all(not any(row["rejected"]) for row in _checks(d.trace))
+
+
+def test_backtracks_are_taken_only_within_the_budget(rare_mode):
+    """With an unreachable threshold and no cap, the budget alone stops backtracking: spent within one
+    backtrack's cost of it, and the accounting formula holds."""
+    model, verifier = rare_mode
+    n, b, back = 4, 2, 5
+    budget = b * n * S * 2
+    r = tts.search(model, verifier, "dfs", threshold=10.0, backtrack=back, max_backtracks=None, budget=budget,
+                   n_particles=n, batch_size=b, num_steps=S, seed=0, progress=False)
+    assert budget - b * (back + 1) < r.nfe.model <= budget
+    assert torch.equal(r.nfe_per_prompt, _expected_nfe(r.trace, b, n, back))
+    assert bool((r.nfe_per_prompt <= budget // b).all())
+
+
+def test_dfs_returns_each_prompts_best_walker(rare_mode):
+    model, verifier = rare_mode
+    r = tts.search(model, verifier, "dfs", threshold=-0.5, n_particles=5, batch_size=3, num_steps=S, seed=6, progress=False)
+    assert torch.equal(r.rewards, r.particle_rewards.max(1).values)
+    assert torch.allclose(verifier(r.samples), r.rewards)
