@@ -58,7 +58,6 @@ class WallPenalty(Verifier):
         self.maze = m
         self.radius = float(radius)
         self.batch_size = batch_size
-        mm = m.maze_map
         centers, opened = [], []
         for i, j in m.wall_cells:
             centers.append(m.ij_to_xy((i, j)))
