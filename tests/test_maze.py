@@ -153,7 +153,7 @@ def test_planner_validates_input():
     with pytest.raises(ValueError, match="deep into a wall"):
         tiny_planner(tasks=[[[5.5, 0.0], good[1]]])  # in a free cell, but the ball (0.7) reaches into the wall at x = 6
     p = tiny_planner()
-    with pytest.raises(ValueError, match="cond rows must lie in"):
+    with pytest.raises(ValueError, match="cond holds prompt rows outside"):
         p(torch.randn(2, 16, 2), torch.zeros(2), torch.tensor([0, 7]))
     with pytest.raises(ValueError, match="x_t must be"):
         p(torch.randn(2, 15, 2), torch.zeros(2), torch.tensor([0, 1]))
@@ -223,6 +223,52 @@ def test_smoothness_goal_and_sum():
     assert both(zig).item() == pytest.approx(WallPenalty("medium")(zig).item() + 0.5 * s(zig).item())
     st = plan_stats("medium", line)
     assert st["length"].item() == pytest.approx(float(np.hypot(8, 4)))
+
+
+def test_goal_reached_rows_and_bad_input():
+    """One goal serves every prompt row; several are indexed by cond (range-checked)."""
+    line = torch.as_tensor(execute.straight_line([0.0, 0.0], [8.0, 4.0], 10))[None].expand(3, -1, -1)
+    one = GoalReached([8.0, 4.0])
+    assert one.num_prompts is None and one(line, torch.tensor([0, 3, 7])).tolist() == [1.0, 1.0, 1.0]
+    two = GoalReached([[8.0, 4.0], [0.0, 0.0]])
+    assert two(line, torch.tensor([0, 1, 0])).tolist() == [1.0, 0.0, 1.0]
+    with pytest.raises(ValueError, match=r"cond holds prompt rows outside \[0, 2\)"):
+        two(line, torch.tensor([0, 2, 0]))
+    with pytest.raises(ValueError, match="cond"):
+        two(line)
+    with pytest.raises(ValueError, match="goals"):
+        GoalReached([[8.0, float("nan")]])
+    with pytest.raises(ValueError, match="goals"):
+        GoalReached([1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="tol"):
+        GoalReached([8.0, 4.0], tol=-1.0)
+
+
+def test_verifier_options_refuse_nonsense():
+    for kw, match in ((dict(radius=float("inf")), "radius"), (dict(radius=float("nan")), "radius"), (dict(batch_size=0), "batch_size")):
+        with pytest.raises(ValueError, match=match):
+            WallPenalty("medium", **kw)
+    with pytest.raises(ValueError, match="tolerance"):
+        WallPenalty("medium").threshold(float("nan"))
+    with pytest.raises(ValueError, match="unit"):
+        Smoothness(0.0)
+    with pytest.raises(ValueError, match="weights"):
+        Sum([Smoothness(), Smoothness()], [1.0, float("nan")])
+    with pytest.raises(ValueError, match="weights"):
+        Sum([Smoothness(), Smoothness()], [1.0])
+
+
+def test_planner_rows_on_a_device_are_checked_without_a_host_read():
+    """The meta device stands in for a GPU (reading its values raises): the task rows' range check
+    is recorded for the run's one host read, and the plan still comes out (rows clamped)."""
+    from tts_fast._device_checks import Collector, collect
+
+    p = tiny_planner().to("meta")
+    col = Collector()
+    with collect(col):
+        x0 = p(torch.randn(2, 16, 2, device="meta"), torch.zeros(2, device="meta"), torch.tensor([0, 7], device="meta"))
+    assert x0.device.type == "meta" and x0.shape == (2, 16, 2)
+    assert any("cond holds prompt rows outside [0, 3)" in m for m in col._flags)
 
 
 # -- execution --------------------------------------------------------------------------------

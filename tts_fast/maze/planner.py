@@ -33,6 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import schedules as _schedules
+from .._device_checks import prompt_rows
 from ..models.base import Denoiser
 from .envs import check_maze_name, maze as _maze
 
@@ -223,16 +224,12 @@ class MazePlanner(Denoiser):
         return self.tasks[:, 1]
 
     def _rows(self, cond, n: int) -> torch.Tensor:
-        if cond is None:
-            if self.num_prompts != 1:
-                raise ValueError(f"this planner holds {self.num_prompts} tasks: pass cond (the task row of each plan)")
-            return torch.zeros(n, dtype=torch.int64, device=self.device)
-        cond = torch.as_tensor(cond, device=self.device)
-        if cond.shape != (n,) or cond.dtype != torch.int64:
-            raise ValueError(f"cond must be an int64 tensor [B] = [{n}] of task rows, got {tuple(cond.shape)} {cond.dtype}")
-        if cond.device.type == "cpu" and n and (int(cond.min()) < 0 or int(cond.max()) >= self.num_prompts):
-            raise ValueError(f"cond rows must lie in [0, {self.num_prompts})")
-        return cond
+        if cond is None and self.num_prompts != 1:
+            raise ValueError(f"this planner holds {self.num_prompts} tasks: pass cond (the task row of each plan)")
+        if cond is not None and not isinstance(cond, torch.Tensor):
+            cond = torch.as_tensor(cond)
+        # Range-checked on every device without a host read (deferred in a search run; clamped meanwhile).
+        return prompt_rows(cond, n, self.num_prompts, self.device, f"this MazePlanner's {self.num_prompts} tasks")
 
     def inpaint(self, x: torch.Tensor, cond) -> torch.Tensor:
         """x [B, H, 2] (normalised) with each row's start and goal written into its first and last waypoint."""
