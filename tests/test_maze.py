@@ -163,6 +163,45 @@ def test_planner_validates_input():
         p.with_horizon(18)
 
 
+@needs_weights
+def test_broken_planner_files_are_named_with_what_was_expected(tmp_path):
+    """Truncated, random, empty, foreign-pickle and wrong-kind files (a zoo checkpoint, another
+    maze's planner, a bare state dict): a ValueError naming the file, never torch.load's raw error."""
+    import shutil
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from _bad_files import bad_weight_files
+    from tts_fast.maze.planner import weights_path
+
+    for kind, path in bad_weight_files(tmp_path, weights_path("medium"), "pointmaze_medium.pt").items():
+        with pytest.raises(ValueError, match="is not a tts_fast maze planner checkpoint") as e:
+            planner("medium", weights_dir=os.path.dirname(path), device="cpu")
+        assert path in str(e.value) and "`weights_only` set to `False`" not in str(e.value), kind
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    shutil.copy(tts.zoo.weights_path("unet"), wrong / "pointmaze_medium.pt")
+    with pytest.raises(ValueError, match=r"pointmaze_medium.pt is not a tts_fast maze planner checkpoint: it holds kind='unet'"):
+        planner("medium", weights_dir=str(wrong), device="cpu")
+    shutil.copy(weights_path("large"), wrong / "pointmaze_medium.pt")
+    with pytest.raises(ValueError, match=r"pointmaze_medium.pt is the planner of maze 'large', not of 'medium'"):
+        planner("medium", weights_dir=str(wrong), device="cpu")
+    torch.save(tiny_planner().net.state_dict(), wrong / "pointmaze_medium.pt")
+    with pytest.raises(ValueError, match=r"not a tts_fast maze planner checkpoint \(expected a dict with keys kind, config, state_dict"):
+        planner("medium", weights_dir=str(wrong), device="cpu")
+    with pytest.raises(FileNotFoundError, match="train them"):
+        planner("medium", weights_dir=str(tmp_path / "missing"))
+
+
+def test_broken_dataset_files_are_named(tmp_path):
+    bad = tmp_path / "d.npz"
+    bad.write_bytes(os.urandom(1000))
+    with pytest.raises(ValueError, match=r"d.npz is not a maze dataset"):
+        data.load(str(bad))
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    with pytest.raises(ValueError, match=r"other.npz is not a maze dataset: it lacks observations"):
+        data.load(str(tmp_path / "other.npz"))
+
+
 # -- verifiers ----------------------------------------------------------------------------------
 
 

@@ -142,8 +142,17 @@ def load(path: str) -> dict:
     """The arrays of a dataset file (observations, actions, terminals, qpos, qvel)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no dataset at {path}; generate it with `python -m tts_fast.maze.data --maze NAME --out DIR`")
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files if k != "meta"}
+    keys = ("observations", "actions", "terminals")
+    try:
+        with np.load(path) as z:
+            out = {k: z[k] for k in z.files if k != "meta"}
+    except Exception as e:  # noqa: BLE001 - a bad file surfaces as BadZipFile, ValueError, EOFError, OSError, ...
+        raise ValueError(f"{path} is not a maze dataset: it could not be read as an npz file ({type(e).__name__}: {e}); "
+                         f"expected ogbench's npz with {', '.join(keys)}, ... (regenerate it with python -m tts_fast.maze.data)") from None
+    missing = [k for k in keys if k not in out]
+    if missing:
+        raise ValueError(f"{path} is not a maze dataset: it lacks {', '.join(missing)} (it holds {sorted(out)})")
+    return out
 
 
 def make(name: str, folder: Optional[str] = None, *, episodes: Optional[int] = None, steps: Optional[int] = None,
