@@ -456,6 +456,10 @@ def test_bad_input(pipes):
         model(x, t, torch.tensor([0, 2]))
     with pytest.raises(ValueError, match="x_t must be"):
         model(torch.randn(2, 4, 8, 8), t, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"x0 must be latents"):
+        model.decode(torch.randn(2, 4, 3, 3))
+    with pytest.raises(ValueError, match=r"x0 must be latents"):
+        model.decode_full(torch.randn(4, 3, 3))
     with pytest.raises(ValueError, match="needs prompts"):
         DiffusersModel(pipes["sd"])
     with pytest.raises(ValueError, match="multiples"):

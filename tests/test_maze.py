@@ -176,6 +176,8 @@ def test_planner_validates_input():
         p(torch.randn(2, 16, 2), torch.zeros(2), None)
     with pytest.raises(ValueError, match="horizon"):
         p.with_horizon(18)
+    with pytest.raises(ValueError, match="device"):
+        p.to("gpu")
 
 
 @needs_weights

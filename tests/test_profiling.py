@@ -52,6 +52,12 @@ def test_profile_cli_bad_input(capsys):
     with pytest.raises(SystemExit) as e:
         cli(["profile", "--model", "sd15", "--smoke", "--verifier", "imagereward"])
     assert e.value.code == 2 and "--weights" in capsys.readouterr().err
+    for extra, match in ((["--weights", "w", "--smoke"], "--smoke"), (["--prompt", "a cat"], "--prompt needs --weights"),
+                         (["--verifier-weights", "v"], "reward-model --verifier"),
+                         (["--weights", "w", "--prompt", "p", "--verifier", "clip", "--tokenizer", "t"], "--tokenizer")):
+        with pytest.raises(SystemExit) as e:
+            cli(["profile", "--model", "sd15"] + extra)
+        assert e.value.code == 2 and match in capsys.readouterr().err, extra
     with pytest.raises(SystemExit):
         cli(["profile", "--model", "sd3"])
 
@@ -79,7 +85,9 @@ def test_profile_cli_refuses_nonsense_options(capsys):
         with pytest.raises(SystemExit) as e:
             cli(base + extra)
         assert e.value.code == 2, extra
-    for extra, match in ((["--option", "lam=1", "--option", "lam=2"], "given twice"), (["--option", "warmup=2"], "not a method option"),
+    for extra, match in ((["--verifier", "clip"], "not an option of --model gmm"), (["--weights", "x"], "--weights"),
+                         (["--guidance", "3"], "--guidance"), (["--smoke"], "--smoke"),
+                         (["--option", "lam=1", "--option", "lam=2"], "given twice"), (["--option", "warmup=2"], "not a method option"),
                          (["--option", "nonsense=1"], "unknown option"), (["--option", "lam=-1"], "lam")):
         with pytest.raises(SystemExit) as e:
             cli(base + extra)

@@ -111,6 +111,10 @@ def test_bad_input():
         tts.zoo.digits(weights_dir="/nonexistent/folder")
     with pytest.raises(ValueError, match="unknown method"):
         ex.check_methods(["bon", "beam"])
+    with pytest.raises(ValueError, match="device"):
+        tts.zoo.digits("gpu")
+    with pytest.raises(ValueError, match="batch_size"):
+        tts.zoo.digits_verifier(3, batch_size=0)
     with pytest.raises(ValueError, match=r"x_t must be \[B, 1, 8, 8\]"):
         tts.zoo.digits("cpu")(torch.randn(2, 64), torch.zeros(2), None)
 

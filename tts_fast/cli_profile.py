@@ -57,6 +57,31 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def _check_args(args) -> None:
+    """Options that would be ignored for this model, refused before any work."""
+    diffusion = args.model in ("sd15", "sdxl", "flux")
+    if not diffusion:
+        given = [f"--{k.replace('_', '-')}" for k in ("weights", "prompt", "verifier_weights", "aesthetic_head", "tokenizer", "guidance",
+                                                       "max_batch", "dtype") if getattr(args, k) is not None]
+        given += ["--smoke"] if args.smoke else []
+        given += [f"--verifier {args.verifier}"] if args.verifier != "cheap" else []
+        given += [f"--backend {args.backend}"] if args.backend != "eager" else []
+        given += ["--decode-scale"] if args.decode_scale != 1.0 else []
+        if given:
+            raise CLIError(f"{', '.join(given)}: not an option of --model {args.model} (they apply to sd15, sdxl, flux)")
+        return
+    if args.weights is not None and args.smoke:
+        raise CLIError("--smoke builds a tiny random network; it does not apply with --weights")
+    if args.weights is None and args.prompt:
+        raise CLIError("--prompt needs --weights (random-weight networks take random prompt embeddings)")
+    if args.verifier == "cheap" and any(getattr(args, k) is not None for k in ("verifier_weights", "aesthetic_head", "tokenizer")):
+        raise CLIError("--verifier-weights, --aesthetic-head and --tokenizer configure a reward-model --verifier, not 'cheap'")
+    if args.aesthetic_head is not None and args.verifier != "aesthetic":
+        raise CLIError(f"--aesthetic-head applies to --verifier aesthetic, not {args.verifier}")
+    if args.tokenizer is not None and args.verifier != "imagereward":
+        raise CLIError(f"--tokenizer applies to --verifier imagereward, not {args.verifier}")
+
+
 def _setup(args, device):
     """(model, verifier) for the chosen model."""
     import torch
@@ -99,6 +124,7 @@ def main(args) -> int:
     from ._io import atomic_write_json
     from .profiling import profile
 
+    _check_args(args)
     options = check_options(args.method, args.option, reserved=("repeats", "warmup", "trace", "peak_tflops", "flops"))
     device = resolve_device(args.device)
     try:

@@ -186,7 +186,10 @@ class MazePlanner(Denoiser):
             raise ValueError(f"horizon must be an integer >= 4 divisible by 4, got {horizon!r}")
         if not isinstance(stride, int) or stride < 1:
             raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
-        self.device = torch.device(device)
+        try:
+            self.device = torch.device(device)
+        except (RuntimeError, TypeError, ValueError):
+            raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:1', ... or a torch.device, got {device!r}") from None
         self.dtype = torch.float32
         self.net = net.to(self.device).eval()
         for p in self.net.parameters():

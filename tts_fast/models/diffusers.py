@@ -435,6 +435,7 @@ class DiffusersModel(Denoiser):
 
     def decode(self, x0: torch.Tensor) -> torch.Tensor:
         """Images [B, 3, H', W'] in [0, 1] for the verifier (the cheap decoder / scale when set)."""
+        self._check_latents(x0)
         dec = self.decoder if self.decoder is not None else self.pipe.vae
         z = x0
         if self.decode_scale != 1.0:
@@ -443,7 +444,13 @@ class DiffusersModel(Denoiser):
 
     def decode_full(self, x0: torch.Tensor) -> torch.Tensor:
         """Images [B, 3, H, W] in [0, 1] through the pipeline's VAE at full resolution."""
+        self._check_latents(x0)
         return self._decode_with(self.pipe.vae, x0)
+
+    def _check_latents(self, x0) -> None:
+        if not isinstance(x0, torch.Tensor) or x0.dim() != 1 + len(self.sample_shape) or tuple(x0.shape[1:]) != tuple(self.sample_shape):
+            got = tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__
+            raise ValueError(f"x0 must be latents [B, {', '.join(map(str, self.sample_shape))}], got {got}")
 
     def _decode_with(self, vae, z: torch.Tensor) -> torch.Tensor:
         cfg = vae.config

@@ -152,7 +152,10 @@ class DigitsModel(Denoiser):
 def _resolve_device(device) -> torch.device:
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device must be 'auto', None, 'cpu', 'cuda', 'cuda:1', ... or a torch.device, got {device!r}") from None
 
 
 def digits(device=None, *, clip: bool = True, weights_dir: Optional[str] = None) -> DigitsModel:
