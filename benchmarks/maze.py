@@ -3,6 +3,7 @@
     python benchmarks/maze.py --maze medium          # one maze (about 10-15 min on one CPU core)
     python benchmarks/maze.py --maze large
     python benchmarks/maze.py --tables               # docs/maze.md tables + the plot from the JSONs
+    python benchmarks/maze.py --generator            # dataset generator speed (simulator steps/s) -> maze_generator.json
 
 Setting (the classical-search paper's PointMaze experiment, §5.2 of our spec of its code, on our
 planner): the shipped trajectory diffusion planner of each maze (tts_fast.maze), the paper's wall
@@ -38,7 +39,6 @@ import argparse
 import glob
 import json
 import math
-import os
 import time
 
 import numpy as np
@@ -175,6 +175,42 @@ def run_maze(name, seeds, per_task, out_path, families=None, log=print):
         atomic_write_json(out_path, results)  # after every seed: an interrupted run keeps what it has
     env.close()
     return results
+
+
+# ----------------------------------------------------------------------------------------------
+# dataset generator speed
+
+
+GENERATOR_JSON = RESULTS / "maze_generator.json"
+
+
+def generator_rate(mazes=("medium",), episodes=5, steps=1000, repeats=3, out_path=GENERATOR_JSON, log=print):
+    """Simulator steps per second of the dataset generator (tts_fast.maze.data.generate), one CPU thread.
+
+    Per maze: ``repeats`` calls of generate(maze, episodes, steps); the median of the rollout-loop
+    rate (generate's own ``steps_per_second``) and of the whole call (simulator creation included).
+    Written with the environment record to ``out_path``. (Formerly an assertion of > 1000 steps/s
+    in tests/test_maze.py; a timing belongs here, not in a unit test.)
+    """
+    from tts_fast.maze import data
+
+    torch.set_num_threads(1)
+    rows = []
+    for name in mazes:
+        loop, whole = [], []
+        for r in range(repeats):
+            t0 = time.perf_counter()
+            d = data.generate(name, episodes, steps, seed=r)
+            whole.append(episodes * steps / (time.perf_counter() - t0))
+            loop.append(float(d["_meta"]["steps_per_second"]))
+        row = dict(maze=name, episodes=episodes, steps=steps, repeats=repeats, steps_per_second=float(np.median(loop)),
+                   steps_per_second_with_setup=float(np.median(whole)), runs_steps_per_second=loop)
+        rows.append(row)
+        log(f"{name}: {row['steps_per_second']:,.0f} simulator steps/s (rollout loop), "
+            f"{row['steps_per_second_with_setup']:,.0f} with simulator creation; median of {repeats}")
+    atomic_write_json(out_path, {"benchmark": "maze dataset generator", "environment": environment("cpu"), "threads": 1, "results": rows})
+    log(f"wrote {out_path}")
+    return rows
 
 
 # ----------------------------------------------------------------------------------------------
@@ -417,14 +453,20 @@ def main(argv=None):
     p.add_argument("--out", default=None)
     p.add_argument("--families", nargs="*", default=None, help="run only these method families and merge them into the maze's JSON")
     p.add_argument("--tables", action="store_true", help="write docs/maze.md tables and the plot from the JSONs")
+    p.add_argument("--generator", action="store_true", help=f"measure the dataset generator's simulator steps/s -> {GENERATOR_JSON.name}")
+    p.add_argument("--generator-mazes", nargs="+", default=["medium"], choices=("medium", "large", "giant"))
     args = p.parse_args(argv)
+    if args.seeds < 1 or args.episodes < 1:
+        p.error("--seeds and --episodes must be >= 1")
     if args.maze:
         out = args.out or str(RESULTS / f"maze_{args.maze}.json")
         run_maze(args.maze, list(range(args.seeds)), args.episodes, out, families=args.families)
     if args.tables:
         write_tables()
-    if not args.maze and not args.tables:
-        p.error("give --maze NAME and/or --tables")
+    if args.generator:
+        generator_rate(args.generator_mazes)
+    if not args.maze and not args.tables and not args.generator:
+        p.error("give --maze NAME, --tables and/or --generator")
 
 
 if __name__ == "__main__":

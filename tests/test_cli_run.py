@@ -83,6 +83,66 @@ def test_resume_skips_done_prompts_and_reproduces_the_rest(weights, tmp_path, ca
     assert "all 3 prompt(s) already done" in capsys.readouterr().out
 
 
+def test_resume_regenerates_missing_or_clobbered_images(weights, tmp_path, capsys):
+    """A finished prompt whose PNG was deleted (or overwritten by something else) is made again,
+    identical to the first time; the others are not redone."""
+    out = tmp_path / "out"
+    assert cli_run.main(_args(weights, out, prompts=PROMPTS[:2])) == 0
+    first = {i: (out / f"0000{i}.png").read_bytes() for i in (0, 1)}
+    os.remove(out / "00000.png")
+    (out / "00001.png").write_bytes(b"not an image")
+    capsys.readouterr()
+    assert cli_run.main(_args(weights, out, prompts=PROMPTS[:2])) == 0
+    assert "already done" not in capsys.readouterr().out
+    assert {i: (out / f"0000{i}.png").read_bytes() for i in (0, 1)} == first
+    mtime = os.path.getmtime(out / "00001.json")
+    os.remove(out / "00000.png")
+    assert cli_run.main(_args(weights, out, prompts=PROMPTS[:2])) == 0
+    assert "1 prompt(s) already done, 1 to go" in capsys.readouterr().out
+    assert (out / "00000.png").read_bytes() == first[0] and os.path.getmtime(out / "00001.json") == mtime
+
+
+@pytest.mark.parametrize("extra", [
+    ["--guidance", "nan"], ["--guidance", "inf"], ["--guidance", "-1"], ["--decode-scale", "0"], ["--decode-scale", "nan"],
+    ["--seed", "-1"], ["--steps", "0"], ["--particles", "-2"], ["--budget", "0"], ["--height", "-32"], ["--width", "0"],
+    ["--prompt-batch", "0"], ["--max-batch", "0"], ["--option", "lam=NaN"], ["--option", "lam=Infinity"], ["--option", "=2"],
+    ["--option", "lam"],
+])
+def test_nonsense_values_are_refused_at_parse_time(weights, tmp_path, extra):
+    with pytest.raises(SystemExit) as e:
+        _args(weights, tmp_path / "o", *extra)
+    assert e.value.code == 2
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--option", "lam=1", "--option", "lam=2"], "given twice"),
+    (["--option", "n_particles=8"], "not a method option"),
+    (["--option", "lam=-1"], "lam"),
+    (["--option", "temperature=hot"], "temperature"),
+    (["--budget", "3"], "budget=3 is too small"),
+    (["--height", "36"], "--height"),
+    (["--max-batch", "1"], "--max-batch"),
+    (["--guidance", "1", "--negative-prompt", "blurry"], "--negative-prompt"),
+    (["--aesthetic-head", "head.pth"], "--aesthetic-head"),
+    (["--tokenizer", "bert"], "--tokenizer"),
+    (["--seed", str(2**63)], "--seed"),
+])
+def test_bad_option_combinations_are_refused_before_any_work(weights, tmp_path, capsys, monkeypatch, extra, match):
+    """Refused before the pipeline is loaded or --out is created."""
+    monkeypatch.setattr(cli_run, "_load_pipeline", lambda *a: pytest.fail("the pipeline was loaded"))
+    out = tmp_path / "o"
+    assert cli_run.main(_args(weights, out, *extra)) == 2
+    assert match in capsys.readouterr().err and not out.exists()
+
+
+def test_a_guidance_run_resumes_itself(weights, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli_run.main(_args(weights, out, "--guidance", "3.5", "--option", "lam=2.5", "--method", "fk", prompts=PROMPTS[:1])) == 0
+    capsys.readouterr()
+    assert cli_run.main(_args(weights, out, "--guidance", "3.5", "--option", "lam=2.5", "--method", "fk", prompts=PROMPTS[:1])) == 0
+    assert "all 1 prompt(s) already done" in capsys.readouterr().out
+
+
 def test_a_folder_of_a_different_run_is_refused(weights, tmp_path, capsys):
     out = tmp_path / "out"
     assert cli_run.main(_args(weights, out, prompts=PROMPTS[:1])) == 0

@@ -456,6 +456,10 @@ def test_bad_input(pipes):
         model(x, t, torch.tensor([0, 2]))
     with pytest.raises(ValueError, match="x_t must be"):
         model(torch.randn(2, 4, 8, 8), t, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"x0 must be latents"):
+        model.decode(torch.randn(2, 4, 3, 3))
+    with pytest.raises(ValueError, match=r"x0 must be latents"):
+        model.decode_full(torch.randn(4, 3, 3))
     with pytest.raises(ValueError, match="needs prompts"):
         DiffusersModel(pipes["sd"])
     with pytest.raises(ValueError, match="multiples"):
@@ -468,6 +472,71 @@ def test_bad_input(pipes):
         DiffusersModel(object(), PROMPTS)
     with pytest.raises(OSError, match="diffusers layout"):
         DiffusersModel(os.path.join(os.sep, "nonexistent", "pipeline"), PROMPTS)
+
+
+@pytest.mark.parametrize("name, value, match", [
+    ("guidance_scale", float("nan"), "guidance_scale"),
+    ("guidance_scale", -1.0, "guidance_scale"),
+    ("guidance_scale", float("inf"), "guidance_scale"),
+    ("height", -32, "height"),
+    ("height", 0, "height"),
+    ("width", 32.0, "width"),
+    ("width", True, "width"),
+    ("guidance_rescale", float("nan"), "guidance_rescale"),
+    ("guidance_rescale", 1.5, "guidance_rescale"),
+    ("true_cfg_scale", float("nan"), "true_cfg_scale"),
+    ("decode_scale", float("inf"), "decode_scale"),
+    ("decode_scale", 0.0, "decode_scale"),
+    ("max_batch", True, "max_batch"),
+    ("decode_batch", 0, "decode_batch"),
+    ("max_sequence_length", 0, "max_sequence_length"),
+    ("backend", "fast", "backend"),
+    ("original_size", (32, -1), "original_size"),
+    ("crops_coords_top_left", (0.5, 0), "crops_coords_top_left"),
+    ("encode_kwargs", ["clip_skip"], "encode_kwargs"),
+    ("slots", [1, 2.5], "slots"),
+    ("backend_options", "max-autotune", "backend_options"),
+])
+def test_nonsense_options_are_refused_before_any_work(pipes, name, value, match):
+    """Each bad option names itself, and is refused before a pipeline is loaded (a path that does
+    not exist is never opened) or a prompt encoded."""
+    with pytest.raises(ValueError, match=match):
+        DiffusersModel(os.path.join(os.sep, "nonexistent", "pipeline") if name not in ("slots", "backend_options") else pipes["sd"],
+                       PROMPTS, **{name: value})
+
+
+def test_options_that_would_be_ignored_are_refused(pipes):
+    """guidance off (<= 1, diffusers' convention) takes no negative prompt nor rescale; SDXL-only
+    micro-conditioning and non-multiples of the VAE factor are refused; guidance 0 is accepted."""
+    with pytest.raises(ValueError, match="negative_prompt"):
+        DiffusersModel(pipes["sd"], PROMPTS, guidance_scale=1.0, negative_prompt="blurry")
+    with pytest.raises(ValueError, match="negative_prompt"):
+        DiffusersModel(pipes["flux"], PROMPTS, negative_prompt="blurry", **FLUX_KW)
+    with pytest.raises(ValueError, match="guidance_rescale"):
+        DiffusersModel(pipes["sd"], PROMPTS, guidance_scale=1.0, guidance_rescale=0.7)
+    with pytest.raises(ValueError, match="original_size"):
+        DiffusersModel(pipes["sd"], PROMPTS, original_size=(64, 64))
+    with pytest.raises(ValueError, match="multiples"):
+        DiffusersModel(pipes["sd"], PROMPTS, height=33)
+    m = DiffusersModel(pipes["sd"], PROMPTS, guidance_scale=0.0)
+    assert not m.cfg and m.guidance_scale == 0.0
+    m = DiffusersModel(pipes["sd"], PROMPTS, guidance_scale=3.0)
+    with pytest.raises(ValueError, match="unknown argument"):
+        m.set_prompts(PROMPTS, negative_prompts="x")
+
+
+def test_prompt_rows_on_a_device_are_checked_without_a_host_read(pipes):
+    """On a device the range check of cond is recorded for the run's one host read (the meta device
+    stands in for a GPU: reading its values raises), and the rows are clamped in range meanwhile."""
+    from tts_fast._device_checks import Collector, collect
+
+    model = _model(pipes, "sd")
+    col = Collector()
+    model.device = torch.device("meta")  # where the rows are used
+    with collect(col):
+        rows = model._rows(torch.tensor([0, 2], device="meta"), 2)
+    assert rows.device.type == "meta" and rows.shape == (2,)
+    assert any("cond holds prompt rows outside [0, 2) (this DiffusersModel)" in m for m in col._flags)
 
 
 def test_loads_a_saved_pipeline_folder(pipes, tmp_path):

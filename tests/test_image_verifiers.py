@@ -112,6 +112,69 @@ def test_clipscore_errors(clip_dir, tmp_path):
         tts.verifiers.CLIPScore([], clip_dir, local_files_only=True)
 
 
+def _count_moves(v, monkeypatch):
+    moves = []
+    orig = v._move
+    monkeypatch.setattr(v, "_move", lambda device: (moves.append(device), orig(device))[1])
+    return moves
+
+
+def _params_dtype(module):
+    (dtype,) = {p.dtype for p in module.parameters()}
+    return dtype
+
+
+def _params_on(module, device_type):
+    return {p.device.type for p in module.parameters()} == {device_type}
+
+
+def test_clip_verifiers_follow_the_images_device(clip_dir, tmp_path, monkeypatch):
+    """Without device=, CLIP (and the cached prompt features, the aesthetic head) move to the device
+    of the images once, and rewards come back there; the dtype is kept. The meta device stands in
+    for a GPU: any host read of its values would raise, so the prompt-row check is deferred too."""
+    from tts_fast._device_checks import Collector, collect
+
+    torch.save(_head_state(), tmp_path / "head.pth")
+    score = tts.verifiers.CLIPScore(PROMPTS, clip_dir, local_files_only=True, dtype=torch.bfloat16)
+    aesthetic = tts.verifiers.Aesthetic(str(tmp_path / "head.pth"), clip_dir, local_files_only=True)
+    flags = {}
+    for v in (score, aesthetic):
+        moves = _count_moves(v, monkeypatch)
+        r_cpu = v(_images(2), torch.tensor([0, 1]))
+        assert moves == [] and r_cpu.device.type == "cpu" and r_cpu.dtype == torch.float32
+        col = flags[type(v).__name__] = Collector()
+        with collect(col):
+            for _ in range(2):
+                r = v(torch.rand(3, 3, 40, 48, device="meta"), torch.tensor([0, 1, 5], device="meta"))
+        assert r.device.type == "meta" and r.shape == (3,) and r.dtype == torch.float32
+        assert len(moves) == 1 and v.device.type == "meta" and _params_on(v.clip.model, "meta")
+    assert score.text.device.type == "meta" and _params_on(aesthetic.head, "meta")
+    assert score.clip.dtype == _params_dtype(score.clip.model) == torch.bfloat16
+    assert any("prompt rows outside [0, 2) (this CLIPScore)" in m for m in flags["CLIPScore"]._flags)
+
+
+def test_clip_verifiers_keep_an_explicit_device(clip_dir, monkeypatch):
+    v = tts.verifiers.CLIPScore(PROMPTS, clip_dir, local_files_only=True, device="cpu")
+    moves = _count_moves(v, monkeypatch)
+    with pytest.raises((NotImplementedError, RuntimeError), match="meta"):  # the images are copied to the CPU, not CLIP to them
+        v(torch.rand(2, 3, 40, 48, device="meta"), torch.tensor([0, 1]))
+    assert moves == [] and v.device.type == "cpu" and _params_on(v.clip.model, "cpu")
+
+
+def test_image_verifier_bad_options(clip_dir):
+    with pytest.raises(ValueError, match="scale"):
+        tts.verifiers.CLIPScore(PROMPTS, clip_dir, local_files_only=True, scale=float("nan"))
+    with pytest.raises(ValueError, match="batch_size"):
+        tts.verifiers.CLIPScore(PROMPTS, clip_dir, local_files_only=True, batch_size=True)
+    with pytest.raises(ValueError, match="dtype"):
+        tts.verifiers.CLIPScore(PROMPTS, clip_dir, local_files_only=True, dtype=torch.int64)
+    v = tts.verifiers.CLIPScore(PROMPTS, clip_dir, local_files_only=True)
+    with pytest.raises(ValueError, match=r"cond holds prompt rows outside \[0, 2\)"):
+        v(_images(2), torch.tensor([0, 2]))
+    with pytest.raises(ValueError, match="int64"):
+        v(_images(2), torch.tensor([0.0, 1.0]))
+
+
 # ----------------------------------------------------------------------------------------------
 # Aesthetic
 
@@ -152,6 +215,27 @@ def test_aesthetic_errors(clip_dir, tmp_path, monkeypatch):
         tts.verifiers.Aesthetic(None, clip_dir, local_files_only=True)
     with pytest.raises(ValueError, match="ViT-L/14"):
         tts.verifiers.Aesthetic(_head_state(dim=768), clip_dir, local_files_only=True)
+
+
+def test_aesthetic_broken_head_files_are_named(clip_dir, tmp_path):
+    """Truncated, random, empty, foreign-pickle and wrong-kind head files: a ValueError naming the file."""
+    from _bad_files import bad_weight_files
+
+    good = tmp_path / "head.pth"
+    torch.save(_head_state(), good)
+    for kind, path in bad_weight_files(tmp_path, str(good), "head.pth").items():
+        with pytest.raises(ValueError, match="is not a LAION aesthetic head") as e:
+            tts.verifiers.Aesthetic(path, clip_dir, local_files_only=True)
+        assert path in str(e.value) and "`weights_only` set to `False`" not in str(e.value), kind
+    with pytest.raises(ValueError, match=r"digits_unet.pt is not a LAION aesthetic head .*expected a state dict"):
+        tts.verifiers.Aesthetic(tts.zoo.weights_path("unet"), clip_dir, local_files_only=True)
+    state = _head_state()
+    state["layers.2.weight"] = torch.zeros(3, 3)  # another MLP
+    torch.save(state, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match=r"other.pth are not the LAION MLP's"):
+        tts.verifiers.Aesthetic(str(tmp_path / "other.pth"), clip_dir, local_files_only=True)
+    with pytest.raises(TypeError, match="head"):
+        tts.verifiers.Aesthetic(3, clip_dir, local_files_only=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -265,6 +349,58 @@ def test_image_reward_checkpoint_must_cover_the_network(ir_files, tmp_path):
     del state["mlp.layers.0.weight"]
     with pytest.raises(ValueError, match="lacks"):
         tts.verifiers.ImageReward(PROMPTS, state_dict=state, tokenizer=vocab, vision=TINY_VIT, med_config=os.path.join(os.path.dirname(ckpt), "med_config.json"))
+
+
+@needs_ir
+def test_image_reward_broken_checkpoints_are_named(ir_files, tmp_path):
+    """Truncated, random, empty, foreign-pickle and wrong-kind checkpoints, a broken med_config:
+    errors naming the file and what was expected (never torch.load's raw error)."""
+    from _bad_files import bad_weight_files
+
+    ckpt, vocab = ir_files
+    med = os.path.join(os.path.dirname(ckpt), "med_config.json")
+    kw = dict(tokenizer=vocab, vision=TINY_VIT, med_config=med)
+    for kind, path in bad_weight_files(tmp_path, ckpt, "ImageReward.pt").items():
+        with pytest.raises(ValueError, match="is not an ImageReward checkpoint") as e:
+            tts.verifiers.ImageReward(PROMPTS, path, **kw)
+        assert path in str(e.value) and "`weights_only` set to `False`" not in str(e.value), kind
+    with pytest.raises(ValueError, match=r"digits_unet.pt is not an ImageReward checkpoint .*expected a state dict"):
+        tts.verifiers.ImageReward(PROMPTS, tts.zoo.weights_path("unet"), **kw)
+    state = torch.load(ckpt, weights_only=True)
+    state["mlp.layers.0.weight"] = torch.zeros(3, 3)
+    torch.save(state, tmp_path / "shapes.pt")
+    with pytest.raises(ValueError, match=r"shapes.pt is not an ImageReward checkpoint: its weights do not fit"):
+        tts.verifiers.ImageReward(PROMPTS, str(tmp_path / "shapes.pt"), **kw)
+    (tmp_path / "med.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"med_config .*med.json is not a JSON file"):
+        tts.verifiers.ImageReward(PROMPTS, ckpt, tokenizer=vocab, vision=TINY_VIT, med_config=str(tmp_path / "med.json"))
+    with pytest.raises(ValueError, match="batch_size"):
+        tts.verifiers.ImageReward(PROMPTS, ckpt, batch_size=0, **kw)
+
+
+@needs_ir
+def test_image_reward_follows_the_images_device(ir_files, monkeypatch):
+    """As the CLIP verifiers: the network and the cached tokens move to the images' device once
+    (meta standing in for a GPU), rewards come back there, an explicit device is kept."""
+    from tts_fast._device_checks import Collector, collect
+
+    v = _image_reward(ir_files)
+    assert v.device.type == "cpu"
+    moves = _count_moves(v, monkeypatch)
+    assert v(_images(2), torch.tensor([0, 1])).device.type == "cpu" and moves == []
+    col = Collector()
+    with collect(col):
+        for _ in range(2):
+            r = v(torch.rand(3, 3, 40, 48, device="meta"), torch.tensor([0, 1, 2], device="meta"))
+    assert r.device.type == "meta" and r.shape == (3,) and r.dtype == torch.float32 and len(moves) == 1
+    assert _params_on(v.net, "meta") and v.input_ids.device.type == "meta" and v.device.type == "meta"
+    assert any("prompt rows outside [0, 2) (this ImageReward)" in m for m in col._flags)
+    with pytest.raises(ValueError, match=r"cond holds prompt rows outside \[0, 2\)"):
+        _image_reward(ir_files)(_images(2), torch.tensor([0, 2]))
+    fixed = _image_reward(ir_files, device="cpu")
+    with pytest.raises((NotImplementedError, RuntimeError), match="meta"):
+        fixed(torch.rand(2, 3, 40, 48, device="meta"), torch.tensor([0, 1]))
+    assert _params_on(fixed.net, "cpu")
 
 
 @needs_ir

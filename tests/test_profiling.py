@@ -52,8 +52,46 @@ def test_profile_cli_bad_input(capsys):
     with pytest.raises(SystemExit) as e:
         cli(["profile", "--model", "sd15", "--smoke", "--verifier", "imagereward"])
     assert e.value.code == 2 and "--weights" in capsys.readouterr().err
+    for extra, match in ((["--weights", "w", "--smoke"], "--smoke"), (["--prompt", "a cat"], "--prompt needs --weights"),
+                         (["--verifier-weights", "v"], "reward-model --verifier"),
+                         (["--weights", "w", "--prompt", "p", "--verifier", "clip", "--tokenizer", "t"], "--tokenizer")):
+        with pytest.raises(SystemExit) as e:
+            cli(["profile", "--model", "sd15"] + extra)
+        assert e.value.code == 2 and match in capsys.readouterr().err, extra
     with pytest.raises(SystemExit):
         cli(["profile", "--model", "sd3"])
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(repeats=0), "repeats"), (dict(repeats=1.5), "repeats"), (dict(warmup=-3), "warmup"), (dict(warmup=True), "warmup"),
+    (dict(peak_tflops=float("nan")), "peak_tflops"), (dict(peak_tflops=0.0), "peak_tflops"), (dict(flops="yes"), "flops"),
+    (dict(trace=""), "trace"), (dict(trace="DIR"), "trace"),
+])
+def test_profile_bad_arguments_are_refused_before_any_run(kw, match, tmp_path):
+    calls = []
+    model = tts.models.GaussianMixture([[-2.0, 0.0], [2.0, 0.0]], [0.5, 0.5], [0.5, 0.5])
+    verifier = tts.verifiers.Function(lambda x: calls.append(1) or x.sum(1))
+    if kw.get("trace") == "DIR":
+        kw = dict(trace=str(tmp_path))
+    with pytest.raises(ValueError, match=match):
+        profile(model, verifier, "bfs", n_particles=2, num_steps=2, **kw)
+    assert calls == []  # no search ran
+
+
+def test_profile_cli_refuses_nonsense_options(capsys):
+    base = ["profile", "--model", "gmm", "--particles", "2", "--steps", "2", "--repeats", "1"]
+    for extra in (["--warmup", "-1"], ["--repeats", "0"], ["--guidance", "nan"], ["--decode-scale", "0"], ["--option", "lam=NaN"],
+                  ["--option", "=3"]):
+        with pytest.raises(SystemExit) as e:
+            cli(base + extra)
+        assert e.value.code == 2, extra
+    for extra, match in ((["--verifier", "clip"], "not an option of --model gmm"), (["--weights", "x"], "--weights"),
+                         (["--guidance", "3"], "--guidance"), (["--smoke"], "--smoke"),
+                         (["--option", "lam=1", "--option", "lam=2"], "given twice"), (["--option", "warmup=2"], "not a method option"),
+                         (["--option", "nonsense=1"], "unknown option"), (["--option", "lam=-1"], "lam")):
+        with pytest.raises(SystemExit) as e:
+            cli(base + extra)
+        assert e.value.code == 2 and match in capsys.readouterr().err, extra
 
 
 diffusers = pytest.importorskip("diffusers", reason="the diffusers extra is not installed")

@@ -56,3 +56,46 @@ def test_analytic_rewards():
 def test_grad_requires_differentiable():
     with pytest.raises(ValueError, match="not differentiable"):
         Function(lambda x0: x0.sum(1)).grad(torch.randn(2, 2))
+
+
+# -- bad input and device-side checks --------------------------------------------------------------
+
+
+def test_classifier_targets_checked_against_the_classes_on_the_host():
+    """Targets are checked against the logits' class count once, from the host target tensor."""
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 3)
+    x = torch.randn(4, 4)
+    with pytest.raises(ValueError, match=r"target classes must lie in \[0, 3\)"):
+        Classifier(net, [0, 1, 3])(x, torch.tensor([0, 1, 1, 0]))  # every row's target is checked, used or not
+    with pytest.raises(ValueError, match="target classes must be >= 0"):
+        Classifier(net, [0, -1])
+    for bad in (2.5, [1.0, 2.0], True, torch.tensor([1.0])):
+        with pytest.raises(ValueError, match="target"):
+            Classifier(net, bad)
+    with pytest.raises(ValueError, match="batch_size"):
+        Classifier(net, 1, batch_size=0)
+    c = Classifier(net, [0, 2])
+    c(x, torch.tensor([0, 1, 1, 0]))
+    assert c._checked_classes == 3 and c.target.device.type == "cpu"
+    with pytest.raises(ValueError, match=r"cond holds prompt rows outside \[0, 2\)"):
+        c(x, torch.tensor([0, 1, 2, 0]))
+    with pytest.raises(ValueError, match="cond"):
+        c(x)
+
+
+def test_classifier_on_a_device_reads_nothing_back():
+    """On a device the prompt rows' range check is deferred to the run's collector, and the class
+    check uses the host targets: the meta device stands in for a GPU (reading its values raises)."""
+    from tts_fast._device_checks import Collector, collect
+
+    net = torch.nn.Linear(4, 3).to("meta")
+    x = torch.randn(4, 4, device="meta")
+    c = Classifier(net, [0, 1, 2])
+    col = Collector()
+    with collect(col):
+        r = c(x, torch.tensor([0, 1, 2, 5], device="meta"))
+    assert r.device.type == "meta" and r.shape == (4,)
+    assert any("cond holds prompt rows outside [0, 3)" in m for m in col._flags)
+    with collect(Collector()), pytest.raises(ValueError, match=r"target classes must lie in \[0, 3\)"):
+        Classifier(net, [0, 7])(x, torch.zeros(4, dtype=torch.int64, device="meta"))

@@ -111,8 +111,48 @@ def test_bad_input():
         tts.zoo.digits(weights_dir="/nonexistent/folder")
     with pytest.raises(ValueError, match="unknown method"):
         ex.check_methods(["bon", "beam"])
+    with pytest.raises(ValueError, match="device"):
+        tts.zoo.digits("gpu")
+    with pytest.raises(ValueError, match="batch_size"):
+        tts.zoo.digits_verifier(3, batch_size=0)
     with pytest.raises(ValueError, match=r"x_t must be \[B, 1, 8, 8\]"):
         tts.zoo.digits("cpu")(torch.randn(2, 64), torch.zeros(2), None)
+
+
+def test_broken_weight_files_are_named_with_what_was_expected(tmp_path):
+    """Truncated, random, empty, foreign-pickle and wrong-kind files: a ValueError naming the file
+    (never torch.load's raw error and its advice to load with weights_only=False); missing: FileNotFoundError."""
+    import shutil
+    import sys
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from _bad_files import bad_weight_files
+
+    unet = tts.zoo.weights_path("unet")
+    for kind, path in bad_weight_files(tmp_path, unet, "digits_unet.pt").items():
+        with pytest.raises(ValueError, match="is not a tts_fast digits zoo checkpoint") as e:
+            tts.zoo.digits("cpu", weights_dir=os.path.dirname(path))
+        assert path in str(e.value) and "weights_only=False" not in str(e.value) and "`weights_only` set to `False`" not in str(e.value), kind
+    # valid torch files of the wrong kind
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    from tts_fast.maze.planner import weights_path as maze_weights
+
+    shutil.copy(maze_weights("medium"), wrong / "digits_unet.pt")  # a maze planner
+    with pytest.raises(ValueError, match=r"digits_unet.pt is not a tts_fast digits zoo checkpoint: it holds kind='pointmaze_planner'"):
+        tts.zoo.digits("cpu", weights_dir=str(wrong))
+    shutil.copy(tts.zoo.weights_path("guide"), wrong / "digits_verifier.pt")  # swapped classifiers
+    with pytest.raises(ValueError, match=r"digits_verifier.pt is a zoo checkpoint of 'guide', not of 'verifier'"):
+        tts.zoo.digits_classifier("verifier", "cpu", weights_dir=str(wrong))
+    torch.save(tts.zoo.digits("cpu").net.state_dict(), wrong / "digits_unet.pt")  # a bare state dict
+    with pytest.raises(ValueError, match=r"digits_unet.pt is not a tts_fast digits zoo checkpoint \(expected a dict with keys kind"):
+        tts.zoo.digits("cpu", weights_dir=str(wrong))
+    ck = dict(tts.zoo.load_checkpoint(tts.zoo.weights_path("verifier")))
+    torch.save(dict(ck, kind="unet"), wrong / "digits_unet.pt")  # a classifier's weights labelled unet
+    with pytest.raises(ValueError, match=r"digits_unet.pt does not hold a DigitsUNet"):
+        tts.zoo.digits("cpu", weights_dir=str(wrong))
+    with pytest.raises(FileNotFoundError, match="retrain"):
+        tts.zoo.digits_classifier("guide", weights_dir=str(tmp_path / "missing"))
 
 
 def test_training_runs_a_few_steps(tmp_path):

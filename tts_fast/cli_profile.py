@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._cli_common import CLIError, key_value, positive_int, resolve_device
+from ._cli_common import CLIError, check_options, finite_float, key_value, nonnegative_int, positive_float, positive_int, resolve_device
 
 MODELS = ("gmm", "digits", "sd15", "sdxl", "flux")
 VERIFIERS = ("cheap", "imagereward", "clip", "aesthetic")
@@ -43,18 +43,43 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--verifier-weights", default=None, metavar="PATH")
     p.add_argument("--aesthetic-head", default=None, metavar="FILE")
     p.add_argument("--tokenizer", default=None, metavar="PATH")
-    p.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's)")
+    p.add_argument("--guidance", type=finite_float, default=None, help="guidance scale (default: the model's)")
     p.add_argument("--backend", default="eager", choices=BACKENDS)
     p.add_argument("--max-batch", type=positive_int, default=None, help="largest network batch in rows")
-    p.add_argument("--decode-scale", type=float, default=1.0, help="latent scale of the decodes taken during search")
+    p.add_argument("--decode-scale", type=positive_float, default=1.0, help="latent scale of the decodes taken during search")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default=None, choices=sorted(DTYPES), help="network dtype (default fp16 on CUDA, bf16 for FLUX; fp32 on CPU)")
     p.add_argument("--repeats", type=positive_int, default=3)
-    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--warmup", type=nonnegative_int, default=1)
     p.add_argument("--trace", default=None, metavar="FILE", help="write a torch profiler (Chrome) trace of one run")
     p.add_argument("--json", default=None, metavar="FILE", help="write the report as JSON")
     p.set_defaults(handler=main)
     return p
+
+
+def _check_args(args) -> None:
+    """Options that would be ignored for this model, refused before any work."""
+    diffusion = args.model in ("sd15", "sdxl", "flux")
+    if not diffusion:
+        given = [f"--{k.replace('_', '-')}" for k in ("weights", "prompt", "verifier_weights", "aesthetic_head", "tokenizer", "guidance",
+                                                       "max_batch", "dtype") if getattr(args, k) is not None]
+        given += ["--smoke"] if args.smoke else []
+        given += [f"--verifier {args.verifier}"] if args.verifier != "cheap" else []
+        given += [f"--backend {args.backend}"] if args.backend != "eager" else []
+        given += ["--decode-scale"] if args.decode_scale != 1.0 else []
+        if given:
+            raise CLIError(f"{', '.join(given)}: not an option of --model {args.model} (they apply to sd15, sdxl, flux)")
+        return
+    if args.weights is not None and args.smoke:
+        raise CLIError("--smoke builds a tiny random network; it does not apply with --weights")
+    if args.weights is None and args.prompt:
+        raise CLIError("--prompt needs --weights (random-weight networks take random prompt embeddings)")
+    if args.verifier == "cheap" and any(getattr(args, k) is not None for k in ("verifier_weights", "aesthetic_head", "tokenizer")):
+        raise CLIError("--verifier-weights, --aesthetic-head and --tokenizer configure a reward-model --verifier, not 'cheap'")
+    if args.aesthetic_head is not None and args.verifier != "aesthetic":
+        raise CLIError(f"--aesthetic-head applies to --verifier aesthetic, not {args.verifier}")
+    if args.tokenizer is not None and args.verifier != "imagereward":
+        raise CLIError(f"--tokenizer applies to --verifier imagereward, not {args.verifier}")
 
 
 def _setup(args, device):
@@ -99,11 +124,13 @@ def main(args) -> int:
     from ._io import atomic_write_json
     from .profiling import profile
 
+    _check_args(args)
+    options = check_options(args.method, args.option, reserved=("repeats", "warmup", "trace", "peak_tflops", "flops"))
     device = resolve_device(args.device)
     try:
         model, verifier = _setup(args, device)
         report = profile(model, verifier, args.method, n_particles=args.particles, num_steps=args.steps, batch_size=args.batch_size,
-                         repeats=args.repeats, warmup=args.warmup, trace=args.trace, **dict(args.option))
+                         repeats=args.repeats, warmup=args.warmup, trace=args.trace, **options)
     except (ValueError, ImportError, OSError) as e:
         raise CLIError(str(e)) from None
     print(report.summary())

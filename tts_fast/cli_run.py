@@ -10,8 +10,9 @@ For every prompt the run writes, into ``--out``:
   timings, the seed.
 Both are written atomically (temporary file + rename), the JSON last, so a record exists only
 for a finished prompt. Running the same command again skips prompts whose record exists with the
-same settings and continues with the rest; a record with different settings is an error (use
-another --out, or --overwrite).
+same settings and whose image is there, and continues with the rest (a deleted or clobbered image
+is made again); a record with different settings is an error (use another --out, or --overwrite).
+Every option is checked before anything is loaded.
 
 Prompts are searched in groups of ``--prompt-batch`` (default 1) that share one search call;
 group g (prompts g*K .. g*K+K-1) uses seed ``--seed + g``, so a resumed run gives the same images
@@ -27,7 +28,7 @@ import os
 import sys
 import time
 
-from ._cli_common import CLIError, key_value, positive_int, resolve_device
+from ._cli_common import CLIError, check_options, key_value, nonnegative_float, nonnegative_int, positive_float, positive_int, resolve_device
 from .models.backends import BACKENDS
 
 MODELS = {"sd15": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline", "flux": "FluxPipeline"}
@@ -67,17 +68,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    "(default openai/clip-vit-large-patch14)")
     p.add_argument("--aesthetic-head", default=None, metavar="FILE", help="aesthetic: the LAION head weights (default ~/.cache/tts_fast/sac+logos+ava1-l14-linearMSE.pth)")
     p.add_argument("--tokenizer", default=None, metavar="PATH", help="imagereward: bert-base-uncased tokenizer folder (default: from the HF cache)")
-    p.add_argument("--guidance", type=float, default=None, help="guidance scale (SD/SDXL: CFG, default 7.5 / 5.0; FLUX: distilled guidance, default 3.5)")
+    p.add_argument("--guidance", type=nonnegative_float, default=None,
+                   help="guidance scale >= 0 (SD/SDXL: CFG, default 7.5 / 5.0, <= 1 turns it off; FLUX: distilled guidance, default 3.5)")
     p.add_argument("--negative-prompt", default=None, help="negative prompt for all prompts (SD/SDXL)")
     p.add_argument("--height", type=positive_int, default=None, help="image height (default: the model's)")
     p.add_argument("--width", type=positive_int, default=None, help="image width (default: the model's)")
-    p.add_argument("--seed", type=int, default=0, help="base seed; prompt group g uses seed + g (default 0)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="base seed >= 0; prompt group g uses seed + g (default 0)")
     p.add_argument("--prompt-batch", type=positive_int, default=1, metavar="K", help="prompts searched together in one call (default 1)")
     p.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ...")
     p.add_argument("--dtype", default=None, choices=sorted(DTYPES), help="network dtype (default fp16 on CUDA for SD/SDXL, bf16 for FLUX; fp32 on CPU)")
     p.add_argument("--backend", default="eager", choices=BACKENDS, help="denoiser backend (default eager)")
     p.add_argument("--max-batch", type=positive_int, default=None, help="largest network batch in rows (memory cap)")
-    p.add_argument("--decode-scale", type=float, default=1.0, help="latent scale of the VAE decodes taken during search (saved images are always full)")
+    p.add_argument("--decode-scale", type=positive_float, default=1.0,
+                   help="latent scale (> 0) of the VAE decodes taken during search (saved images are always full)")
     p.add_argument("--out", required=True, help="output folder (created; records inside are resumed)")
     p.add_argument("--overwrite", action="store_true", help="redo prompts whose records have different settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -129,17 +132,36 @@ def _record_path(out: str, i: int) -> str:
     return os.path.join(out, f"{i:05d}.json")
 
 
+def _image_path(out: str, i: int) -> str:
+    return os.path.join(out, f"{i:05d}.png")
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _is_png(path: str) -> bool:
+    """A file that starts as a PNG (a deleted or clobbered image is redone on resume)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == _PNG_SIGNATURE
+    except OSError:
+        return False
+
+
 def _done(out: str, i: int, prompt: str, settings: dict, overwrite: bool) -> bool:
+    """Whether prompt i has a record of this run *and* its image; a record of another run is an error."""
     path = _record_path(out, i)
     if not os.path.isfile(path):
         return False
     try:
         with open(path, encoding="utf-8") as f:
             rec = json.load(f)
-    except (OSError, json.JSONDecodeError):
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return False  # unreadable: redo
+    if not isinstance(rec, dict):
+        return False
     if rec.get("prompt") == prompt and rec.get("settings") == settings:
-        return True
+        return _is_png(_image_path(out, i))
     if overwrite:
         return False
     raise RunError(
@@ -176,8 +198,82 @@ def _verifier(args, prompts, device):
             return tts.verifiers.CLIPScore(prompts, device=device, **kw)
         kw = {} if args.verifier_weights is None else {"model": args.verifier_weights}
         return tts.verifiers.Aesthetic(args.aesthetic_head, device=device, **kw)
-    except (OSError, ImportError) as e:
+    except (OSError, ImportError, ValueError, TypeError) as e:
         raise RunError(str(e)) from None
+
+
+def _check_args(args, prompts: list[str]) -> dict:
+    """Every option that can be checked without loading anything; returns the method options.
+
+    Runs before any work (no pipeline, verifier or output folder yet), so that a bad option never
+    costs a model load, and nothing that would be silently ignored is accepted.
+    """
+    if not os.path.isdir(args.weights):
+        raise RunError(f"--weights {args.weights!r} is not a folder: pass a local diffusers pipeline folder (model_index.json, unet/ ...)")
+    if args.verifier_weights is not None and args.verifier == "imagereward" and not os.path.isfile(args.verifier_weights):
+        raise RunError(f"--verifier-weights {args.verifier_weights!r} is not a file: imagereward takes the ImageReward.pt checkpoint")
+    if args.aesthetic_head is not None:
+        if args.verifier != "aesthetic":
+            raise RunError(f"--aesthetic-head applies to --verifier aesthetic, not {args.verifier}")
+        if not os.path.isfile(args.aesthetic_head):
+            raise RunError(f"--aesthetic-head {args.aesthetic_head!r} is not a file")
+    if args.tokenizer is not None and args.verifier != "imagereward":
+        raise RunError(f"--tokenizer applies to --verifier imagereward (its BERT tokenizer), not {args.verifier}")
+    if args.negative_prompt is not None and args.model == "flux":
+        raise RunError("--negative-prompt applies to SD/SDXL (FLUX.1 is guidance-distilled)")
+    cfg = args.model != "flux" and (args.guidance is None or args.guidance > 1)
+    if args.negative_prompt is not None and not cfg:
+        raise RunError(f"--negative-prompt needs classifier-free guidance: --guidance {args.guidance} (<= 1) turns it off")
+    if args.max_batch is not None and cfg and args.max_batch < 2:
+        raise RunError("--max-batch must be >= 2 with classifier-free guidance (a CFG pair is 2 network rows)")
+    factor = 16 if args.model == "flux" else 8
+    for name in ("height", "width"):
+        v = getattr(args, name)
+        if v is not None and v % factor:
+            raise RunError(f"--{name} {v} must be a multiple of {factor} for {args.model} (the VAE factor{' x 2x2 packing' if factor == 16 else ''})")
+    groups = -(-len(prompts) // args.prompt_batch)
+    if args.seed + groups - 1 >= 2**63:
+        raise RunError(f"--seed {args.seed} is too large: prompt group g uses seed + g, which must stay below 2**63")
+    options = check_options(args.method, args.option)
+    _probe_search(args, options, min(args.prompt_batch, len(prompts)))
+    return options
+
+
+class _Probed(Exception):
+    """Raised by the probe model at its first evaluation: the search accepted every argument."""
+
+
+def _probe_search(args, options: dict, batch_size: int) -> None:
+    """Run ``tts_fast.search``'s own argument checks (method options, budget against the plan's
+    cost, ...) on a stand-in model that stops the search at its first evaluation: no work is done,
+    and the errors are the ones the real run would raise after loading the model."""
+    import torch
+
+    import tts_fast as tts
+
+    from . import schedules
+
+    class Probe(tts.Denoiser):
+        schedule = schedules.FlowSchedule() if args.model == "flux" else schedules.ddpm_linear()
+        sample_shape = (1,)
+        num_prompts = batch_size
+
+        def forward(self, x_t, t, cond):
+            raise _Probed
+
+    def stop(x0, cond):
+        raise _Probed
+
+    verifier = tts.verifiers.Function(stop, differentiable=True, num_prompts=batch_size)  # the image verifiers are differentiable
+    try:
+        with torch.no_grad():
+            tts.search(Probe(), verifier, args.method, n_particles=args.particles, num_steps=args.steps, batch_size=batch_size,
+                       seed=args.seed, budget=args.budget, progress=False, **options)
+    except _Probed:
+        return
+    except (ValueError, TypeError) as e:
+        raise RunError(str(e)) from None
+    raise RunError("internal error: the probe search finished without evaluating its model")
 
 
 def _png_bytes(img) -> bytes:
@@ -205,6 +301,7 @@ def _run(args) -> int:
     from ._io import atomic_write_bytes, atomic_write_json
 
     prompts = _prompts(args)
+    options = _check_args(args, prompts)
     device = resolve_device(args.device)
     if args.dtype is None:
         dtype = torch.float32 if device.type == "cpu" else (torch.bfloat16 if args.model == "flux" else torch.float16)
@@ -230,8 +327,6 @@ def _run(args) -> int:
     model_kw = dict(guidance_scale=args.guidance, height=args.height, width=args.width, backend=args.backend, max_batch=args.max_batch,
                     decode_scale=args.decode_scale)
     if args.negative_prompt is not None:
-        if args.model == "flux":
-            raise RunError("--negative-prompt applies to SD/SDXL (FLUX.1 is guidance-distilled)")
         model_kw["negative_prompt"] = args.negative_prompt
     if args.model == "flux":
         model_kw["max_sequence_length"] = min(512, int(getattr(pipe.tokenizer_2, "model_max_length", 512) or 512)) if getattr(pipe, "tokenizer_2", None) is not None else 512
@@ -240,7 +335,6 @@ def _run(args) -> int:
     except ValueError as e:
         raise RunError(str(e)) from None
     verifier = _verifier(args, first, device)
-    options = dict(args.option)
 
     for gi, idx in todo:
         group = [prompts[i] for i in idx]
@@ -259,7 +353,7 @@ def _run(args) -> int:
         seconds = time.perf_counter() - t0
         nfe = result.nfe
         for b, i in enumerate(idx):
-            name = f"{i:05d}.png"
+            name = os.path.basename(_image_path(args.out, i))
             atomic_write_bytes(os.path.join(args.out, name), _png_bytes(images[b]))
             record = {
                 "index": i,

@@ -138,9 +138,38 @@ def profile(
     clock, device synchronised at the end), and one with the device synchronised around each
     stage for the breakdown. ``trace``: write a torch profiler (Chrome) trace of one more run to
     this path. ``peak_tflops``: the roofline to compare with (default: measured matmul peak).
-    """
-    from ._io import atomic_path
 
+    Args:
+        repeats: timed runs, an integer >= 1 (the report's ``seconds`` is their median).
+        warmup: untimed runs before them, an integer >= 0.
+        trace: a file path or None; its folder is created and checked for writing before any run.
+        peak_tflops: a finite number > 0 (TFLOP/s) or None.
+        flops: count FLOPs per NFE (one extra model call).
+
+    Raises ValueError naming the argument for any of these out of range, before any search runs.
+    """
+    import math
+    import os
+
+    from ._io import atomic_path, check_writable_dir
+
+    for name, v, low in (("repeats", repeats, 1), ("warmup", warmup, 0)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+    if peak_tflops is not None and (isinstance(peak_tflops, bool) or not isinstance(peak_tflops, (int, float))
+                                    or not math.isfinite(peak_tflops) or peak_tflops <= 0):
+        raise ValueError(f"peak_tflops must be a finite number > 0 (TFLOP/s) or None, got {peak_tflops!r}")
+    if not isinstance(flops, bool):
+        raise ValueError(f"flops must be True or False, got {flops!r}")
+    if trace is not None:
+        if not isinstance(trace, (str, os.PathLike)) or not str(trace):
+            raise ValueError(f"trace must be a file path or None, got {trace!r}")
+        if os.path.isdir(trace):
+            raise ValueError(f"trace must be a file path, got the folder {trace!r}")
+        try:
+            check_writable_dir(os.path.dirname(os.path.abspath(trace)))
+        except OSError as e:
+            raise ValueError(f"trace: {e}") from None
     kw = dict(n_particles=n_particles, num_steps=num_steps, batch_size=batch_size, progress=False, **search_kwargs)
     dev = torch.device(getattr(model, "device", "cpu"))
     for _ in range(warmup):
@@ -149,7 +178,7 @@ def profile(
         torch.cuda.reset_peak_memory_stats(dev)
     runs = []
     result = None
-    for _ in range(max(1, repeats)):
+    for _ in range(repeats):
         _sync(dev)
         t0 = time.perf_counter()
         result = search(model, verifier, method, **kw)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 import os
 import sys
 import time
@@ -73,10 +74,13 @@ def generate(name: str, episodes: int, steps: int, *, noise: float = NOISE, seed
         noise: std of the Gaussian action noise. seed: seeds the global np.random (see module doc).
     """
     check_maze_name(name)
-    if not isinstance(episodes, int) or episodes < 1 or not isinstance(steps, int) or steps < 2:
-        raise ValueError(f"episodes must be >= 1 and steps >= 2, got {episodes}, {steps}")
-    if not noise >= 0:
-        raise ValueError(f"noise must be >= 0, got {noise}")
+    for label, v, low in (("episodes", episodes, 1), ("steps", steps, 2)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < low:
+            raise ValueError(f"{label} must be an integer >= {low}, got {v!r}")
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not math.isfinite(noise) or noise < 0:
+        raise ValueError(f"noise must be a finite number >= 0 (action noise std), got {noise!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32 - episodes:
+        raise ValueError(f"seed must be an integer in [0, 2**32 - episodes) (numpy's seed range), got {seed!r}")
     m = maze(name)
     env = make_env(name, terminate_at_goal=False, max_episode_steps=steps)
     u = env.unwrapped
@@ -142,8 +146,17 @@ def load(path: str) -> dict:
     """The arrays of a dataset file (observations, actions, terminals, qpos, qvel)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no dataset at {path}; generate it with `python -m tts_fast.maze.data --maze NAME --out DIR`")
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files if k != "meta"}
+    keys = ("observations", "actions", "terminals")
+    try:
+        with np.load(path) as z:
+            out = {k: z[k] for k in z.files if k != "meta"}
+    except Exception as e:  # noqa: BLE001 - a bad file surfaces as BadZipFile, ValueError, EOFError, OSError, ...
+        raise ValueError(f"{path} is not a maze dataset: it could not be read as an npz file ({type(e).__name__}: {e}); "
+                         f"expected ogbench's npz with {', '.join(keys)}, ... (regenerate it with python -m tts_fast.maze.data)") from None
+    missing = [k for k in keys if k not in out]
+    if missing:
+        raise ValueError(f"{path} is not a maze dataset: it lacks {', '.join(missing)} (it holds {sorted(out)})")
+    return out
 
 
 def make(name: str, folder: Optional[str] = None, *, episodes: Optional[int] = None, steps: Optional[int] = None,

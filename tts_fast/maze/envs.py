@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections import deque
-from typing import Optional, Sequence
 
 import numpy as np
 

@@ -14,6 +14,7 @@ global ``np.random``, so we seed it right before each reset (:func:`reset_episod
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 import numpy as np
@@ -42,6 +43,11 @@ def episode_tasks(maze_name: str, episodes: Sequence[tuple[int, int]], env=None)
     return out
 
 
+def _check_stride(stride) -> None:
+    if not isinstance(stride, (int, np.integer)) or isinstance(stride, bool) or stride < 1:
+        raise ValueError(f"stride must be an integer >= 1 (environment steps between waypoints), got {stride!r}")
+
+
 def track(plan_xy: np.ndarray, stride: int, t: int) -> np.ndarray:
     """The controller's target at step t: the plan interpolated at t / stride (clamped at its end)."""
     u = min(t / stride, len(plan_xy) - 1)
@@ -63,6 +69,13 @@ def rollout(env, plan_xy, stride: int, task_id: int, seed: int, *, gain: float =
     plan_xy = np.asarray(plan_xy, dtype=np.float64)
     if plan_xy.ndim != 2 or plan_xy.shape[1] != 2 or plan_xy.shape[0] < 2:
         raise ValueError(f"plan must be [H >= 2, 2] world waypoints, got {plan_xy.shape}")
+    if not np.isfinite(plan_xy).all():
+        raise ValueError("plan holds non-finite waypoints (NaN or inf)")
+    _check_stride(stride)
+    if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not math.isfinite(gain) or gain <= 0:
+        raise ValueError(f"gain must be a finite number > 0, got {gain!r}")
+    if max_steps is not None and (not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1):
+        raise ValueError(f"max_steps must be an integer >= 1 or None (the environment's limit), got {max_steps!r}")
     ob, goal = reset_episode(env, task_id, seed)
     limit = max_steps or env.spec.max_episode_steps
     u = env.unwrapped
@@ -86,6 +99,7 @@ def rollout(env, plan_xy, stride: int, task_id: int, seed: int, *, gain: float =
 def evaluate(maze_name: str, plans_xy, episodes: Sequence[tuple[int, int]], stride: int, env=None, **kw) -> list[dict]:
     """Roll out plan e for episode e = (task_id, seed); one result dict per episode."""
     check_maze_name(maze_name)
+    _check_stride(stride)
     plans_xy = np.asarray(plans_xy)
     if len(plans_xy) != len(episodes):
         raise ValueError(f"got {len(plans_xy)} plans for {len(episodes)} episodes")
@@ -100,6 +114,8 @@ def evaluate(maze_name: str, plans_xy, episodes: Sequence[tuple[int, int]], stri
 
 def straight_line(start, goal, horizon: int) -> np.ndarray:
     """A straight-line plan [H, 2] (a baseline that ignores walls)."""
+    if not isinstance(horizon, (int, np.integer)) or isinstance(horizon, bool) or horizon < 2:
+        raise ValueError(f"horizon must be an integer >= 2 (waypoints), got {horizon!r}")
     w = np.linspace(0.0, 1.0, horizon)[:, None]
     return (1 - w) * np.asarray(start)[None] + w * np.asarray(goal)[None]
 

@@ -33,6 +33,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import schedules as _schedules
+from .._checkpoints import expect_dict, expect_state_dict, load_weights
+from .._device_checks import prompt_rows
 from ..models.base import Denoiser
 from .envs import check_maze_name, maze as _maze
 
@@ -184,7 +186,10 @@ class MazePlanner(Denoiser):
             raise ValueError(f"horizon must be an integer >= 4 divisible by 4, got {horizon!r}")
         if not isinstance(stride, int) or stride < 1:
             raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
-        self.device = torch.device(device)
+        try:
+            self.device = torch.device(device)
+        except (RuntimeError, TypeError, ValueError):
+            raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:1', ... or a torch.device, got {device!r}") from None
         self.dtype = torch.float32
         self.net = net.to(self.device).eval()
         for p in self.net.parameters():
@@ -223,16 +228,12 @@ class MazePlanner(Denoiser):
         return self.tasks[:, 1]
 
     def _rows(self, cond, n: int) -> torch.Tensor:
-        if cond is None:
-            if self.num_prompts != 1:
-                raise ValueError(f"this planner holds {self.num_prompts} tasks: pass cond (the task row of each plan)")
-            return torch.zeros(n, dtype=torch.int64, device=self.device)
-        cond = torch.as_tensor(cond, device=self.device)
-        if cond.shape != (n,) or cond.dtype != torch.int64:
-            raise ValueError(f"cond must be an int64 tensor [B] = [{n}] of task rows, got {tuple(cond.shape)} {cond.dtype}")
-        if cond.device.type == "cpu" and n and (int(cond.min()) < 0 or int(cond.max()) >= self.num_prompts):
-            raise ValueError(f"cond rows must lie in [0, {self.num_prompts})")
-        return cond
+        if cond is None and self.num_prompts != 1:
+            raise ValueError(f"this planner holds {self.num_prompts} tasks: pass cond (the task row of each plan)")
+        if cond is not None and not isinstance(cond, torch.Tensor):
+            cond = torch.as_tensor(cond)
+        # Range-checked on every device without a host read (deferred in a search run; clamped meanwhile).
+        return prompt_rows(cond, n, self.num_prompts, self.device, f"this MazePlanner's {self.num_prompts} tasks")
 
     def inpaint(self, x: torch.Tensor, cond) -> torch.Tensor:
         """x [B, H, 2] (normalised) with each row's start and goal written into its first and last waypoint."""
@@ -274,19 +275,40 @@ def weights_path(maze_name: str, weights_dir: Optional[str] = None) -> str:
     return os.path.join(folder, f"pointmaze_{check_maze_name(maze_name)}.pt")
 
 
+_WHAT = "a tts_fast maze planner checkpoint"
+_KEYS = ("kind", "config", "state_dict")
+_CONFIG_KEYS = ("net", "horizon", "stride")
+
+
 @functools.lru_cache(maxsize=8)
 def _load(path: str, mtime: float) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    ck = load_weights(path, _WHAT, f"a dict with keys {', '.join(_KEYS)}, meta (written by python -m tts_fast.maze.train)")
+    ck = expect_dict(ck, path, _WHAT, _KEYS)
+    if ck["kind"] != "pointmaze_planner":
+        raise ValueError(f"{path} is not {_WHAT}: it holds kind={ck['kind']!r} (expected 'pointmaze_planner')")
+    expect_dict(ck["config"], path, "the config of " + _WHAT, _CONFIG_KEYS)
+    expect_dict(ck["config"]["net"], path, "the network config of " + _WHAT, ("transition_dim", "dim", "dim_mults"))
+    expect_state_dict(ck["state_dict"], path, _WHAT)
+    return ck
 
 
 def load_checkpoint(maze_name: str, weights_dir: Optional[str] = None) -> dict:
+    """The planner checkpoint of a maze: {'kind': 'pointmaze_planner', 'config', 'state_dict', 'meta'}.
+
+    Raises FileNotFoundError for a missing file and ValueError naming the file for one that is not a
+    planner checkpoint of this maze (truncated, corrupted, another kind of file, another maze's).
+    """
     path = weights_path(maze_name, weights_dir)
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"no planner weights for maze {maze_name!r} at {path}; train them with "
             f"`python -m tts_fast.maze.train --maze {maze_name} --out DIR` and pass weights_dir=DIR"
         )
-    return _load(path, os.path.getmtime(path))
+    ck = _load(path, os.path.getmtime(path))
+    trained_on = ck["config"].get("maze")
+    if trained_on is not None and trained_on != maze_name:
+        raise ValueError(f"{path} is the planner of maze {trained_on!r}, not of {maze_name!r} (its coordinates would be wrong)")
+    return ck
 
 
 def trained_mazes(weights_dir: Optional[str] = None) -> list[str]:
@@ -309,8 +331,12 @@ def planner(maze_name: str, tasks=None, *, horizon: Optional[int] = None, device
     """
     check_maze_name(maze_name)
     ck = load_checkpoint(maze_name, weights_dir)
-    net = TemporalUnet(**ck["config"]["net"])
-    net.load_state_dict(ck["state_dict"])
+    try:
+        net = TemporalUnet(**ck["config"]["net"])
+        net.load_state_dict(ck["state_dict"])
+    except (TypeError, ValueError, RuntimeError) as e:  # config or weights of another network
+        raise ValueError(f"{weights_path(maze_name, weights_dir)} does not hold a TemporalUnet planner "
+                         f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
     m = _maze(maze_name)
     if tasks is None:
         tasks = [np.stack(m.task_xy(k)) for k in range(1, len(m.tasks) + 1)]

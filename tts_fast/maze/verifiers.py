@@ -17,13 +17,21 @@ everywhere; 0 = a plan that never touches a wall). Scale-free thresholds follow 
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Optional
 
 import numpy as np
 import torch
 
+from .._device_checks import prompt_rows
 from ..verifiers.base import Verifier
 from .envs import GOAL_TOL, RADIUS, check_maze_name, maze as _maze
+
+
+def _finite(v) -> bool:
+    """A real, finite number (not a bool)."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _check_plans(xy: torch.Tensor) -> None:
@@ -50,15 +58,16 @@ class WallPenalty(Verifier):
     def __init__(self, maze_name: str, *, radius: float = RADIUS, open_faces: bool = True, substeps: int = 1,
                  batch_size: Optional[int] = 4096):
         m = _maze(check_maze_name(maze_name))
-        if not radius >= 0:
-            raise ValueError(f"radius must be >= 0, got {radius}")
+        if not _finite(radius) or radius < 0:
+            raise ValueError(f"radius must be a finite number >= 0, got {radius!r}")
         if not isinstance(substeps, int) or isinstance(substeps, bool) or substeps < 1:
             raise ValueError(f"substeps must be an integer >= 1, got {substeps!r}")
+        if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
+            raise ValueError(f"batch_size must be an integer >= 1 or None, got {batch_size!r}")
         self.substeps = substeps
         self.maze = m
         self.radius = float(radius)
         self.batch_size = batch_size
-        mm = m.maze_map
         centers, opened = [], []
         for i, j in m.wall_cells:
             centers.append(m.ij_to_xy((i, j)))
@@ -108,8 +117,8 @@ class WallPenalty(Verifier):
         """
         if tolerance is None:
             tolerance = self.radius / self.maze.unit if self.radius > 0 else RADIUS / self.maze.unit
-        if not tolerance >= 0:
-            raise ValueError(f"tolerance must be >= 0 (cells), got {tolerance}")
+        if not _finite(tolerance) or tolerance < 0:
+            raise ValueError(f"tolerance must be a finite number >= 0 (cells), got {tolerance!r}")
         return -float(tolerance * self.maze.unit) ** 2
 
 
@@ -119,6 +128,8 @@ class Smoothness(Verifier):
     differentiable = True
 
     def __init__(self, unit: float = 4.0):
+        if not _finite(unit) or unit <= 0:
+            raise ValueError(f"unit must be a finite length > 0, got {unit!r}")
         self.unit = float(unit)
 
     def forward(self, x0, cond=None):
@@ -134,9 +145,10 @@ class Sum(Verifier):
         self.verifiers = list(verifiers)
         if not self.verifiers or not all(isinstance(v, Verifier) for v in self.verifiers):
             raise TypeError("verifiers must be a non-empty list of tts_fast.Verifier")
-        self.weights = [1.0] * len(self.verifiers) if weights is None else [float(w) for w in weights]
-        if len(self.weights) != len(self.verifiers):
-            raise ValueError("give one weight per verifier")
+        weights = [1.0] * len(self.verifiers) if weights is None else list(weights)
+        if len(weights) != len(self.verifiers) or not all(_finite(w) for w in weights):
+            raise ValueError(f"weights must be one finite number per verifier ({len(self.verifiers)}), got {weights!r}")
+        self.weights = [float(w) for w in weights]
         self.differentiable = all(v.differentiable for v in self.verifiers)
         rows = {v.num_prompts for v in self.verifiers} - {None}
         if len(rows) > 1:
@@ -161,14 +173,22 @@ class GoalReached(Verifier):
     differentiable = False
 
     def __init__(self, goals, tol: float = GOAL_TOL):
-        self.goals = torch.as_tensor(np.asarray(goals), dtype=torch.float64).reshape(-1, 2)
+        g = torch.as_tensor(np.asarray(goals, dtype=np.float64))
+        if g.dim() not in (1, 2) or g.shape[-1] != 2 or g.numel() < 2 or not bool(torch.isfinite(g).all()):
+            raise ValueError(f"goals must be finite world xy: [2] or [P, 2] (one per prompt row), got shape {tuple(g.shape)}")
+        if not _finite(tol) or tol < 0:
+            raise ValueError(f"tol must be a finite distance >= 0, got {tol!r}")
+        self.goals = g.reshape(-1, 2)
         self.tol = float(tol)
         self.num_prompts = int(self.goals.shape[0]) if self.goals.shape[0] > 1 else None
 
     def forward(self, x0, cond=None):
         _check_plans(x0)
-        rows = torch.zeros(x0.shape[0], dtype=torch.int64) if cond is None else cond.cpu()
-        g = self.goals[rows].to(x0.device, x0.dtype)
+        g = self.goals.to(x0.device, x0.dtype)
+        if self.num_prompts is None:
+            g = g.expand(x0.shape[0], 2)  # one goal serves every row
+        else:
+            g = g[prompt_rows(cond, x0.shape[0], self.num_prompts, x0.device, "this GoalReached")]
         return ((x0[:, -1] - g).norm(dim=-1) <= self.tol).to(x0.dtype)
 
 

@@ -44,10 +44,10 @@ def default_slots(max_batch: Optional[int]) -> tuple[int, ...]:
 
 
 def _check_slots(slots) -> tuple[int, ...]:
-    slots = tuple(sorted({int(s) for s in slots}))
-    if not slots or slots[0] < 1:
-        raise ValueError(f"slots must be a non-empty sequence of positive batch sizes, got {slots!r}")
-    return slots
+    items = list(slots) if isinstance(slots, (list, tuple, set, frozenset, range)) else None
+    if not items or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in items):
+        raise ValueError(f"slots must be a non-empty sequence of positive integer batch sizes, got {slots!r}")
+    return tuple(sorted(set(items)))
 
 
 def _pad_rows(v: torch.Tensor, size: int) -> torch.Tensor:
@@ -179,6 +179,10 @@ class CUDAGraphRunner(SlotRunner):
 
     def __init__(self, fn: Callable, slots: Sequence[int], *, capture: Optional[Callable] = None, warmup: int = 2):
         super().__init__(fn, slots)
+        if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
+            raise ValueError(f"cudagraphs warmup must be an integer >= 0 (eager runs before each capture), got {warmup!r}")
+        if capture is not None and not callable(capture):
+            raise ValueError(f"cudagraphs capture must be callable or None, got {type(capture).__name__}")
         self._capture = capture
         self.warmup = warmup
         self.graphs: dict = {}
@@ -248,6 +252,10 @@ def make_runner(
             fullgraph, backend, ...); for 'cudagraphs' ``warmup`` and ``capture``; for 'tensorrt'
             keyword arguments of torch.compile plus ``options`` for torch-tensorrt.
     """
+    if options is not None and not isinstance(options, dict):
+        raise ValueError(f"backend_options must be a dict or None, got {type(options).__name__}")
+    if max_batch is not None and (not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1):
+        raise ValueError(f"max_batch must be a positive integer or None, got {max_batch!r}")
     options = dict(options or {})
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")

@@ -38,6 +38,8 @@ the Euler step of FluxPipeline.
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Optional, Sequence, Union
 
 import torch
@@ -45,8 +47,9 @@ import torch.nn.functional as F
 
 from .. import schedules as _schedules
 from .._chunking import AdaptiveChunks
+from .._device_checks import prompt_rows
 from .._extras import require
-from .backends import make_runner
+from .backends import BACKENDS, make_runner
 from .base import Denoiser
 
 __all__ = ["DiffusersModel", "schedule_from_scheduler"]
@@ -127,18 +130,24 @@ class DiffusersModel(Denoiser):
             (with ``torch_dtype`` and moved to ``device``).
         prompts: the prompts (one row each: particles of prompt b carry cond == b). May be None
             when ``prompt_embeds`` are given.
-        guidance_scale: SD/SDXL: classifier-free guidance scale (default the pipeline's: 7.5 for
-            SD, 5.0 for SDXL); CFG runs when it is > 1 (``cfg=True``). FLUX: the distilled guidance
-            embedding (default 3.5; must stay unset for FLUX.1-schnell, which has none).
-        true_cfg_scale: FLUX only: true classifier-free guidance with ``negative_prompt`` (> 1).
-        negative_prompt: a string for all prompts or one per prompt (SD/SDXL CFG, FLUX true CFG).
-        height, width: image size in pixels (default: the pipeline's default size).
+        guidance_scale: a finite number >= 0. SD/SDXL: classifier-free guidance scale (default the
+            pipeline's: 7.5 for SD, 5.0 for SDXL); CFG runs when it is > 1 (``cfg=True``); values
+            <= 1 (e.g. 0.0 for SD-Turbo) turn it off, as in diffusers' pipelines. FLUX: the
+            distilled guidance embedding (default 3.5; must stay unset for FLUX.1-schnell, which
+            has none).
+        true_cfg_scale: FLUX only: true classifier-free guidance with ``negative_prompt`` (> 1;
+            a finite number >= 0, values <= 1 turn it off).
+        negative_prompt: a string for all prompts or one per prompt (SD/SDXL CFG, FLUX true CFG);
+            refused when guidance is off (it would be ignored).
+        height, width: image size in pixels, positive multiples of the VAE factor (8; 16 for
+            FLUX) (default: the pipeline's default size).
         prompt_embeds, negative_prompt_embeds, pooled_prompt_embeds, negative_pooled_prompt_embeds:
             precomputed text embeddings [P, ...] as the pipeline's ``encode_prompt`` returns them
             (then the text encoders are not needed).
         prompts_2, negative_prompt_2: prompts for the second text encoder (SDXL, FLUX).
-        guidance_rescale: SD/SDXL guidance rescale phi (Lin et al. 2023), 0 disables it.
-        max_sequence_length: FLUX T5 prompt length.
+        guidance_rescale: SD/SDXL guidance rescale phi in [0, 1] (Lin et al. 2023), 0 disables it;
+            needs CFG on.
+        max_sequence_length: FLUX T5 prompt length (tokens, >= 1).
         original_size, crops_coords_top_left, target_size: SDXL micro-conditioning (defaults as
             in the pipeline: (height, width), (0, 0), (height, width)).
         encode_kwargs: extra keyword arguments of ``pipe.encode_prompt`` (e.g. clip_skip,
@@ -153,7 +162,7 @@ class DiffusersModel(Denoiser):
         decoder: a cheap decoder for the scores taken during search, e.g. a diffusers
             ``AutoencoderTiny`` (TAESD for SD/SDXL, TAEF1 for FLUX): ``decode`` uses it,
             ``decode_full`` uses the pipeline's VAE.
-        decode_scale: resize factor applied to the latents before ``decode`` (e.g. 0.5: a quarter
+        decode_scale: resize factor (finite, > 0) applied to the latents before ``decode`` (e.g. 0.5: a quarter
             of the VAE's pixels and cost; a blurrier, approximate image for intermediate scoring).
             ``decode_full`` is not affected.
         upcast_vae: run the VAE in float32 (default: when the VAE is fp16 and its config sets
@@ -202,6 +211,13 @@ class DiffusersModel(Denoiser):
         device=None,
     ):
         require("diffusers", "diffusers", "tts_fast.models.DiffusersModel")
+        # Numeric options first: before a pipeline is loaded or a prompt encoded.
+        _check_options(
+            guidance_scale=guidance_scale, true_cfg_scale=true_cfg_scale, guidance_rescale=guidance_rescale, height=height,
+            width=width, max_sequence_length=max_sequence_length, max_batch=max_batch, decode_batch=decode_batch,
+            decode_scale=decode_scale, dtype=dtype, backend=backend, original_size=original_size,
+            crops_coords_top_left=crops_coords_top_left, target_size=target_size, encode_kwargs=encode_kwargs,
+        )
         if isinstance(pipe, (str, bytes)) or hasattr(pipe, "__fspath__"):
             pipe = _load_pipeline(pipe, torch_dtype, device)
         self.pipe = pipe
@@ -217,18 +233,19 @@ class DiffusersModel(Denoiser):
         net = self._adapter.net
         self.device = torch.device(net.device)
         self.net_dtype = net.dtype
-        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-            raise ValueError(f"dtype must be a floating torch dtype, got {dtype!r}")
         self.dtype = dtype
 
         # size
         dh, dw = self._adapter.default_size()
-        self.height, self.width = int(height or dh), int(width or dw)
+        self.height, self.width = (dh if height is None else height), (dw if width is None else width)
         self.sample_shape = self._adapter.sample_shape(self.height, self.width)
 
         # guidance
-        if guidance_rescale < 0:
-            raise ValueError(f"guidance_rescale must be >= 0, got {guidance_rescale}")
+        if self.kind != "sdxl":
+            given = [k for k, v in (("original_size", original_size), ("target_size", target_size)) if v is not None]
+            given += ["crops_coords_top_left"] if tuple(crops_coords_top_left) != (0, 0) else []
+            if given:
+                raise ValueError(f"{', '.join(given)}: SDXL micro-conditioning, not an option of {self.kind} pipelines")
         if self.kind == "flux":
             if true_cfg_scale > 1 and negative_prompt is None and negative_prompt_embeds is None:
                 raise ValueError("true_cfg_scale > 1 needs a negative_prompt (or negative_prompt_embeds)")
@@ -249,6 +266,8 @@ class DiffusersModel(Denoiser):
             if self.kind == "sdxl":
                 extra.update(original_size=original_size, crops_coords_top_left=crops_coords_top_left, target_size=target_size)
         self.guidance_rescale = float(guidance_rescale)
+        if self.guidance_rescale and not self.cfg:
+            raise ValueError(f"guidance_rescale={guidance_rescale} rescales classifier-free guidance, which is off (guidance_scale={self.guidance_scale} <= 1)")
 
         # schedule
         seq = self._adapter.image_seq_len() if self.kind == "flux" else None
@@ -275,9 +294,6 @@ class DiffusersModel(Denoiser):
         )
 
         # memory caps and backend
-        for name, v in (("max_batch", max_batch), ("decode_batch", decode_batch)):
-            if v is not None and (not isinstance(v, int) or v < 1):
-                raise ValueError(f"{name} must be a positive integer or None, got {v!r}")
         if max_batch is not None and self.cfg and max_batch < 2:
             raise ValueError("max_batch must be >= 2 with classifier-free guidance (a CFG pair is 2 network rows)")
         self.max_batch = max_batch
@@ -288,8 +304,6 @@ class DiffusersModel(Denoiser):
         self._runner = make_runner(backend, self._adapter.call, max_batch=max_batch, slots=slots, options=backend_options)
 
         # decoding
-        if not decode_scale > 0:
-            raise ValueError(f"decode_scale must be > 0, got {decode_scale}")
         self.decode_scale = float(decode_scale)
         self.decoder = decoder
         vae = pipe.vae
@@ -318,6 +332,13 @@ class DiffusersModel(Denoiser):
         unknown = set(texts) - {"negative_prompt", "prompts_2", "negative_prompt_2"}
         if unknown:
             raise ValueError(f"unknown argument(s) {sorted(unknown)}; set_prompts takes prompts, embeddings, negative_prompt, prompts_2, negative_prompt_2")
+        negatives = {"negative_prompt": texts.get("negative_prompt", self._encode_args["negative_prompt"]),
+                     "negative_prompt_2": texts.get("negative_prompt_2", self._encode_args["negative_prompt_2"]),
+                     "negative_prompt_embeds": negative_prompt_embeds, "negative_pooled_prompt_embeds": negative_pooled_prompt_embeds}
+        given = [k for k, v in negatives.items() if v is not None]
+        if given and not self.cfg:
+            off = "true_cfg_scale <= 1" if self.kind == "flux" else f"guidance_scale={self.guidance_scale} <= 1"
+            raise ValueError(f"{', '.join(given)} would be ignored: classifier-free guidance is off ({off})")
         self._encode_args.update(texts)
         if isinstance(prompts, str):
             prompts = [prompts]
@@ -369,17 +390,8 @@ class DiffusersModel(Denoiser):
         return self._runner
 
     def _rows(self, cond: Optional[torch.Tensor], n: int) -> torch.Tensor:
-        if cond is None:
-            if self.num_prompts != 1:
-                raise ValueError(f"cond (prompt rows) is required: this model holds {self.num_prompts} prompts")
-            return torch.zeros(n, dtype=torch.int64, device=self.device)
-        if cond.shape != (n,) or cond.dtype != torch.int64:
-            raise ValueError(f"cond must be an int64 tensor [B] = [{n}] of prompt rows, got {tuple(cond.shape)} {cond.dtype}")
-        cond = cond.to(self.device)
-        # Checked on the host only for CPU tensors (reading device values would sync).
-        if cond.device.type == "cpu" and n and bool(((cond < 0) | (cond >= self.num_prompts)).any()):
-            raise ValueError(f"cond holds prompt rows outside [0, {self.num_prompts})")
-        return cond
+        # Range-checked on every device without a host read (deferred in a search run; clamped meanwhile).
+        return prompt_rows(cond, n, self.num_prompts, self.device, "this DiffusersModel")
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: Optional[torch.Tensor] = None) -> torch.Tensor:
         n = x_t.shape[0]
@@ -423,6 +435,7 @@ class DiffusersModel(Denoiser):
 
     def decode(self, x0: torch.Tensor) -> torch.Tensor:
         """Images [B, 3, H', W'] in [0, 1] for the verifier (the cheap decoder / scale when set)."""
+        self._check_latents(x0)
         dec = self.decoder if self.decoder is not None else self.pipe.vae
         z = x0
         if self.decode_scale != 1.0:
@@ -431,7 +444,13 @@ class DiffusersModel(Denoiser):
 
     def decode_full(self, x0: torch.Tensor) -> torch.Tensor:
         """Images [B, 3, H, W] in [0, 1] through the pipeline's VAE at full resolution."""
+        self._check_latents(x0)
         return self._decode_with(self.pipe.vae, x0)
+
+    def _check_latents(self, x0) -> None:
+        if not isinstance(x0, torch.Tensor) or x0.dim() != 1 + len(self.sample_shape) or tuple(x0.shape[1:]) != tuple(self.sample_shape):
+            got = tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__
+            raise ValueError(f"x0 must be latents [B, {', '.join(map(str, self.sample_shape))}], got {got}")
 
     def _decode_with(self, vae, z: torch.Tensor) -> torch.Tensor:
         cfg = vae.config
@@ -453,6 +472,48 @@ class DiffusersModel(Denoiser):
             f"sample_shape={self.sample_shape}, cfg={self.cfg}, guidance_scale={self.guidance_scale}, "
             f"prediction={self.prediction_type!r}, backend={self.backend!r}, device={self.device}, network dtype={self.net_dtype})"
         )
+
+
+def _finite(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _positive_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
+
+
+def _check_options(*, guidance_scale, true_cfg_scale, guidance_rescale, height, width, max_sequence_length, max_batch, decode_batch,
+                   decode_scale, dtype, backend, original_size, crops_coords_top_left, target_size, encode_kwargs) -> None:
+    """DiffusersModel's options that can be checked without the pipeline (names and allowed values in the errors)."""
+    if guidance_scale is not None and not (_finite(guidance_scale) and guidance_scale >= 0):
+        raise ValueError(f"guidance_scale must be a finite number >= 0 (values <= 1 turn classifier-free guidance off) or None, got {guidance_scale!r}")
+    if not (_finite(true_cfg_scale) and true_cfg_scale >= 0):
+        raise ValueError(f"true_cfg_scale must be a finite number >= 0 (values <= 1 turn true CFG off), got {true_cfg_scale!r}")
+    if not (_finite(guidance_rescale) and 0 <= guidance_rescale <= 1):
+        raise ValueError(f"guidance_rescale must be a number in [0, 1] (0 disables it), got {guidance_rescale!r}")
+    for name, v in (("height", height), ("width", width)):
+        if v is not None and not _positive_int(v):
+            raise ValueError(f"{name} must be a positive integer number of pixels or None (the pipeline's default), got {v!r}")
+    if not _positive_int(max_sequence_length):
+        raise ValueError(f"max_sequence_length must be a positive integer, got {max_sequence_length!r}")
+    for name, v in (("max_batch", max_batch), ("decode_batch", decode_batch)):
+        if v is not None and not _positive_int(v):
+            raise ValueError(f"{name} must be a positive integer or None, got {v!r}")
+    if not (_finite(decode_scale) and decode_scale > 0):
+        raise ValueError(f"decode_scale must be a finite number > 0, got {decode_scale!r}")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"dtype must be a floating torch dtype, got {dtype!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    for name, v, low in (("original_size", original_size, 1), ("target_size", target_size, 1), ("crops_coords_top_left", crops_coords_top_left, 0)):
+        if v is None and name != "crops_coords_top_left":
+            continue
+        ok = isinstance(v, (tuple, list)) and len(v) == 2
+        ok = ok and all(isinstance(c, numbers.Integral) and not isinstance(c, bool) and c >= low for c in v)
+        if not ok:
+            raise ValueError(f"{name} must be a pair of integers >= {low} (height, width){' or None' if low else ''}, got {v!r}")
+    if encode_kwargs is not None and not isinstance(encode_kwargs, dict):
+        raise ValueError(f"encode_kwargs must be a dict of keyword arguments of pipe.encode_prompt or None, got {type(encode_kwargs).__name__}")
 
 
 def _rescale_guidance(out: torch.Tensor, out_cond: torch.Tensor, phi: float) -> torch.Tensor:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import inspect
+import numbers
 from abc import ABC, abstractmethod
 from typing import Callable, Optional
 
 import torch
 
 from .._chunking import AdaptiveChunks
+from .._device_checks import prompt_rows
 
 
 class Verifier(ABC):
@@ -112,28 +114,60 @@ class Classifier(Verifier):
 
     def __init__(self, net: torch.nn.Module, target, *, transform: Optional[Callable] = None, batch_size: Optional[int] = None):
         self.net = net
-        self.target = torch.as_tensor(target, dtype=torch.int64).reshape(-1)
+        self.target = _class_indices(target)  # on the host: checked there, never read back from a device
         if self.target.numel() < 1:
             raise ValueError("target must hold at least one class index")
         if bool((self.target < 0).any()):
             raise ValueError(f"target classes must be >= 0, got {self.target.tolist()}")
         self.num_prompts = int(self.target.numel()) if self.target.numel() > 1 else None
+        if transform is not None and not callable(transform):
+            raise TypeError(f"transform must be callable or None, got {type(transform).__name__}")
+        if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
+            raise ValueError(f"batch_size must be an integer >= 1 or None, got {batch_size!r}")
+        if not callable(net):
+            raise TypeError(f"net must be a module (or callable) mapping samples to [B, C] logits, got {type(net).__name__}")
         self.transform = transform
         self.batch_size = batch_size
+        self._checked_classes: Optional[int] = None  # the class count the targets were checked against
+        self._target_dev: Optional[torch.Tensor] = None
 
     def forward(self, x0, cond):
         x = self.transform(x0) if self.transform is not None else x0
         logits = self.net(x)
-        if logits.dim() != 2:
-            raise ValueError(f"the classifier must return [B, C] logits, got shape {tuple(logits.shape)}")
-        target = self.target.to(logits.device)
+        if logits.dim() != 2 or logits.shape[0] != x0.shape[0]:
+            raise ValueError(f"the classifier must return [B, C] = [{x0.shape[0]}, C] logits, got shape {tuple(logits.shape)}")
+        self._check_classes(int(logits.shape[1]))
+        target = self._target_on(logits.device)
         if target.numel() == 1:
             y = target.expand(x0.shape[0])
-        elif cond is None:
-            raise ValueError("this Classifier has one target per prompt row: pass cond (prompt rows)")
         else:
-            y = target[cond.to(logits.device)]
-        # Checked on the host only for CPU tensors (reading device values would sync).
-        if y.device.type == "cpu" and (bool((y >= logits.shape[1]).any()) or bool((y < 0).any())):
-            raise ValueError(f"target classes must lie in [0, {logits.shape[1]})")
+            y = target[prompt_rows(cond, x0.shape[0], int(target.numel()), logits.device, "this Classifier (one target per prompt row)")]
         return torch.log_softmax(logits.float(), dim=1).gather(1, y[:, None]).squeeze(1)
+
+    def _check_classes(self, num_classes: int) -> None:
+        """Targets against the number of classes, on the host target tensor (no device read), once per class count."""
+        if self._checked_classes == num_classes:
+            return
+        top = int(self.target.max())
+        if top >= num_classes:
+            raise ValueError(f"target classes must lie in [0, {num_classes}) (the classifier returns {num_classes} logits), got {top}")
+        self._checked_classes = num_classes
+
+    def _target_on(self, device) -> torch.Tensor:
+        # copied to the device once (not on every call)
+        if self._target_dev is None or self._target_dev.device != device:
+            self._target_dev = self.target.to(device)
+        return self._target_dev
+
+
+def _class_indices(target) -> torch.Tensor:
+    """Integer class indices as a host int64 tensor [P]; floats and bools are refused, not truncated."""
+    if isinstance(target, torch.Tensor):
+        if target.dtype == torch.bool or target.is_floating_point() or target.is_complex():
+            raise ValueError(f"target must hold integer class indices, got a {target.dtype} tensor")
+        return target.detach().to("cpu", torch.int64).reshape(-1)
+    items = [target] if not isinstance(target, (list, tuple)) and not hasattr(target, "__len__") else list(target)
+    for v in items:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise ValueError(f"target must be a class index or a sequence of class indices (integers), got {v!r}")
+    return torch.as_tensor([int(v) for v in items], dtype=torch.int64)

@@ -12,12 +12,15 @@ Face cache by model id (``local_files_only=True`` never touches the network).
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 
+from .._checkpoints import expect_state_dict, load_weights
+from .._device_checks import prompt_rows
 from .._extras import require
 from .base import Verifier
 
@@ -79,17 +82,6 @@ def _prompts(prompts) -> list[str]:
     return prompts
 
 
-def _rows(cond: Optional[torch.Tensor], n: int, num_prompts: int, device) -> torch.Tensor:
-    if cond is None:
-        if num_prompts != 1:
-            raise ValueError(f"cond (prompt rows) is required: this verifier holds {num_prompts} prompts")
-        return torch.zeros(n, dtype=torch.int64, device=device)
-    cond = cond.to(device)
-    if cond.device.type == "cpu" and n and bool(((cond < 0) | (cond >= num_prompts)).any()):
-        raise ValueError(f"cond holds prompt rows outside [0, {num_prompts})")
-    return cond
-
-
 class _CLIPBackbone:
     """A transformers CLIPModel with its preprocessing settings, loaded from a path, id or instance."""
 
@@ -124,11 +116,18 @@ class _CLIPBackbone:
                 self.mean, self.std = tuple(proc.image_mean), tuple(proc.image_std)
             except (OSError, ValueError):
                 pass  # no preprocessor config: CLIP's defaults
+        _check_dtype(dtype)
+        self.follow = device is None  # no explicit device: run where the scored images are
         device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(device=device, dtype=dtype or next(model.parameters()).dtype).eval()
         self.tokenizer = tokenizer
         self.device = device
         self.dtype = next(self.model.parameters()).dtype
+
+    def move(self, device: torch.device) -> None:
+        """Move the CLIP model to ``device`` (its dtype is kept)."""
+        self.model.to(device)
+        self.device = device
 
     def text_features(self, prompts: list[str]) -> torch.Tensor:
         max_len = min(int(self.tokenizer.model_max_length), int(self.model.config.text_config.max_position_embeddings))
@@ -154,7 +153,10 @@ class CLIPScore(Verifier):
         model: a CLIPModel, a local folder, or a model id in the Hugging Face cache
             (default openai/clip-vit-large-patch14).
         tokenizer: a CLIP tokenizer or its folder (default: the model's folder).
-        device, dtype: where and in which dtype to run CLIP (default: the model's).
+        device: where to run CLIP. Default: where the scored images are: CLIP (and the cached
+            prompt features) move there on the first call with images on a new device (once,
+            not per call). Rewards [B] float32 are returned on the images' device either way.
+        dtype: CLIP's dtype (default: the model's; kept when CLIP moves).
         batch_size: max images per forward (memory cap).
         scale: multiplier of the cosine similarity.
         local_files_only: never contact the Hub (only local folders and the cache).
@@ -174,8 +176,9 @@ class CLIPScore(Verifier):
         scale: float = 100.0,
         local_files_only: bool = False,
     ):
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+        check_batch_size(batch_size)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
+            raise ValueError(f"scale must be a finite number, got {scale!r}")
         self.prompts = _prompts(prompts)
         self.clip = _CLIPBackbone(model, tokenizer, device, dtype, local_files_only, "tts_fast.verifiers.CLIPScore")
         self.text = self.clip.text_features(self.prompts)
@@ -192,10 +195,22 @@ class CLIPScore(Verifier):
         self.text = self.clip.text_features(self.prompts)
         return self
 
+    @property
+    def device(self) -> torch.device:
+        """Where CLIP runs now (the explicit ``device``, or that of the last images scored)."""
+        return self.clip.device
+
     def forward(self, x0, cond):
-        rows = _rows(cond, x0.shape[0], self.num_prompts, self.clip.device)
+        if self.clip.follow and x0.device != self.clip.device:
+            self._move(x0.device)
+        rows = prompt_rows(cond, x0.shape[0], self.num_prompts, self.clip.device, "this CLIPScore")
         img = self.clip.image_features(x0)
-        return self.scale * (img * self.text[rows]).sum(-1)
+        return (self.scale * (img * self.text[rows]).sum(-1)).to(x0.device)
+
+    def _move(self, device: torch.device) -> None:
+        """Move CLIP and the cached prompt features to ``device`` (once per change of the images' device)."""
+        self.clip.move(device)
+        self.text = self.text.to(device)
 
 
 class _AestheticHead(torch.nn.Module):
@@ -236,7 +251,8 @@ class Aesthetic(Verifier):
             state dict), a path; default ``$TTS_FAST_CACHE`` or ``~/.cache/tts_fast/`` + that file name.
         model: the CLIP model (CLIPModel, folder or cached id; default openai/clip-vit-large-patch14,
             the embedding the head was trained on).
-        device, dtype, batch_size, local_files_only: as in :class:`CLIPScore`.
+        device, dtype, batch_size, local_files_only: as in :class:`CLIPScore` (by default CLIP and
+            the head run where the scored images are; rewards come back on the images' device).
     """
 
     differentiable = True
@@ -252,8 +268,7 @@ class Aesthetic(Verifier):
         batch_size: Optional[int] = None,
         local_files_only: bool = False,
     ):
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+        check_batch_size(batch_size)
         state = _load_head(head)
         self.clip = _CLIPBackbone(model, tokenizer if tokenizer is not None else _NoTokenizer(), device, dtype, local_files_only, "tts_fast.verifiers.Aesthetic")
         dim = state["layers.0.weight"].shape[1]
@@ -261,7 +276,10 @@ class Aesthetic(Verifier):
         if dim != proj:
             raise ValueError(f"the aesthetic head takes {dim}-d embeddings but the CLIP model gives {proj}-d (the LAION head needs ViT-L/14)")
         self.head = _AestheticHead(dim)
-        self.head.load_state_dict(state)
+        try:
+            self.head.load_state_dict(state)
+        except RuntimeError as e:  # wrong shapes or keys: not the LAION MLP
+            raise ValueError(f"the aesthetic head weights{_source(head)} are not the LAION MLP's ({e})") from None
         self.head = self.head.to(self.clip.device).eval()
         self.batch_size = batch_size
 
@@ -269,28 +287,60 @@ class Aesthetic(Verifier):
         """Prompt-independent: nothing to do (for a uniform verifier interface)."""
         return self
 
+    @property
+    def device(self) -> torch.device:
+        """Where CLIP and the head run now (the explicit ``device``, or that of the last images scored)."""
+        return self.clip.device
+
     def forward(self, x0, cond):
-        return self.head(self.clip.image_features(x0)).squeeze(-1)
+        if self.clip.follow and x0.device != self.clip.device:
+            self._move(x0.device)
+        return self.head(self.clip.image_features(x0)).squeeze(-1).to(x0.device)
+
+    def _move(self, device: torch.device) -> None:
+        """Move CLIP and the head to ``device`` (once per change of the images' device)."""
+        self.clip.move(device)
+        self.head.to(device)
 
 
 class _NoTokenizer:
     """Placeholder: the aesthetic score needs no text."""
 
 
+def _source(head) -> str:
+    return "" if isinstance(head, dict) else f" at {str(head) if head is not None else default_aesthetic_path()}"
+
+
 def _load_head(head) -> dict:
+    what = "a LAION aesthetic head (improved-aesthetic-predictor MLP)"
     if isinstance(head, dict):
-        state = head
+        state, path = head, "the given head state dict"
     else:
+        if head is not None and not isinstance(head, (str, os.PathLike)):
+            raise TypeError(f"head must be a path, a state dict or None, got {type(head).__name__}")
         path = str(head) if head is not None else default_aesthetic_path()
         if not os.path.isfile(path):
             raise FileNotFoundError(
                 f"aesthetic head weights not found at {path}: download {AESTHETIC_FILE} (LAION improved-aesthetic-predictor) "
                 f"and put it there, or pass head=PATH"
             )
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_weights(path, what, "a state dict with layers.0.weight ... layers.7.bias")
+    state = expect_state_dict(state, path, what)
     state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
     if not any(k.startswith("layers.") for k in state):
         state = {f"layers.{k}": v for k, v in state.items()}
-    if "layers.0.weight" not in state:
-        raise ValueError("the aesthetic head state dict must hold layers.0.weight ... layers.7.bias (the LAION MLP)")
+    w = state.get("layers.0.weight")
+    if w is None or w.dim() != 2:
+        raise ValueError(f"{path} is not {what}: the state dict must hold layers.0.weight [1024, D] ... layers.7.bias (the LAION MLP)")
     return state
+
+
+def check_batch_size(batch_size) -> None:
+    """batch_size of a verifier: an integer >= 1 or None."""
+    if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+
+
+def _check_dtype(dtype) -> None:
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"dtype must be a floating torch dtype or None, got {dtype!r}")

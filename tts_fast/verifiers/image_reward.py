@@ -32,9 +32,11 @@ from typing import Optional, Sequence, Union
 
 import torch
 
+from .._checkpoints import expect_state_dict, load_weights
+from .._device_checks import prompt_rows
 from .._extras import require
 from .base import Verifier
-from .clip import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, _prompts, _rows, clip_preprocess
+from .clip import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, _check_dtype, _prompts, check_batch_size, clip_preprocess
 
 __all__ = ["ImageReward", "load_blip_modules", "BLIP_MED_CONFIG", "IMAGE_REWARD_VIT_LARGE"]
 
@@ -145,7 +147,11 @@ class ImageReward(Verifier):
         tokenizer: a BertTokenizer, or its folder / id in the Hugging Face cache (default
             bert-base-uncased); [DEC] and [ENC] special tokens are added as BLIP does.
         vision: the ViT settings (default :data:`IMAGE_REWARD_VIT_LARGE`); for tests and variants.
-        device, dtype: where and in which dtype to run (default CPU / float32).
+        device: where to run the network. Default: where the scored images are: the network
+            (and the cached tokens) start on the CPU and move to the images' device on the first
+            call with images there (once, not per call). Rewards [B] float32 are returned on the
+            images' device either way.
+        dtype: the network's dtype (default float32; kept when the network moves).
         batch_size: max images per forward (memory cap).
         local_files_only: never contact the Hub for the tokenizer.
         state_dict: a state dict in place of ``checkpoint`` (tests, custom storage).
@@ -167,8 +173,8 @@ class ImageReward(Verifier):
         local_files_only: bool = False,
         state_dict: Optional[dict] = None,
     ):
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+        check_batch_size(batch_size)
+        _check_dtype(dtype)
         self.prompts = _prompts(prompts)
         mods = load_blip_modules()
         if state_dict is None:
@@ -178,18 +184,21 @@ class ImageReward(Verifier):
                     f"ImageReward weights not found at {path}: download ImageReward.pt (and med_config.json) from the "
                     f"THUDM/ImageReward model repository into {os.path.dirname(path) or '.'}, or pass checkpoint=PATH"
                 )
-            state_dict = torch.load(path, map_location="cpu", weights_only=True)
+            state_dict = load_weights(path, _WHAT, "the state dict of ImageReward-v1.0 (blip.visual_encoder.*, blip.text_encoder.*, mlp.*)")
             if med_config is None and os.path.isfile(os.path.join(os.path.dirname(path), "med_config.json")):
                 med_config = os.path.join(os.path.dirname(path), "med_config.json")
-        if med_config is None:
-            med_config = BLIP_MED_CONFIG
-        elif not isinstance(med_config, dict):
-            with open(med_config) as f:
-                med_config = json.load(f)
+        else:
+            path = "the given state_dict"
+        state_dict = expect_state_dict(state_dict, path, _WHAT)
+        med_config = _med_config(med_config)
         net = _Net(mods, dict(vision or IMAGE_REWARD_VIT_LARGE), med_config)
-        missing, _unexpected = net.load_state_dict(state_dict, strict=False)
+        try:
+            missing, _unexpected = net.load_state_dict(state_dict, strict=False)
+        except RuntimeError as e:  # shape mismatches: another network's weights
+            raise ValueError(f"{path} is not {_WHAT}: its weights do not fit the scoring network ({str(e).splitlines()[0]} ...)") from None
         if missing:
-            raise ValueError(f"the ImageReward checkpoint lacks {len(missing)} weights of the scoring network, e.g. {missing[:3]}")
+            raise ValueError(f"{path}: the ImageReward checkpoint lacks {len(missing)} weights of the scoring network, e.g. {missing[:3]}")
+        self._follow = device is None  # no explicit device: run where the scored images are
         device = torch.device(device) if device is not None else torch.device("cpu")
         self.net = net.to(device=device, dtype=dtype or torch.float32).eval()
         self.device = device
@@ -211,8 +220,16 @@ class ImageReward(Verifier):
         self.attention_mask = tok.attention_mask.to(self.device)
         return self
 
+    def _move(self, device: torch.device) -> None:
+        """Move the network and the cached tokens to ``device`` (once per change of the images' device)."""
+        self.net.to(device)
+        self.input_ids, self.attention_mask = self.input_ids.to(device), self.attention_mask.to(device)
+        self.device = device
+
     def forward(self, x0, cond):
-        rows = _rows(cond, x0.shape[0], self.num_prompts, self.device)
+        if self._follow and x0.device != self.device:
+            self._move(x0.device)
+        rows = prompt_rows(cond, x0.shape[0], self.num_prompts, self.device, "this ImageReward")
         x = clip_preprocess(x0.to(self.device), self.image_size, self.image_size, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD).to(self.dtype)
         image_embeds = self.net.blip.visual_encoder(x)
         image_atts = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=self.device)
@@ -224,7 +241,30 @@ class ImageReward(Verifier):
             return_dict=True,
         )
         reward = self.net.mlp(out.last_hidden_state[:, 0, :]).squeeze(-1).float()
-        return (reward - REWARD_MEAN) / REWARD_STD
+        return ((reward - REWARD_MEAN) / REWARD_STD).to(x0.device)
+
+
+_WHAT = "an ImageReward checkpoint"
+
+
+def _med_config(med_config) -> dict:
+    """The BLIP BERT config as a dict: given, read from a JSON file, or the default."""
+    if med_config is None:
+        return BLIP_MED_CONFIG
+    if isinstance(med_config, dict):
+        return med_config
+    if not isinstance(med_config, (str, os.PathLike)):
+        raise TypeError(f"med_config must be a path to med_config.json, a dict or None, got {type(med_config).__name__}")
+    try:
+        with open(med_config, encoding="utf-8") as f:
+            cfg = json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"med_config: no file at {med_config}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"med_config {med_config} is not a JSON file (the BLIP BERT config, med_config.json): {e}") from None
+    if not isinstance(cfg, dict) or "hidden_size" not in cfg:
+        raise ValueError(f"med_config {med_config} is not a BERT config (expected a JSON object with hidden_size, num_hidden_layers, ...)")
+    return cfg
 
 
 def _tokenizer(tokenizer, local_files_only: bool):

@@ -25,6 +25,7 @@ from typing import Optional, Sequence, Union
 import torch
 
 from .. import schedules as _schedules
+from .._checkpoints import expect_dict, expect_state_dict, load_weights
 from ..models.base import Denoiser
 from ..verifiers.base import Classifier
 from .nets import CLASSIFIER_ARCHS, IMAGE_SIZE, NUM_CLASSES, DigitsUNet
@@ -55,18 +56,50 @@ def weights_path(name: str, weights_dir: Optional[str] = None) -> str:
     return os.path.join(weights_dir or os.environ.get("TTS_FAST_ZOO_WEIGHTS") or WEIGHTS_DIR, fname)
 
 
+_WHAT = "a tts_fast digits zoo checkpoint"
+_KEYS = ("kind", "config", "state_dict")
+
+
 @functools.lru_cache(maxsize=16)
 def _load_cached(path: str, mtime: float) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    ck = load_weights(path, _WHAT, f"a dict with keys {', '.join(_KEYS)}, meta (written by python -m tts_fast.zoo.train)")
+    ck = expect_dict(ck, path, _WHAT, _KEYS)
+    if ck["kind"] not in ("unet", *CLASSIFIERS):
+        raise ValueError(f"{path} is not {_WHAT}: it holds kind={ck['kind']!r} (expected one of unet, {', '.join(CLASSIFIERS)})")
+    if not isinstance(ck["config"], dict):
+        raise ValueError(f"{path} is not {_WHAT}: its config must be a dict of constructor arguments, got {type(ck['config']).__name__}")
+    expect_state_dict(ck["state_dict"], path, _WHAT)
+    return ck
 
 
-def load_checkpoint(path: str) -> dict:
-    """A zoo checkpoint: {'kind', 'config', 'state_dict', 'meta'} (cached per file version)."""
+def load_checkpoint(path: str, kind: Optional[str] = None) -> dict:
+    """A zoo checkpoint: {'kind', 'config', 'state_dict', 'meta'} (cached per file version).
+
+    Args:
+        path: the file.
+        kind: the network it must hold ('unet' or a classifier name), or None for any.
+
+    Raises FileNotFoundError for a missing file and ValueError naming the file for one that is not
+    a zoo checkpoint (truncated, corrupted, another kind of file, or another network's).
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"no weights at {path}; reinstall tts_fast, or retrain with `python -m tts_fast.zoo.train --out DIR`"
         )
-    return _load_cached(path, os.path.getmtime(path))
+    ck = _load_cached(path, os.path.getmtime(path))
+    if kind is not None and ck["kind"] != kind:
+        raise ValueError(f"{path} is a zoo checkpoint of {ck['kind']!r}, not of {kind!r} (files may have been swapped or renamed)")
+    return ck
+
+
+def _build(cls, ck: dict, path: str) -> torch.nn.Module:
+    """``cls(**config)`` with the checkpoint's weights, or a ValueError naming the file."""
+    try:
+        net = cls(**ck["config"])
+        net.load_state_dict(ck["state_dict"])
+    except (TypeError, ValueError, RuntimeError) as e:  # config or weights of another network
+        raise ValueError(f"{path} does not hold a {cls.__name__} ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    return net
 
 
 class DigitsModel(Denoiser):
@@ -119,7 +152,10 @@ class DigitsModel(Denoiser):
 def _resolve_device(device) -> torch.device:
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device must be 'auto', None, 'cpu', 'cuda', 'cuda:1', ... or a torch.device, got {device!r}") from None
 
 
 def digits(device=None, *, clip: bool = True, weights_dir: Optional[str] = None) -> DigitsModel:
@@ -130,9 +166,8 @@ def digits(device=None, *, clip: bool = True, weights_dir: Optional[str] = None)
         clip: clamp x0-predictions to [-1, 1].
         weights_dir: load from another folder (e.g. the output of the training script).
     """
-    ck = load_checkpoint(weights_path("unet", weights_dir))
-    net = DigitsUNet(**ck["config"])
-    net.load_state_dict(ck["state_dict"])
+    path = weights_path("unet", weights_dir)
+    net = _build(DigitsUNet, load_checkpoint(path, "unet"), path)
     return DigitsModel(net, digits_schedule(), clip=clip, device=_resolve_device(device))
 
 
@@ -145,9 +180,8 @@ def digits_classifier(name: str = "verifier", device=None, *, weights_dir: Optio
     """
     if name not in CLASSIFIERS:
         raise ValueError(f"classifier name must be one of {', '.join(CLASSIFIERS)}; got {name!r}")
-    ck = load_checkpoint(weights_path(name, weights_dir))
-    net = CLASSIFIER_ARCHS[name](**ck["config"])
-    net.load_state_dict(ck["state_dict"])
+    path = weights_path(name, weights_dir)
+    net = _build(CLASSIFIER_ARCHS[name], load_checkpoint(path, name), path)
     net = net.to(_resolve_device(device)).eval()
     for p in net.parameters():
         p.requires_grad_(False)
