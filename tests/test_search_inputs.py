@@ -265,3 +265,17 @@ def test_prompt_rows():
     assert out.tolist() == [0, 2, 0]
     with pytest.raises(ValueError, match="outside"):
         c.check()
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, 1.0, True])
+def test_seed_must_fit_the_generator(seed):
+    model = _mixture()
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*63\)"):
+        tts.search(model, tts.verifiers.GaussianReward([0.0, 0.0], 1.0), "bon", **dict(KW, seed=seed))
+    assert model.calls == 0
+
+
+@pytest.mark.parametrize("batch_size", [0, True, 2.0])
+def test_function_verifier_batch_size(batch_size):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1 or None"):
+        tts.verifiers.Function(lambda x: x.sum(1), batch_size=batch_size)

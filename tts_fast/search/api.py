@@ -153,8 +153,8 @@ def search(
             f"batch_size={batch_size} but {holder} holds {num_prompts} prompt rows: every row is searched, so batch_size "
             f"must be {num_prompts} (or left out); to search fewer prompts, build the model and verifier with those"
         )
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
     if budget is not None:
         check_int(budget, "budget", 1)
     method_obj, local = resolve_method(method, dict(method_options))

@@ -81,8 +81,8 @@ class Function(Verifier):
                  num_prompts: Optional[int] = None):
         if not callable(fn):
             raise TypeError("fn must be callable")
-        if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
+        if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
+            raise ValueError(f"batch_size must be an integer >= 1 or None, got {batch_size!r}")
         if num_prompts is not None and (not isinstance(num_prompts, int) or isinstance(num_prompts, bool) or num_prompts < 1):
             raise ValueError(f"num_prompts must be an integer >= 1 or None, got {num_prompts!r}")
         self.num_prompts = num_prompts
