@@ -291,3 +291,17 @@ def test_presets_are_their_papers_settings(name, fields):
     assert getattr(tts.presets, name)(eta=0.5).eta == 0.5 and getattr(tts.presets, name)(eta=0.5).scoring == fields.get("scoring", "max")
     method, _ = resolve_method(name, {"eta": 0.5})
     assert method == getattr(tts.presets, name)(eta=0.5)
+
+
+@pytest.mark.parametrize("local", [dict(mu=0.1), dict(rho=0.2, mu=0.1, sigma=0.1)])
+def test_pruning_with_local_search_carries_the_survivors_state(rare_mode, local):
+    """Local search's per-particle state (gradient, smoothing noises) follows the survivors of a prune:
+    the same survivors as without local search's extra rounds cost R model NFE per live particle-level."""
+    model, verifier = rare_mode
+    n, b, k = 8, 3, 6
+    r = tts.search(model, verifier, "bfs", prune=True, temperature="constant", lam=1.5, resample_at=[k], local_steps=2,
+                   n_particles=n, batch_size=b, num_steps=S, seed=1, progress=False, **local)
+    alive = torch.tensor(r.trace[0]["alive"])
+    assert 0 < int(alive.sum()) < b * n
+    assert torch.equal(r.nfe_per_prompt, 2 * (n * (k + 1) + alive * (S - k - 1)))
+    assert bool(torch.isfinite(r.rewards).all())

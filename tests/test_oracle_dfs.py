@@ -34,10 +34,10 @@ def _expected_nfe(trace, rows, n, back, s=S, steps_cost=1):
     return nfe * steps_cost
 
 
-def _assert_check_rule(trace, n_walkers, tau_at, cap):
-    """Every recorded check: rejected iff r < tau(level) and the walker is under the cap. Returns the
-    backtracks per walker and the numbers of passed and failed checks."""
-    backs = torch.zeros(n_walkers, dtype=torch.int64)
+def _assert_check_rule(trace, n_walkers, tau_at, cap, backs=None):
+    """Every recorded check: rejected iff r < tau(level) and the walker is under the cap (counting
+    ``backs`` taken before). Returns the backtracks per walker and the numbers of passed and failed checks."""
+    backs = torch.zeros(n_walkers, dtype=torch.int64) if backs is None else backs.clone()
     passed = failed = 0
     for row in _checks(trace):
         for w, lv, rew, rej, c in zip(row["walkers"], row["levels"], row["rewards"], row["rejected"], _checked(row)):
@@ -158,3 +158,59 @@ def test_dfs_returns_each_prompts_best_walker(rare_mode):
     r = tts.search(model, verifier, "dfs", threshold=-0.5, n_particles=5, batch_size=3, num_steps=S, seed=6, progress=False)
     assert torch.equal(r.rewards, r.particle_rewards.max(1).values)
     assert torch.allclose(verifier(r.samples), r.rewards)
+
+
+def _calibration(trace):
+    cal = next(row for row in trace if row["step"] == "calibration")
+    sent = next(row for row in trace if row["step"] == "calibration_backtracks")["sent_back"]
+    return cal["levels"], torch.tensor(cal["thresholds"], dtype=torch.float64), torch.tensor(cal["rewards"], dtype=torch.float64), torch.tensor(sent)
+
+
+@pytest.mark.parametrize("slots", ["compact", "fixed"])
+def test_calibrated_and_absolute_thresholds_fail_only_together(rare_mode, slots):
+    """calibrate with threshold: a walker goes back after its first descent iff some check has r below
+    both the pooled quantile and the absolute threshold; later checks use the lower of the two."""
+    model, verifier = rare_mode
+    n, b, q, tau = 6, 4, 0.6, -7.5
+    r = tts.search(model, verifier, "dfs", calibrate=q, threshold=tau, start=10, every=4, max_backtracks=3, slots=slots,
+                   n_particles=n, batch_size=b, num_steps=S, seed=4, progress=False)
+    levels, cal, rewards, sent = _calibration(r.trace)
+    assert torch.allclose(cal, torch.quantile(rewards, q, dim=1))
+    below_cal, below_abs = rewards < cal[:, None], rewards < tau
+    assert torch.equal(sent, (below_cal & below_abs).any(0))
+    # the combination matters here: some walkers fail one threshold but not the other
+    assert bool((below_cal & ~below_abs).any()) and bool((below_abs & ~below_cal).any())
+    low = dict(zip(levels, torch.minimum(cal, torch.tensor(tau, dtype=cal.dtype)).tolist()))
+    # the first descent's backtrack counts for the cap
+    backs, passed, failed = _assert_check_rule(r.trace, b * n, lambda lv: low[lv], 3, backs=sent.long())
+    assert passed > 0 and failed > 0
+    final = torch.tensor(next(row for row in r.trace if row["step"] == "final")["backtracks"]).reshape(-1)
+    assert torch.equal(final, backs) and int(final.max()) == 3
+
+
+@pytest.mark.parametrize("back", [4, 30])
+def test_calibration_backtracks_are_granted_in_walker_order_within_the_budget(rare_mode, back):
+    """After the first descent (N * S per row spent) a failed walker costs the S - j levels from the
+    level j it returns to; a row grants its failed walkers in order while that fits in its budget."""
+    model, verifier = rare_mode
+    n, b = 6, 3
+    row_budget = n * S + 2 * S - 3  # room for a couple of backtracks per row, not for all
+    r = tts.search(model, verifier, "dfs", calibrate=0.7, backtrack=back, start=8, every=5, max_backtracks=None,
+                   budget=b * row_budget, n_particles=n, batch_size=b, num_steps=S, seed=7, progress=False)
+    levels, cal, rewards, sent = _calibration(r.trace)
+    fail = rewards < cal[:, None]
+    first = torch.tensor(levels)[fail.to(torch.int8).argmax(0)]
+    cost = S - (first - back).clamp(min=0)
+    expect = torch.zeros_like(sent)
+    for row in range(b):
+        slack = row_budget - n * S
+        for w in range(row * n, (row + 1) * n):
+            if fail[:, w].any():
+                if int(cost[w]) <= slack:
+                    expect[w] = True
+                    slack -= int(cost[w])
+                else:
+                    break  # later walkers of the row are not granted either once one does not fit
+    assert torch.equal(sent, expect), (sent, expect, cost)
+    assert 0 < int(sent.sum()) < int(fail.any(0).sum())
+    assert bool((r.nfe_per_prompt <= row_budget).all())
