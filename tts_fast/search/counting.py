@@ -48,8 +48,9 @@ class Counter:
     """Running counts during a search. Per-prompt model NFE stay on the device (no host syncs).
 
     Inside :meth:`masked` (fixed particle slots: every slot is evaluated, only some do work) model
-    NFE count the masked slots only; their total is a device tensor until :meth:`settle` reads it
-    once, at the end of the run. ``slot_evaluations`` counts what was computed either way.
+    NFE, and verifier evaluations of those slots, count the masked slots only; their totals are
+    device tensors until :meth:`settle` reads them once, at the end of the run.
+    ``slot_evaluations`` counts the model evaluations computed either way.
     """
 
     def __init__(self, batch_size: int, device, cfg: bool = False):
@@ -58,7 +59,8 @@ class Counter:
         self.slot_evaluations = 0
         self._mask: Optional[torch.Tensor] = None
         self._masked_used = False
-        self._pending = torch.zeros(2, dtype=torch.int64, device=device)  # masked (model, model_grad)
+        # masked (model, model_grad, verifier, verifier_grad) counts, on the device
+        self._pending = torch.zeros(4, dtype=torch.int64, device=device)
 
     def add_model(self, rows: torch.Tensor, grad: bool = False) -> None:
         """Count one model evaluation of each particle whose prompt row is in ``rows`` [n]."""
@@ -68,24 +70,37 @@ class Counter:
             if self._mask.shape != rows.shape:
                 raise RuntimeError(f"internal error: slot mask {tuple(self._mask.shape)} for {n} particles")
             m = self._mask.to(torch.int64)
-            self._masked_used = True
             self.per_prompt.index_add_(0, rows, m)
-            total = m.sum()
-            self._pending += torch.stack([total, total if grad else torch.zeros_like(total)])
+            self._add_pending(0, m.sum(), grad)
             return
         self.nfe.model += n
         if grad:
             self.nfe.model_grad += n
         self.per_prompt.index_add_(0, rows, torch.ones_like(rows))
 
-    def add_verifier(self, n: int, grad: bool = False) -> None:
+    def add_verifier(self, n: int, grad: bool = False, mask: Optional[torch.Tensor] = None) -> None:
+        """Count ``n`` verifier evaluations (and backward passes if ``grad``).
+
+        ``mask`` [m] (or, by default, the slot mask of :meth:`masked`) marks the working slots when
+        the n samples are m slots x n/m samples each (Monte-Carlo smoothing scores k per slot).
+        """
+        mask = self._mask if mask is None else mask
+        if mask is not None and mask.numel() and n % mask.numel() == 0:
+            self._add_pending(2, mask.to(torch.int64).sum() * (n // mask.numel()), grad)
+            return
         self.nfe.verifier += int(n)
         if grad:
             self.nfe.verifier_grad += int(n)
 
+    def _add_pending(self, at: int, total: torch.Tensor, grad: bool) -> None:
+        self._masked_used = True
+        self._pending[at] += total
+        if grad:
+            self._pending[at + 1] += total
+
     @contextmanager
     def masked(self, mask: torch.Tensor):
-        """Count model NFE only for the slots where ``mask`` [n] (bool, on the device) is True."""
+        """Count NFE only for the slots where ``mask`` [n] (bool, on the device) is True."""
         self._mask = mask
         try:
             yield
@@ -95,9 +110,11 @@ class Counter:
     def settle(self) -> NFE:
         """Add the masked counts to ``nfe`` (one host read, only if masked counting was used)."""
         if self._masked_used:
-            model, grad = (int(v) for v in self._pending.tolist())
+            model, model_grad, verifier, verifier_grad = (int(v) for v in self._pending.tolist())
             self.nfe.model += model
-            self.nfe.model_grad += grad
+            self.nfe.model_grad += model_grad
+            self.nfe.verifier += verifier
+            self.nfe.verifier_grad += verifier_grad
             self._pending.zero_()
             self._masked_used = False
         return self.nfe

@@ -314,7 +314,7 @@ class DFS:
         w_pos, lv_pos = walkers[pos], lv[pos]
         ok = torch.ones_like(w_pos, dtype=torch.bool) if mask is None else mask
         k = run.check_of[lv_pos].clamp(min=0)
-        r = ctx.score(x0_hat[pos], run.rows[w_pos]).to(torch.float64)
+        r = ctx.score(x0_hat[pos], run.rows[w_pos], count=mask).to(torch.float64)
         run.best.update(k, w_pos, r, xi[pos], x0_hat[pos], aux, pos, ok)
         fail = ok.clone()
         if run.tau is not None:

@@ -161,11 +161,14 @@ class Context:
         self._advance(x.shape[0])
         return x0_hat.detach(), g
 
-    def score(self, x0: torch.Tensor, cond: torch.Tensor, verifier=None, grad: bool = False, final: bool = False) -> torch.Tensor:
+    def score(self, x0: torch.Tensor, cond: torch.Tensor, verifier=None, grad: bool = False, final: bool = False,
+              count: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Verifier rewards [n] of (decoded) x0; ``grad`` keeps the graph for autograd callers.
 
         ``final``: x0 are finished samples, decoded at full quality (``decode_full``), so that the
         returned rewards belong to the returned samples; intermediate scores use ``decode``.
+        ``count``: [n] bool, the samples that count as verifier evaluations (fixed slots score
+        every slot; the others' scores are discarded), on the device.
         """
         verifier = verifier or self.verifier
         with torch.set_grad_enabled(grad):
@@ -173,7 +176,7 @@ class Context:
                 img = self.decode_full(x0) if final else self.model.decode(x0)
             with self.timers("verifier", self.device):
                 r = verifier(img, cond)
-        self.counter.add_verifier(x0.shape[0], grad=grad)
+        self.counter.add_verifier(x0.shape[0], grad=grad, mask=count)
         if r.device != self.device:
             r = r.to(self.device)  # a verifier on another device (e.g. CPU) scores for a CUDA search
         if x0.shape[0]:
