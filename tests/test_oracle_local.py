@@ -7,9 +7,9 @@ Every test here was written against a broken variant (named in its docstring) an
   x_{i+1} = DDIM(x_i, x0_hat) + rho_i grad_x L(x0_hat(x_i)) / a_i + alpha_{i+1} Delta_0, with
   L(x0) = log mean_k f(x0 + sigma_i eps_k) from the *local* verifier, Delta_0 after J ascent
   steps x0 += mu_i grad L(x0), gradients clipped per sample, and the per-level rho_i, mu_i,
-  sigma_i, a_i written out from their definitions (:func:`schedule_tables`).
+  sigma_i, a_i written out from their definitions (tests/_chain_law.py: schedule_tables).
 - On Gaussian data with a Gaussian reward every round is an affine map plus Gaussian noise, so
-  the law of the final samples is Gaussian with moments computed exactly (:func:`exact_law`); the
+  the law of the final samples is Gaussian with moments computed exactly (_chain_law.exact_law); the
   samples must match it within 4 standard errors of n independent chains, with no allowance for
   bias (the bias of the chain is in the exact law).
 """
@@ -20,36 +20,13 @@ import pytest
 import torch
 
 import tts_fast as tts
+from _chain_law import exact_law, schedule_tables
 from tts_fast.search import engine
 
 K_SE = 4.0
 
 
-# -- the definitions, written out -----------------------------------------------------------------
-
-
-def shape(grid, kind):
-    """The paper's per-step multipliers, mean 1 over the S steps: constant, increase (proportional
-    to the per-step alpha_i = (alpha_i / alpha_{i+1})^2), decrease (proportional to 1 - alpha_i)."""
-    step_alpha = (grid.alpha[:-1] / grid.alpha[1:]) ** 2
-    if kind == "constant":
-        return torch.ones_like(step_alpha)
-    s = step_alpha if kind == "increase" else 1.0 - step_alpha
-    return s / s.mean()
-
-
-def schedule_tables(grid, rho=0.0, mu=0.0, sigma=0.0, rho_schedule="increase", mu_schedule="increase",
-                    sigma_schedule="decrease"):
-    """Per-level rho_i, mu_i, sigma_i, v_i (variance of q(x_i | x_{i+1})) and a_i = alpha_i / alpha_{i+1}."""
-    a = grid.alpha[:-1] / grid.alpha[1:]
-    v = grid.sigma[:-1] ** 2 - a**2 * grid.sigma[1:] ** 2
-    return {
-        "rho": rho * (v if rho_schedule == "langevin" else shape(grid, rho_schedule)),
-        "mu": mu * shape(grid, mu_schedule),
-        "sigma": sigma * (grid.sigma[:-1] if sigma_schedule == "decrease" else torch.ones_like(v)),
-        "v": v,
-        "a": a,
-    }
+# -- the definitions ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("schedule", ["vp", "flow"])
@@ -319,52 +296,6 @@ def test_zero_gradients_stay_finite_under_clipping(rare_mode):
 
 
 # -- the exact law of the chain on Gaussian data ------------------------------------------------------
-
-
-def exact_law(grid, m0, s0, c, vr, *, local_steps=1, rho=0.0, mu=0.0, iter_steps=1, rho_schedule="increase",
-              mu_schedule="increase", move="recurrence", eta=1.0):
-    """Mean [D] and per-coordinate variance of local search's final samples, exactly.
-
-    Data N(m0, s0^2 I), reward log f = -|x - c|^2 / (2 vr), no smoothing, no clipping; chains start
-    at N(0, I). At level i the x0-prediction is affine, x0_hat = A x + (1 - A alpha) m0 with
-    A = alpha s0^2 / (alpha^2 s0^2 + sigma^2); so are the x_t-gradient A (c - x0_hat) / vr, the
-    ascent's Delta_0 = (1 - q^J)(c - x0_hat) with q = 1 - mu_i / vr, the DDIM(eta) step (noise
-    variance eta^2 sigma_{i+1}^2 v_i / sigma_i^2), the re-noising (x <- a_i x + sqrt(v_i) z) and the
-    Langevin move (x <- x + v_i drift + sqrt(2 v_i) z). Each maps N(mean, var) to
-    N(P mean + Q, P^2 var + W)."""
-    m0, c = torch.as_tensor(m0, dtype=torch.float64), torch.as_tensor(c, dtype=torch.float64)
-    tab = schedule_tables(grid, rho, mu, 0.0, rho_schedule, mu_schedule)
-    mean, var = torch.zeros_like(m0), torch.tensor(1.0, dtype=torch.float64)
-    for i in range(grid.num_steps):
-        al, sg, al1, sg1 = grid.alpha[i], grid.sigma[i], grid.alpha[i + 1], grid.sigma[i + 1]
-        v, a, rho_i = tab["v"][i], tab["a"][i], tab["rho"][i]
-        A = al * s0**2 / (al**2 * s0**2 + sg**2)
-        x0 = (A, (1 - A * al) * m0)  # (P, Q) of x0_hat = P x + Q
-        g = (-A * A / vr, A * (c - x0[1]) / vr) if rho != 0 else (0.0, 0.0 * m0)
-        qj = (1 - tab["mu"][i] / vr) ** iter_steps
-        d0 = (-(1 - qj) * A, (1 - qj) * (c - x0[1])) if mu != 0 else (0.0, 0.0 * m0)
-
-        def advance(e):
-            w = e**2 * sg1**2 * v / sg**2
-            k = (sg1**2 - w).clamp_min(0.0).sqrt()
-            p = al1 * x0[0] + k * (1 - al * x0[0]) / sg + rho_i * g[0] / a + al1 * d0[0]
-            q = al1 * x0[1] - k * al * x0[1] / sg + rho_i * g[1] / a + al1 * d0[1]
-            return p, q, w
-
-        def apply(p, q, w):
-            nonlocal mean, var
-            mean, var = p * mean + q, p * p * var + w
-
-        for _ in range(local_steps - 1):
-            if move == "langevin":
-                pd = (al * x0[0] - 1) / sg**2 + (rho_i / v) * g[0]
-                qd = al * x0[1] / sg**2 + (rho_i / v) * g[1]
-                apply(1 + v * pd, v * qd, 2 * v)
-            else:
-                apply(*advance(1.0))
-                apply(a, 0.0 * m0, v)
-        apply(*advance(eta))
-    return mean, var
 
 
 M0, S0, C, VR = [-0.4, 0.2], 0.9, [1.5, 1.0], 2.0
