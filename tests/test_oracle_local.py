@@ -50,14 +50,19 @@ def test_tables_follow_the_schedule_formulas(schedule):
 
 
 def test_local_search_validates_its_fields():
-    """Every bad field is refused with an error naming it; mu has no 'langevin' schedule."""
-    bad = [(dict(local_steps=0), "local_steps"), (dict(mc_samples=0), "mc_samples"), (dict(iter_steps=0), "iter_steps"),
-           (dict(rho=float("nan")), "rho"), (dict(mu=float("inf")), "mu"), (dict(sigma=-0.1), "sigma"),
-           (dict(rho_schedule="fast"), "rho_schedule"), (dict(mu_schedule="langevin"), "mu_schedule"),
-           (dict(sigma_schedule="increase"), "sigma_schedule"), (dict(move="hmc"), "move"),
-           (dict(max_grad_norm=0.0), "max_grad_norm"), (dict(eta=1.5), "eta"), (dict(local_steps=2.0), "local_steps")]
-    for kw, name in bad:
-        with pytest.raises(ValueError, match=name):
+    """Every bad field is refused with an error naming it and its allowed values; mu has no
+    'langevin' schedule."""
+    bad = [(dict(local_steps=0), r"^local_steps must be an integer >= 1"), (dict(mc_samples=0), r"^mc_samples must be an integer >= 1"),
+           (dict(iter_steps=0), r"^iter_steps must be an integer >= 1"), (dict(local_steps=2.0), r"^local_steps must be an integer"),
+           (dict(rho=float("nan")), r"^rho must be a finite number >= -inf"), (dict(mu=float("inf")), r"^mu must be a finite number >= -inf"),
+           (dict(sigma=-0.1), r"^sigma must be a finite number >= 0.0"),
+           (dict(rho_schedule="fast"), r"^rho_schedule must be one of 'constant', 'increase', 'decrease', 'langevin'; got 'fast'"),
+           (dict(mu_schedule="langevin"), r"^mu_schedule must be one of 'constant', 'increase', 'decrease'; got 'langevin'"),
+           (dict(sigma_schedule="increase"), r"^sigma_schedule must be one of 'decrease', 'constant'; got 'increase'"),
+           (dict(move="hmc"), r"^move must be one of 'recurrence', 'langevin'; got 'hmc'"),
+           (dict(max_grad_norm=0.0), r"^max_grad_norm must be a finite number > 0.0"), (dict(eta=1.5), r"^eta must be a finite number")]
+    for kw, msg in bad:
+        with pytest.raises(ValueError, match=msg):
             tts.LocalSearch(**kw)
     ok = tts.LocalSearch(rho=-1.0, mu=-0.5, sigma=0.0, max_grad_norm=1e-3, eta=0.0, rho_schedule="langevin", move="langevin")
     assert ok.needs_gradient and tts.LocalSearch(mu=0.1).needs_gradient and not tts.LocalSearch().needs_gradient
@@ -399,3 +404,19 @@ def test_dual_verifiers_guide_toward_one_and_select_by_the_other(method):
     assert torch.allclose(dual.rewards, select(dual.samples))
     if name != "zero_order":  # zero-order returns the best sample ever seen, not one of its last neighbours
         assert torch.allclose(dual.rewards, select(dual.particles.reshape(-1, 2)).reshape(b, n).max(1).values)
+
+
+def test_mc_samples_only_matter_with_smoothing(rare_mode):
+    """Broken variant: smoothing noises drawn (and K copies scored) when sigma = 0.
+
+    Without smoothing K is irrelevant: same seed, same samples, one verifier pass per gradient;
+    with sigma > 0 each gradient scores K noisy copies."""
+    model, verifier = rare_mode
+    b, n, s = 2, 3, 5
+    kw = dict(n_particles=n, num_steps=s, batch_size=b, seed=1, progress=False, rho=0.3, mu=0.2, eta=1.0)
+    one = tts.search(model, verifier, "local", mc_samples=1, **kw)
+    three = tts.search(model, verifier, "local", mc_samples=3, **kw)
+    assert torch.equal(one.particles, three.particles)
+    assert three.nfe.verifier_grad == b * n * s * 2  # one rho and one mu gradient per particle per level
+    smooth = tts.search(model, verifier, "local", mc_samples=3, sigma=0.1, **kw)
+    assert smooth.nfe.verifier_grad == b * n * s * 2 * 3

@@ -188,8 +188,8 @@ def test_zero_order_is_the_algorithm_run_by_hand(lam, restart, reward):
                    n_particles=n, num_steps=s, batch_size=b, seed=seed, progress=False)
     best_x, best_r, trace, last_x, last_r = zero_order_by_hand(fn, ode_gain(model, s), seed, b, n, 2, lam, its, restart)
     assert len(r.trace) == its
-    for row, (pivot_r, accepted) in zip(r.trace, trace):
-        assert row["accepted"] == accepted
+    for k, (row, (pivot_r, accepted)) in enumerate(zip(r.trace, trace)):
+        assert row["step"] == k and row["accepted"] == accepted
         assert torch.allclose(torch.tensor(row["pivot_reward"], dtype=torch.float64), pivot_r)
     assert torch.allclose(r.particles.reshape(-1, 2), last_x, rtol=1e-10, atol=1e-12)
     assert torch.allclose(r.particle_rewards, last_r)
@@ -263,27 +263,41 @@ def test_zero_order_rounds_fill_the_budget(rare_mode, local_steps):
 
 
 def test_zero_order_and_search_over_paths_validate_their_fields():
-    """Every bad field is refused with an error that names it; the edges of the ranges are allowed."""
-    for kw, name in [(dict(lam=0.0), "lam"), (dict(lam=1.01), "lam"), (dict(lam=float("nan")), "lam"),
-                     (dict(iterations=0), "iterations"), (dict(eta=1.5), "eta"), (dict(eta=-0.1), "eta")]:
-        with pytest.raises(ValueError, match=name):
+    """Every bad field is refused with an error that names it and its range; the edges of the
+    ranges are allowed."""
+    lam = r"^lam must be a finite number > 0.0 and <= 1.0"
+    eta = r"^eta must be a finite number >= 0.0 and <= 1.0"
+    for kw, msg in [(dict(lam=0.0), lam), (dict(lam=1.01), lam), (dict(lam=float("nan")), lam),
+                    (dict(iterations=0), r"^iterations must be an integer >= 1"), (dict(eta=1.5), eta), (dict(eta=-0.1), eta)]:
+        with pytest.raises(ValueError, match=msg):
             tts.ZeroOrder(**kw)
     assert tts.ZeroOrder(lam=1.0, iterations=1, eta=1.0).lam == 1.0
-    for kw, name in [(dict(width=0), "width"), (dict(delta_f=0), "delta_f"), (dict(delta_b=0), "delta_b"),
-                     (dict(start=-1), "start"), (dict(eta=2.0), "eta"), (dict(width=1.5), "width")]:
-        with pytest.raises(ValueError, match=name):
+    for kw, msg in [(dict(width=0), r"^width must be an integer >= 1"), (dict(delta_f=0), r"^delta_f must be an integer >= 1"),
+                    (dict(delta_b=0), r"^delta_b must be an integer >= 1"), (dict(start=-1), r"^start must be an integer >= 0"),
+                    (dict(eta=2.0), eta), (dict(width=1.5), r"^width must be an integer")]:
+        with pytest.raises(ValueError, match=msg):
             tts.SearchOverPaths(**kw)
     assert tts.SearchOverPaths(width=1, delta_f=1, delta_b=2, start=1).plan(3) == (1, [(0, 2), (1, 3)])
-    with pytest.raises(ValueError, match="start must lie in"):
+    with pytest.raises(ValueError, match=r"^start must lie in \[delta_f=1, num_steps=10\], got 0$"):
         tts.SearchOverPaths(start=0).plan(10)  # start = 0 passes the field check, not the plan's
-    with pytest.raises(ValueError, match="start must lie in"):
+    with pytest.raises(ValueError, match=r"^start must lie in \[delta_f=2, num_steps=10\], got 1$"):
         tts.SearchOverPaths(delta_f=2, start=1).plan(10)
-    with pytest.raises(ValueError, match="start must lie in"):
+    with pytest.raises(ValueError, match=r"^start must lie in \[delta_f=1, num_steps=10\], got 11$"):
         tts.SearchOverPaths(start=11).plan(10)
-    with pytest.raises(ValueError, match="delta_b must be > delta_f"):
+    with pytest.raises(ValueError, match=r"^delta_b must be > delta_f, got delta_b=3, delta_f=3$"):
         tts.SearchOverPaths(delta_f=3, delta_b=3).plan(10)
-    with pytest.raises(ValueError, match="delta_b must be > delta_f"):
+    with pytest.raises(ValueError, match=r"^delta_b must be > delta_f, got delta_b=1, delta_f=1$"):
         tts.SearchOverPaths(delta_b=1).plan(10)  # against the default delta_f = 1
+
+
+@pytest.mark.parametrize("method,name", [(tts.BestOfN(), "bon"), (tts.ZeroOrder(iterations=2), "zero_order"),
+                                         (tts.SearchOverPaths(), "search_over_paths"), (tts.LocalSearch(), "local")])
+def test_plans_over_budget_are_refused_by_name(rare_mode, method, name):
+    """The refusal of a fixed plan over budget names the method (its registry name)."""
+    model, verifier = rare_mode
+    assert method.name == name
+    with pytest.raises(ValueError, match=rf"too small for {name} with n_particles=4, num_steps=10"):
+        tts.search(model, verifier, method, n_particles=4, num_steps=10, batch_size=1, budget=39, progress=False)
 
 
 # -- search over paths ---------------------------------------------------------------------------
@@ -378,6 +392,7 @@ def test_search_over_paths_keeps_the_best_paths_of_every_round(monkeypatch):
             best = x0.reshape(b, n * m, 2)[row, top.indices[row]] * ratio
             got = kept.reshape(b, n, 2)[row]
             assert torch.allclose(got, best, rtol=1e-9, atol=1e-12), (k, row)
+        assert r.trace[k]["step"] == k and r.trace[k]["level"] == lt
         assert torch.allclose(torch.tensor(r.trace[k]["best_reward"], dtype=torch.float64), top.values[:, 0])
     assert torch.allclose(r.particle_rewards, top.values)
     assert torch.allclose(r.rewards, top.values[:, 0]) and torch.allclose(r.latents, r.particles[:, 0])
