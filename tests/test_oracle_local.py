@@ -420,3 +420,29 @@ def test_mc_samples_only_matter_with_smoothing(rare_mode):
     assert three.nfe.verifier_grad == b * n * s * 2  # one rho and one mu gradient per particle per level
     smooth = tts.search(model, verifier, "local", mc_samples=3, sigma=0.1, **kw)
     assert smooth.nfe.verifier_grad == b * n * s * 2 * 3
+
+
+@pytest.mark.parametrize("move", ["recurrence", "langevin"])
+def test_a_float32_model_sees_and_feeds_float32_only(move):
+    """Broken variant: float64 schedule tables promoting the particles, the ascent or the smoothed
+    copies to float64 (a half- or single-precision verifier or denoiser would then fail or slow).
+
+    Every tensor the model and the local verifier receive, and the final samples, keep the model's
+    dtype."""
+    seen = []
+
+    class Float32Model(tts.models.GaussianMixture):
+        def forward(self, x_t, t, cond=None):
+            seen.append(("model", x_t.dtype))
+            return super().forward(x_t, t, cond)
+
+    def reward(x):
+        seen.append(("verifier", x.dtype))
+        return -((x - 1.0) ** 2).sum(1)
+
+    model = Float32Model([[-1.0, 0.0], [1.0, 0.5]], [0.9, 0.6], [0.7, 0.3], dtype=torch.float32)
+    guide = tts.verifiers.Function(reward, differentiable=True)
+    r = tts.search(model, guide, "local", n_particles=4, num_steps=5, progress=False, local_steps=2, move=move,
+                   rho=0.5, mu=0.3, iter_steps=2, sigma=0.1, mc_samples=2, max_grad_norm=1.0)
+    assert r.particles.dtype == torch.float32 and r.rewards.dtype == torch.float32
+    assert {d for _, d in seen} == {torch.float32} and {w for w, _ in seen} == {"model", "verifier"}
