@@ -290,6 +290,24 @@ def test_zero_order_and_search_over_paths_validate_their_fields():
         tts.SearchOverPaths(delta_b=1).plan(10)  # against the default delta_f = 1
 
 
+@pytest.mark.parametrize("method", [tts.BestOfN(), tts.ZeroOrder(iterations=2), tts.SearchOverPaths(width=3, delta_f=2, delta_b=3, start=3),
+                                    tts.LocalSearch(rho=0.1)], ids=lambda m: m.name)
+@pytest.mark.parametrize("local_steps", [1, 2])
+def test_fixed_plans_cost_exactly_what_they_spend(rare_mode, method, local_steps):
+    """Broken variant: a plan's cost formula off from its spending (then budgets are refused that
+    would fit, or accepted that do not): the spent model NFE is accepted as budget, one less is not."""
+    model, verifier = rare_mode
+    if isinstance(method, tts.LocalSearch):
+        method, opts = tts.LocalSearch(rho=0.1, local_steps=local_steps), {}
+    else:
+        opts = dict(local_steps=local_steps, rho=0.1)
+    kw = dict(n_particles=3, num_steps=9, batch_size=2, progress=False, **opts)
+    spent = tts.search(model, verifier, method, **kw).nfe.model
+    assert tts.search(model, verifier, method, budget=spent, **kw).nfe.model == spent
+    with pytest.raises(ValueError, match="too small for"):
+        tts.search(model, verifier, method, budget=spent - 1, **kw)
+
+
 @pytest.mark.parametrize("method,name", [(tts.BestOfN(), "bon"), (tts.ZeroOrder(iterations=2), "zero_order"),
                                          (tts.SearchOverPaths(), "search_over_paths"), (tts.LocalSearch(), "local")])
 def test_plans_over_budget_are_refused_by_name(rare_mode, method, name):
@@ -424,22 +442,27 @@ def test_search_over_paths_previews_with_decode_and_finishes_with_decode_full(ra
 
 
 def test_search_over_paths_without_rounds_is_deterministic_best_of_n(rare_mode):
-    """Broken variant: the no-round case (start = S) scoring previews or skipping the final scores.
+    """Broken variant: the no-round case (start = S) scoring previews, or without the prompt rows.
 
     With no branching left, search over paths is N deterministic samples per row: exactly
-    best-of-N with eta = 0, same noises, same rewards, scored by the full decoder."""
-    model, verifier = rare_mode
+    best-of-N with eta = 0, same noises, same rewards, scored by the full decoder with each
+    row's own target."""
+    model, _ = rare_mode
 
     class CheapDecode(tts.models.GaussianMixture):
         def decode(self, x0):
             return x0 + 100.0
 
+        def decode_full(self, x0):
+            return x0
+
     m = CheapDecode(model.means, model.stds, model.weights)
+    verifier = tts.verifiers.GaussianReward(row_centres(3), 1.0)
     kw = dict(n_particles=5, num_steps=8, batch_size=3, seed=2, progress=False)
     sop = tts.search(m, verifier, tts.SearchOverPaths(start=8), **kw)
     bon = tts.search(m, verifier, tts.BestOfN(eta=0.0), **kw)
     assert torch.equal(sop.particles, bon.particles) and torch.allclose(sop.particle_rewards, bon.particle_rewards)
-    assert torch.allclose(sop.rewards, verifier(sop.samples)) and sop.nfe == bon.nfe and sop.trace == []
+    assert torch.allclose(sop.rewards, verifier(sop.samples, torch.arange(3))) and sop.nfe == bon.nfe and sop.trace == []
 
 
 def test_search_over_paths_beats_best_of_n_at_matched_nfe(rare_mode):
