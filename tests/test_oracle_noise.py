@@ -441,6 +441,28 @@ def test_search_over_paths_previews_with_decode_and_finishes_with_decode_full(ra
     assert used == scored + [("full", 2)]  # then the returned samples
 
 
+@pytest.mark.parametrize("method", [tts.BestOfN(), tts.ZeroOrder(iterations=2, restart_on_stall=True)], ids=lambda m: m.name)
+def test_finished_samples_are_scored_with_decode_full(rare_mode, method):
+    """Broken variant: best-of-N or zero-order scoring a finished sample (the initial pivot
+    included) through the cheap preview decoder: both only ever score finished samples."""
+    model, verifier = rare_mode
+    used = []
+
+    class TwoDecoders(tts.models.GaussianMixture):
+        def decode(self, x0):
+            used.append("decode")
+            return x0 + 100.0
+
+        def decode_full(self, x0):
+            used.append("full")
+            return x0
+
+    m = TwoDecoders(model.means, model.stds, model.weights)
+    r = tts.search(m, verifier, method, n_particles=3, num_steps=6, batch_size=2, progress=False)
+    assert used and set(used) == {"full"}
+    assert torch.allclose(r.rewards, verifier(r.samples))
+
+
 def test_search_over_paths_without_rounds_is_deterministic_best_of_n(rare_mode):
     """Broken variant: the no-round case (start = S) scoring previews, or without the prompt rows.
 
