@@ -71,3 +71,142 @@ def test_residual_uses_the_sequential_fraction_cdf(device):
     u = torch.full((1, n), 1.0 - 2.0**-53, dtype=torch.float64)
     got = ref.resample(torch.log(w).to(device), u.to(device), None, "residual").cpu()
     assert got[0].tolist() == [0] * 511 + [1] * 513
+
+
+# ------------------------------------------------------------------------------------------------
+# argument checks: the exact messages (each names the argument and what is allowed)
+
+
+def _bad_calls():
+    """(reference call, exception type, exact message)."""
+    lw = torch.zeros(2, 3, dtype=torch.float64)
+    u = torch.rand(2, 3, dtype=torch.float64)
+    rng = torch.tensor([0, 0])
+    alpha, sigma = torch.ones(10, dtype=torch.float64), torch.zeros(10, dtype=torch.float64)
+    x = torch.zeros(2, 4)
+    lv = torch.zeros(2, dtype=torch.int64)
+    step = torch.ones(2)
+    meta = torch.empty(2, 3, dtype=torch.float64, device="meta")
+    rs, rn, dd, lg = ref.resample, ref.renoise, ref.ddim_step, ref.langevin_step
+    return [
+        (lambda: rs([[0.0]], None, rng, "ssp"), TypeError, "log_weights must be a tensor, got list"),
+        (lambda: rs(lw.long(), u, None, "ssp"), TypeError, "log_weights must have dtype in (float32, float64), got int64"),
+        (lambda: rs(lw.half(), u, None, "ssp"), TypeError, "log_weights must have dtype in (float32, float64), got float16"),
+        (lambda: rs(lw[0], u[0], None, "ssp"), ValueError, "log_weights must be 2-D [B, N], got shape (3,)"),
+        (lambda: rs(lw[None], u[None], None, "ssp"), ValueError, "log_weights must be 2-D [B, N], got shape (1, 2, 3)"),
+        (lambda: rs(lw[:, :0], u[:, :0], None, "ssp"), ValueError, "log_weights must have at least one particle per row (N >= 1)"),
+        (lambda: rs(lw, u, None, "bogus"), ValueError,
+         "scheme must be one of multinomial, stratified, systematic, residual, ssp; got 'bogus'"),
+        (lambda: rs(lw, u, rng, "ssp"), ValueError, "pass either uniforms or rng, not both"),
+        (lambda: rs(lw, None, None, "ssp"), ValueError,
+         "a random source is required: pass uniforms (a tensor) or rng (int64 [seed, offset])"),
+        (lambda: rs(lw, u.half(), None, "ssp"), TypeError, "uniforms must have dtype in (float32, float64), got float16"),
+        (lambda: rs(lw, u[:, :2], None, "ssp"), ValueError, "uniforms must have the shape of log_weights (2, 3), got (2, 2)"),
+        (lambda: rs(lw, meta, None, "ssp"), ValueError, "uniforms is on meta but log_weights is on cpu; they must share a device"),
+        (lambda: rs(lw, None, [0, 0], "ssp"), TypeError, "rng must be an int64 tensor [seed, offset], got list"),
+        (lambda: rs(lw, None, torch.zeros(2), "ssp"), ValueError,
+         "rng must be an int64 tensor of shape [2] (seed, offset), got torch.float32 (2,)"),
+        (lambda: rs(lw, None, torch.zeros(3, dtype=torch.int64), "ssp"), ValueError,
+         "rng must be an int64 tensor of shape [2] (seed, offset), got torch.int64 (3,)"),
+        (lambda: rs(lw, None, rng.to("meta"), "ssp"), ValueError,
+         "rng is on meta; it must be on the CPU or on log_weights's device cpu"),
+        (lambda: rn(x.long(), lv, lv, alpha, sigma, None, rng), TypeError,
+         "x must have dtype in (float16, bfloat16, float32, float64), got int64"),
+        (lambda: rn(torch.tensor(1.0), lv, lv, alpha, sigma, None, rng), ValueError,
+         "x must have a leading batch dimension, got a 0-d tensor"),
+        (lambda: rn(x, lv, lv, alpha.float(), sigma, None, rng), TypeError, "alpha must have dtype in (float64), got float32"),
+        (lambda: rn(x, lv, lv, alpha, sigma.float(), None, rng), TypeError, "sigma must have dtype in (float64), got float32"),
+        (lambda: rn(x, lv, lv, alpha, sigma[:3], None, rng), ValueError,
+         "alpha and sigma must be 1-D tables of the same length >= 1, got (10,) and (3,)"),
+        (lambda: rn(x, lv, lv, alpha[None], sigma[None], None, rng), ValueError,
+         "alpha and sigma must be 1-D tables of the same length >= 1, got (1, 10) and (1, 10)"),
+        (lambda: rn(x, lv, lv, alpha[:0], sigma[:0], None, rng), ValueError,
+         "alpha and sigma must be 1-D tables of the same length >= 1, got (0,) and (0,)"),
+        (lambda: rn(x, lv, lv, alpha.to("meta"), sigma, None, rng), ValueError,
+         "alpha is on meta but x is on cpu; they must share a device"),
+        (lambda: rn(x, lv, lv, alpha, sigma.to("meta"), None, rng), ValueError,
+         "sigma is on meta but x is on cpu; they must share a device"),
+        (lambda: rn(x, lv.int(), lv, alpha, sigma, None, rng), TypeError, "level_from must be an int64 tensor of level indices"),
+        (lambda: rn(x, lv, [0, 0], alpha, sigma, None, rng), TypeError, "level_to must be an int64 tensor of level indices"),
+        (lambda: rn(x, lv, lv[:1], alpha, sigma, None, rng), ValueError, "level_to must have shape [B] = [2], got (1,)"),
+        (lambda: rn(x, lv.to("meta"), lv, alpha, sigma, None, rng), ValueError,
+         "level_from is on meta but x is on cpu; they must share a device"),
+        (lambda: rn(x, lv, lv + 10, alpha, sigma, None, rng), ValueError,
+         "level_to values must lie in [0, 10) (the length of alpha/sigma)"),
+        (lambda: rn(x, lv - 1, lv, alpha, sigma, None, rng), ValueError,
+         "level_from values must lie in [0, 10) (the length of alpha/sigma)"),
+        (lambda: rn(x, lv, lv, alpha, sigma, x[:1], None), ValueError,
+         "noise must match x in shape and dtype: (2, 4) torch.float32, got (1, 4) torch.float32"),
+        (lambda: rn(x, lv, lv, alpha, sigma, x.double(), None), ValueError,
+         "noise must match x in shape and dtype: (2, 4) torch.float32, got (2, 4) torch.float64"),
+        (lambda: rn(x, lv, lv, alpha, sigma, x.to("meta"), None), ValueError,
+         "noise is on meta but x is on cpu; they must share a device"),
+        (lambda: rn(x, lv, lv, alpha, sigma, None, None), ValueError,
+         "a random source is required: pass noise (a tensor) or rng (int64 [seed, offset])"),
+        (lambda: rn(x, lv, lv, alpha, sigma, x, rng), ValueError, "pass either noise or rng, not both"),
+        (lambda: rn(x, lv, lv, alpha, sigma, None, torch.zeros(2)), ValueError,
+         "rng must be an int64 tensor of shape [2] (seed, offset), got torch.float32 (2,)"),
+        (lambda: dd(x, [0.0], lv, lv, alpha, sigma, 0.0, None, None), TypeError, "x0_hat must be a tensor"),
+        (lambda: dd(x, x.double(), lv, lv, alpha, sigma, 0.0, None, None), ValueError,
+         "x0_hat must match x in shape and dtype: (2, 4) torch.float32, got (2, 4) torch.float64"),
+        (lambda: dd(x, x, lv, lv, alpha, sigma, 1.5, None, rng), ValueError, "eta must lie in [0, 1], got 1.5"),
+        (lambda: dd(x, x, lv, lv, alpha, sigma, -0.1, None, rng), ValueError, "eta must lie in [0, 1], got -0.1"),
+        (lambda: dd(x, x, lv, lv, alpha, sigma, math.nan, None, rng), ValueError, "eta must lie in [0, 1], got nan"),
+        (lambda: dd(x, x, lv, lv, alpha, sigma, 0.5, None, None), ValueError,
+         "a random source is required: pass noise (a tensor) or rng (int64 [seed, offset])"),
+        (lambda: dd(x, x, lv, lv, alpha, sigma, 0.0, x, rng), ValueError, "pass either noise or rng, not both"),
+        (lambda: dd(x, x, lv, lv, alpha, sigma, 0.0, x[:1], None), ValueError,
+         "noise must match x in shape and dtype: (2, 4) torch.float32, got (1, 4) torch.float32"),
+        (lambda: dd(x, x, lv, lv, alpha, sigma, 0.0, None, torch.zeros(2)), ValueError,
+         "rng must be an int64 tensor of shape [2] (seed, offset), got torch.float32 (2,)"),
+        (lambda: lg(x, x[:, :2], step, None, rng, None), ValueError,
+         "grad must match x in shape and dtype: (2, 4) torch.float32, got (2, 2) torch.float32"),
+        (lambda: lg(x, x, step.long(), None, rng, None), TypeError, "step_size must have dtype in (float32, float64), got int64"),
+        (lambda: lg(x, x, step[:1], None, rng, None), ValueError, "step_size must have shape [B] = [2], got (1,)"),
+        (lambda: lg(x, x, step.to("meta"), None, rng, None), ValueError,
+         "step_size is on meta but x is on cpu; they must share a device"),
+        (lambda: lg(x, x, torch.tensor([0.5, -1e-30]), None, rng, None), ValueError, "step_size must be >= 0"),
+        (lambda: lg(x, x, step, None, rng, 0.0), ValueError, "max_norm must be > 0 or None, got 0.0"),
+        (lambda: lg(x, x, step, None, rng, -1.0), ValueError, "max_norm must be > 0 or None, got -1.0"),
+        (lambda: lg(x, x, step, None, rng, math.nan), ValueError, "max_norm must be > 0 or None, got nan"),
+        (lambda: lg(x, x, step, None, None, None), ValueError,
+         "a random source is required: pass noise (a tensor) or rng (int64 [seed, offset])"),
+        (lambda: lg(x, x, step, x, rng, None), ValueError, "pass either noise or rng, not both"),
+        (lambda: lg(x, x, step, x[:1], None, None), ValueError,
+         "noise must match x in shape and dtype: (2, 4) torch.float32, got (1, 4) torch.float32"),
+        (lambda: lg(x, x, step, None, torch.zeros(2), None), ValueError,
+         "rng must be an int64 tensor of shape [2] (seed, offset), got torch.float32 (2,)"),
+        (lambda: ref.ess(torch.zeros(2, 3, 4)), ValueError, "log_weights must be 2-D [B, N], got shape (2, 3, 4)"),
+        (lambda: ref.ess(lw.half()), TypeError, "log_weights must have dtype in (float32, float64), got float16"),
+        (lambda: ref.normalize_log_weights(lw[:, :0]), ValueError,
+         "log_weights must have at least one particle per row (N >= 1)"),
+        (lambda: ref.normalize_log_weights(lw.long()), TypeError,
+         "log_weights must have dtype in (float32, float64), got int64"),
+    ]
+
+
+@pytest.mark.parametrize("i", range(len(_bad_calls())))
+def test_reference_error_messages(i):
+    call, kind, message = _bad_calls()[i]
+    with pytest.raises(kind) as err:
+        call()
+    assert err.type is kind and str(err.value) == message
+
+
+def test_reference_accepts_the_edges_of_each_check():
+    """What the checks must let through: the last level, eta 0 and 1 (eta 0 needs no random
+    source), step_size 0, a tiny max_norm, a CPU rng for any device, N = 1, empty batches."""
+    alpha, sigma = torch.tensor([1.0, 0.8, 0.6], dtype=torch.float64), torch.tensor([0.0, 0.6, 0.8], dtype=torch.float64)
+    x = torch.ones(2, 3)
+    lo, hi = torch.tensor([0, 1]), torch.tensor([2, 2])
+    z = torch.zeros(2, 3)
+    assert ref.renoise(x, lo, hi, alpha, sigma, z).shape == (2, 3)
+    assert ref.ddim_step(x, x, hi, lo, alpha, sigma, 0.0).shape == (2, 3)
+    assert ref.ddim_step(x, x, hi, lo, alpha, sigma, 0.0, None, torch.tensor([1, 2])).shape == (2, 3)
+    assert ref.ddim_step(x, x, hi, lo, alpha, sigma, 1.0, z).shape == (2, 3)
+    assert torch.equal(ref.langevin_step(x, x, torch.zeros(2), z, None, 1e-30), x)
+    assert ref.resample(torch.zeros(1, 1), torch.zeros(1, 1), None, "ssp").tolist() == [[0]]
+    empty = torch.empty(0, 3)
+    lv0 = torch.empty(0, dtype=torch.int64)
+    assert ref.renoise(empty, lv0, lv0, alpha, sigma, empty).shape == (0, 3)
+    assert ref.langevin_step(empty, empty, torch.empty(0), empty).shape == (0, 3)
