@@ -210,3 +210,100 @@ def test_reference_accepts_the_edges_of_each_check():
     lv0 = torch.empty(0, dtype=torch.int64)
     assert ref.renoise(empty, lv0, lv0, alpha, sigma, empty).shape == (0, 3)
     assert ref.langevin_step(empty, empty, torch.empty(0), empty).shape == (0, 3)
+
+
+# ------------------------------------------------------------------------------------------------
+# elementwise references: accumulation precision and hand-computed values
+
+
+def _tables():
+    return (torch.tensor([1.0, 0.8, 0.6, 0.0], dtype=torch.float64),
+            torch.tensor([0.0, 0.6, 0.8, 1.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_elementwise_references_accumulate_in_float32_or_better(dtype):
+    """Half and bfloat16 inputs are computed in float32 and rounded once at the end (float32 and
+    float64 in their own precision): bit for bit the float32 computation, rounded."""
+    alpha, sigma = _tables()
+    g = torch.Generator().manual_seed(0)
+    x, y, z = (torch.randn(64, 33, generator=g).to(dtype) for _ in range(3))
+    lo, hi = torch.randint(0, 2, (64,), generator=g), torch.randint(2, 3, (64,), generator=g)
+    step = torch.rand(64, generator=g) * 0.5
+    up = lambda t: t.float()  # noqa: E731
+    cases = [
+        (ref.renoise(x, lo, hi, alpha, sigma, z), ref.renoise(up(x), lo, hi, alpha, sigma, up(z))),
+        (ref.ddim_step(x, y, hi, lo, alpha, sigma, 0.7, z), ref.ddim_step(up(x), up(y), hi, lo, alpha, sigma, 0.7, up(z))),
+        (ref.ddim_step(x, y, hi, lo, alpha, sigma, 0.0), ref.ddim_step(up(x), up(y), hi, lo, alpha, sigma, 0.0)),
+        (ref.langevin_step(x, y, step, z, None, 3.0), ref.langevin_step(up(x), up(y), step, up(z), None, 3.0)),
+    ]
+    for got, want in cases:
+        assert got.dtype == dtype and torch.equal(got, want.to(dtype))
+    # float64 inputs stay in float64 (a float32 computation would differ in the low bits)
+    x64, z64 = x.double() / 3, z.double() / 7
+    got = ref.renoise(x64, lo, hi, alpha, sigma, z64)
+    ratio, std = (alpha[hi] / alpha[lo])[:, None], (sigma[hi] ** 2 - (alpha[hi] / alpha[lo]) ** 2 * sigma[lo] ** 2).sqrt()[:, None]
+    assert got.dtype == torch.float64 and torch.equal(got, ratio * x64 + std * z64)
+
+
+def test_ddim_step_reference_default_eta_is_one():
+    alpha, sigma = _tables()
+    x, y, z = torch.ones(2, 3), torch.full((2, 3), 0.5), torch.full((2, 3), -1.0)
+    lv2, lv1 = torch.tensor([2, 2]), torch.tensor([1, 1])
+    assert torch.equal(ref.ddim_step(x, y, lv2, lv1, alpha, sigma, noise=z), ref.ddim_step(x, y, lv2, lv1, alpha, sigma, 1.0, z))
+
+
+def test_elementwise_references_hand_computed():
+    """Tables alpha = (1, 0.8, 0.6, 0), sigma = (0, 0.6, 0.8, 1): values worked out by hand."""
+    alpha, sigma = _tables()
+    x = torch.tensor([[1.0, -2.0], [0.5, 0.0]], dtype=torch.float64)
+    z = torch.tensor([[1.0, 1.0], [-1.0, 2.0]], dtype=torch.float64)
+    # renoise level 1 -> 2: r = 0.6/0.8 = 0.75, std = sqrt(0.64 - 0.5625 * 0.36) = sqrt(0.4375)
+    # renoise level 0 -> 3 (to pure noise): r = 0, std = 1
+    out = ref.renoise(x, torch.tensor([1, 0]), torch.tensor([2, 3]), alpha, sigma, z)
+    s = math.sqrt(0.4375)
+    torch.testing.assert_close(out, torch.tensor([[0.75 + s, -1.5 + s], [-1.0, 2.0]], dtype=torch.float64), rtol=0, atol=1e-15)
+    # ddim 2 -> 1, x0_hat = 0: v = 0.64 - (0.6/0.8)^2 * 0.36 = 0.4375; frac = v / 0.64
+    # eta = 0: c_x = 0.6 / 0.8 = 0.75 (x scaled), c_z = 0; eta = 1: c_eps = 0.6 sqrt(1 - frac), c_z = 0.6 sqrt(frac)
+    lv2, lv1 = torch.tensor([2, 2]), torch.tensor([1, 1])
+    zero = torch.zeros_like(x)
+    torch.testing.assert_close(ref.ddim_step(x, zero, lv2, lv1, alpha, sigma, 0.0), 0.75 * x, rtol=0, atol=1e-15)
+    frac = 0.4375 / 0.64
+    want = 0.6 * math.sqrt(1 - frac) / 0.8 * x + 0.6 * math.sqrt(frac) * z
+    torch.testing.assert_close(ref.ddim_step(x, zero, lv2, lv1, alpha, sigma, 1.0, z), want, rtol=0, atol=1e-15)
+    # x0_hat alone: c_x0 = a_j - c_x a_i = 0.8 - 0.75 * 0.6 at eta = 0
+    torch.testing.assert_close(ref.ddim_step(zero, x, lv2, lv1, alpha, sigma, 0.0), (0.8 - 0.45) * x, rtol=0, atol=1e-15)
+    # to the clean level (sigma 0): x_to = x0_hat whatever eta
+    lv0 = torch.tensor([0, 0])
+    torch.testing.assert_close(ref.ddim_step(x, -x, lv1, lv0, alpha, sigma, 1.0, z), -x, rtol=0, atol=1e-15)
+    # langevin: x + eta * scale * g + sqrt(2 eta) z with scale = min(1, max_norm / |g_b|)
+    g = torch.tensor([[3.0, 4.0], [0.3, 0.4]], dtype=torch.float64)  # norms 5 and 0.5
+    step = torch.tensor([0.5, 2.0], dtype=torch.float64)
+    want = x + torch.tensor([[0.5 * 0.2], [2.0]], dtype=torch.float64) * g + torch.tensor([[1.0], [2.0]], dtype=torch.float64) * z
+    torch.testing.assert_close(ref.langevin_step(x, g, step, z, None, 1.0), want, rtol=0, atol=1e-15)
+    want_free = x + step[:, None] * g + torch.tensor([[1.0], [2.0]], dtype=torch.float64) * z
+    torch.testing.assert_close(ref.langevin_step(x, g, step, z), want_free, rtol=0, atol=1e-15)
+    torch.testing.assert_close(ref.langevin_step(x, g, step, z, None, 5.0), want_free, rtol=0, atol=1e-15)  # |g| = max_norm: no scaling
+    c_x, c_x0, c_z = ref.ddim_coefficients(lv2, lv1, alpha, sigma, 1.0)
+    assert c_x.dtype == torch.float64 and c_x.shape == (2,)
+    torch.testing.assert_close(c_z, torch.full((2,), 0.6 * math.sqrt(frac), dtype=torch.float64), rtol=0, atol=1e-15)
+
+
+def test_normalize_and_ess_reference_precision_and_special_rows():
+    """float32 log-weights are reduced in float64 (bit for bit the float64 result, rounded), and
+    the special rows follow the conventions: NaN = -inf, all -inf -> uniform, +inf entries share."""
+    g = torch.Generator().manual_seed(4)
+    lw = (torch.randn(50, 37, generator=g) * 20).float()
+    assert torch.equal(ref.normalize_log_weights(lw), ref.normalize_log_weights(lw.double()).float())
+    assert torch.equal(ref.ess(lw), ref.ess(lw.double()).float())
+    inf, nan = math.inf, math.nan
+    rows = torch.tensor([[0.0, math.log(3.0), -inf, nan], [-inf, -inf, nan, -inf], [inf, 1.0, inf, nan], [2.0, 2.0, 2.0, 2.0]],
+                        dtype=torch.float64)
+    want = torch.tensor([[math.log(0.25), math.log(0.75), -inf, -inf], [math.log(0.25)] * 4,
+                         [math.log(0.5), -inf, math.log(0.5), -inf], [math.log(0.25)] * 4], dtype=torch.float64)
+    torch.testing.assert_close(ref.normalize_log_weights(rows), want, rtol=0, atol=1e-15)
+    torch.testing.assert_close(ref.ess(rows), torch.tensor([16 / 10, 4.0, 2.0, 4.0], dtype=torch.float64), rtol=0, atol=1e-14)
+    assert torch.equal(ref.row_weights(rows), torch.tensor([[1 / 3, 1.0, 0, 0], [1.0] * 4, [1.0, 0, 1.0, 0], [1.0] * 4],
+                                                           dtype=torch.float64))
+    tiny = torch.tensor([[0.0, -800.0]], dtype=torch.float64)  # exp(-800) underflows; its log weight must not
+    torch.testing.assert_close(ref.normalize_log_weights(tiny), torch.tensor([[0.0, -800.0]], dtype=torch.float64), rtol=0, atol=0)
