@@ -87,8 +87,10 @@ def test_resample_rng_matches_reference(device, scheme, rng_device):
     rng = rng_tensor(2**40 + 17, 123, device if rng_device == "same" else "cpu")
     got = ops.resample(lw, rng=rng, scheme=scheme)
     assert_ancestors_equal(got, ref_call(ref.resample, lw, None, rng, scheme), device)
-    # Same rng, same answer; another offset, other uniforms.
+    # Same rng, same answer; another offset or seed, other uniforms.
     assert torch.equal(got, ops.resample(lw, rng=rng, scheme=scheme))
+    for other in (rng_tensor(2**40 + 17, 124, rng.device), rng_tensor(2**40 + 18, 123, rng.device)):
+        assert not torch.equal(got, ops.resample(lw, rng=other, scheme=scheme))
 
 
 @pytest.mark.parametrize("device", DEVICES)

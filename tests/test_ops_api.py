@@ -79,6 +79,15 @@ def test_gather_particles_both_layouts():
     assert torch.equal(ops.gather_particles(rewards.reshape(6), anc), torch.tensor([12.0, 12.0, 10.0, 21.0, 20.0, 20.0]))
 
 
+def test_gather_particles_stays_on_the_ancestors_device():
+    """The row offsets are made on the ancestors' device (meta tensors here: a CPU offset would
+    not mix with them, as it would not with CUDA ones)."""
+    anc = torch.empty(2, 3, dtype=torch.int64, device="meta")
+    out = ops.gather_particles(torch.empty(2, 3, 4, device="meta"), anc)
+    assert out.shape == (2, 3, 4) and out.device.type == "meta"
+    assert ops.gather_particles(torch.empty(6, device="meta"), anc).shape == (6,)
+
+
 def test_gather_particles_bad_state():
     anc = torch.zeros(2, 3, dtype=torch.int64)
     for bad in (torch.zeros(5), torch.zeros(3, 2, 4)):
@@ -102,6 +111,12 @@ def test_philox_take_advances_by_blocks(device):
     snapshot[1] += 100  # the returned tensor is a copy
     assert gen.state.cpu().tolist() == [2**40 + 3, 6]
     assert [_philox.blocks_for(n) for n in (0, 1, 4, 5, 8, 9)] == [0, 1, 1, 2, 2, 3]
+
+
+def test_philox_device():
+    assert ops.Philox(1).state.device == torch.device("cpu")
+    meta = ops.Philox(1, "meta")
+    assert meta.state.device.type == "meta" and meta.take(3).device.type == "meta"
 
 
 # ------------------------------------------------------------------------------------------------

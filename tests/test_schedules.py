@@ -167,7 +167,9 @@ def test_beta_schedules_exact_values():
     sl = S.scaled_linear()
     want = [(math.sqrt(0.00085) + i * (math.sqrt(0.012) - math.sqrt(0.00085)) / 999) ** 2 for i in range(1000)]
     torch.testing.assert_close(sl.betas, torch.tensor(want, dtype=torch.float64), rtol=1e-13, atol=0)
-    assert S.scaled_linear(5, 0.01, 0.04, spacing="leading").betas.shape == (5,)
+    assert S.scaled_linear(5, 0.01, 0.04, spacing="leading", steps_offset=2).spacing == "leading"
+    assert S.scaled_linear(5, 0.01, 0.04, spacing="leading", steps_offset=2).steps_offset == 2
+    assert S.cosine(5, spacing="trailing").spacing == "trailing" and S.cosine(5, steps_offset=0).steps_offset == 0
     torch.testing.assert_close(S.scaled_linear(5, 0.01, 0.04).betas, torch.linspace(0.1, 0.2, 5, dtype=torch.float64) ** 2)
     cos = S.cosine()
     f = [math.cos((i / 1000 + 0.008) / 1.008 * math.pi / 2) ** 2 for i in range(1001)]
@@ -301,7 +303,7 @@ def test_grid_step_quantities_exact():
 
 def test_score_from_x0_and_conversions_exact():
     x, x0, a, s = torch.tensor([1.0]), torch.tensor([0.5]), torch.tensor(0.8), torch.tensor(0.5)
-    assert torch.allclose(S.score_from_x0(x, x0, a, s), torch.tensor([(0.8 * 0.5 - 1.0) / 0.25]))
+    assert torch.allclose(S.score_from_x0(x, x0, a, torch.tensor(0.4)), torch.tensor([(0.8 * 0.5 - 1.0) / 0.16]))
     assert torch.allclose(S.eps_from_x0(x, x0, a, s), torch.tensor([(1.0 - 0.4) / 0.5]))
     assert torch.allclose(S.x0_from_eps(x, torch.tensor([2.0]), a, s), torch.tensor([(1.0 - 1.0) / 0.8]))
     assert torch.allclose(S.x0_from_v(x, torch.tensor([2.0]), a, s), torch.tensor([0.8 - 1.0]))
@@ -333,6 +335,23 @@ def test_step_wrappers_draw_noise_from_the_generator():
     # the drawn noise has x's dtype
     x32 = x.float()
     assert S.ddim_step(x32, x32, 3, 4, g, generator=torch.Generator().manual_seed(5)).dtype == torch.float32
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device"))])
+def test_step_wrappers_on_device(device):
+    """Levels given as ints and drawn noise are made on x's device; results match the CPU ones."""
+    g = S.ddpm_linear().grid(10)
+    gd = g.to(device)
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    z = torch.randn(5, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    for fn, args in ((S.renoise, (6, 2)), (S.ddim_step, (2, 3)), (S.ancestral_step, (2, 3))):
+        extra = () if fn is S.renoise else (x,)
+        got = fn(x.to(device), *(a.to(device) for a in extra), *args, gd, noise=z.to(device))
+        assert got.device.type == device
+        torch.testing.assert_close(got.cpu(), fn(x, *extra, *args, g, noise=z), rtol=1e-6, atol=1e-6)
+        drawn = fn(x.to(device), *(a.to(device) for a in extra), *args, gd)  # noise drawn on the device
+        assert drawn.device.type == device and drawn.dtype == x.dtype
 
 
 def test_sample_calls_the_model_once_per_level():
