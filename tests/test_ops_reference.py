@@ -315,3 +315,42 @@ def test_normalize_and_ess_reference_precision_and_special_rows():
                                                            dtype=torch.float64))
     tiny = torch.tensor([[0.0, -800.0]], dtype=torch.float64)  # exp(-800) underflows; its log weight must not
     torch.testing.assert_close(ref.normalize_log_weights(tiny), torch.tensor([[0.0, -800.0]], dtype=torch.float64), rtol=0, atol=0)
+
+
+def test_langevin_reference_step_size_in_float64():
+    """eta is taken to float64 before sqrt(2 eta): a float32 step size with float64 x gives the
+    float64 coefficients (a float32 sqrt, widened, would differ in the low bits)."""
+    g = torch.Generator().manual_seed(8)
+    x, grad, z = (torch.randn(40, 3, generator=g, dtype=torch.float64) for _ in range(3))
+    step = torch.rand(40, generator=g) * 0.3  # float32
+    for max_norm in (None, 0.7):
+        got = ref.langevin_step(x, grad, step, z, None, max_norm)
+        assert torch.equal(got, ref.langevin_step(x, grad, step.double(), z, None, max_norm))
+    want = x + step.double()[:, None] * grad + torch.sqrt(2.0 * step.double())[:, None] * z
+    assert torch.equal(ref.langevin_step(x, grad, step, z), want)
+
+
+# ------------------------------------------------------------------------------------------------
+# Philox reference: device and dtype of what it makes
+
+
+def test_philox_reference_makes_numbers_on_the_requested_device():
+    rng = torch.tensor([7, 3])
+    for fn in (ref._philox.philox_uniform, ref._philox.philox_normal):
+        out = fn(rng, 10, device="meta")
+        assert out.device.type == "meta" and out.shape == (10,)
+        assert fn(rng, 10).device.type == "cpu" and fn(rng.to("meta"), 10).device.type == "meta"  # default: rng's device
+
+
+def test_philox_reference_ignores_the_default_dtype():
+    """Uniforms are float64 and normals float32 whatever torch's default dtype is."""
+    rng = torch.tensor([11, 5])
+    u, z = ref._philox.philox_uniform(rng, 9), ref._philox.philox_normal(rng, 9)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        u64, z64 = ref._philox.philox_uniform(rng, 9), ref._philox.philox_normal(rng, 9)
+    finally:
+        torch.set_default_dtype(old)
+    assert u.dtype == u64.dtype == torch.float64 and torch.equal(u, u64)
+    assert z.dtype == z64.dtype == torch.float32 and torch.equal(z, z64)
