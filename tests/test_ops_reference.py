@@ -214,6 +214,9 @@ def test_reference_accepts_the_edges_of_each_check():
     assert ref.ddim_step(x, x, hi, lo, alpha, sigma, 1.0, z).shape == (2, 3)
     assert torch.equal(ref.langevin_step(x, x, torch.zeros(2), z, None, 1e-30), x)
     assert ref.resample(torch.zeros(1, 1), torch.zeros(1, 1), None, "ssp").tolist() == [[0]]
+    one = torch.ones(1, dtype=torch.float64)  # a one-level table
+    lv0 = torch.zeros(2, dtype=torch.int64)
+    assert torch.equal(ref.renoise(x, lv0, lv0, one, one * 0, z), x)
     empty = torch.empty(0, 3)
     lv0 = torch.empty(0, dtype=torch.int64)
     assert ref.renoise(empty, lv0, lv0, alpha, sigma, empty).shape == (0, 3)
