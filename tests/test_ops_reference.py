@@ -357,3 +357,34 @@ def test_philox_reference_ignores_the_default_dtype():
         torch.set_default_dtype(old)
     assert u.dtype == u64.dtype == torch.float64 and torch.equal(u, u64)
     assert z.dtype == z64.dtype == torch.float32 and torch.equal(z, z64)
+
+
+def test_elementwise_references_float32_arithmetic():
+    """float32 inputs are computed in float32 with float32 coefficients (the kernels' arithmetic),
+    not in float64: bit for bit the float32 formulas."""
+    alpha, sigma = _tables()
+    g = torch.Generator().manual_seed(9)
+    x, y, z = (torch.randn(64, 33, generator=g) for _ in range(3))
+    lo, hi = torch.randint(0, 2, (64,), generator=g), torch.full((64,), 2)
+    col = lambda c: c.float()[:, None]  # noqa: E731
+    ratio = alpha[hi] / alpha[lo]
+    std = torch.sqrt(sigma[hi] ** 2 - ratio**2 * sigma[lo] ** 2)
+    assert torch.equal(ref.renoise(x, lo, hi, alpha, sigma, z), col(ratio) * x + col(std) * z)
+    c_x, c_x0, c_z = ref.ddim_coefficients(hi, lo, alpha, sigma, 0.7)
+    assert torch.equal(ref.ddim_step(x, y, hi, lo, alpha, sigma, 0.7, z), col(c_x) * x + col(c_x0) * y + col(c_z) * z)
+    step = torch.rand(64, generator=g, dtype=torch.float64)
+    assert torch.equal(ref.langevin_step(x, y, step, z), x + col(step) * y + col(torch.sqrt(2.0 * step)) * z)
+
+
+def test_elementwise_references_on_another_device_with_a_cpu_rng():
+    """A CPU rng serves tensors on any device; the numbers are made there (meta tensors here)."""
+    alpha, sigma = (t.to("meta") for t in _tables())
+    x = torch.empty(4, 5, device="meta")
+    lv = torch.zeros(4, dtype=torch.int64, device="meta")
+    rng = torch.tensor([1, 2])
+    step = torch.ones(4, device="meta")
+    for out in (ref.renoise(x, lv, lv, alpha, sigma, None, rng), ref.ddim_step(x, x, lv, lv, alpha, sigma, 0.5, None, rng),
+                ref.langevin_step(x, x, step, None, rng, 1.0)):
+        assert out.device.type == "meta" and out.shape == (4, 5) and out.dtype == torch.float32
+    lw = torch.empty(3, 6, dtype=torch.float64, device="meta")
+    assert ref._uniforms(lw, None, rng).device.type == "meta" and ref._uniforms(lw, None, rng).shape == (3, 6)
