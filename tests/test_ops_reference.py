@@ -388,3 +388,16 @@ def test_elementwise_references_on_another_device_with_a_cpu_rng():
         assert out.device.type == "meta" and out.shape == (4, 5) and out.dtype == torch.float32
     lw = torch.empty(3, 6, dtype=torch.float64, device="meta")
     assert ref._uniforms(lw, None, rng).device.type == "meta" and ref._uniforms(lw, None, rng).shape == (3, 6)
+
+
+@pytest.mark.parametrize("scheme", ref.SCHEMES)
+def test_resample_reference_stays_on_the_weights_device(scheme):
+    """Every intermediate is made on log_weights' device (meta tensors here; a CPU temporary would
+    not mix with them, as it would not with CUDA ones), with given uniforms or a CPU rng."""
+    lw = torch.empty(3, 7, dtype=torch.float64, device="meta")
+    for u, rng in ((torch.empty(3, 7, dtype=torch.float32, device="meta"), None), (None, torch.tensor([4, 0]))):
+        out = ref.resample(lw, u, rng, scheme)
+        assert out.device.type == "meta" and out.shape == (3, 7) and out.dtype == torch.int64
+    assert ref.cumsum_left_to_right(lw).device.type == "meta"
+    empty = ref.resample(torch.empty(0, 7, dtype=torch.float64), torch.empty(0, 7, dtype=torch.float64), None, scheme)
+    assert empty.shape == (0, 7) and empty.dtype == torch.int64

@@ -274,6 +274,10 @@ def test_flow_schedule_values():
     assert f2.shift == 2.0 and f2.timestep_scale == 1.0 and f2.alpha_sigma(torch.tensor([0.5]))[1].tolist() == [0.5]
     assert f2.grid(2).sigma.tolist() == [1.0, 2 * 0.5 / 1.5, 0.0] and f2.grid(2).timesteps.tolist() == [1.0, 2 * 0.5 / 1.5]
     assert S.FlowSchedule(0.5).grid(1, device="cpu").sigma.tolist() == [1.0, 0.0]
+    assert S.FlowSchedule().shift == 1.0 and S.FlowSchedule().timestep_scale == 1000.0
+    on_meta = fl.grid(4, device="meta")
+    assert on_meta.device.type == "meta" and on_meta.timesteps.device.type == "meta" and on_meta.kind == "flow"
+    assert S.ddpm_linear().grid(4, device="meta").device.type == "meta"
     assert S.FlowSchedule(1e-9).shift == 1e-9
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match=rf"^shift must be > 0, got {bad}$"):
