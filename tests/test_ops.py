@@ -5,6 +5,10 @@ seeded sweep and hypothesis-generated inputs (B = 1, N = 1, N not a power of two
 +-1e3 spreads, NaN / -inf rows, +inf entries, float32/float64, all schemes, uniforms and rng).
 Elementwise ops: within rounding, every dtype, odd sizes, noise tensors and in-kernel Philox.
 Bad input: errors name the argument.
+
+Each comparison starts with kernel_under_test: without tts_fast._C the ops *are* the reference, so
+the test fails (it could not fail otherwise), unless TTS_FAST_BACKEND=reference asks for a
+reference-only run, where it is skipped.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from _ops_helpers import (
     assert_ancestors_equal,
     float_tol,
     flow_tables,
+    kernel_under_test,
     log_weights,
     ref_call,
     rng_tensor,
@@ -66,6 +71,7 @@ def _resample_inputs(case, lw_dtype, u_dtype, device, seed=0):
 @pytest.mark.parametrize("case", RESAMPLE_CASES, ids=lambda c: f"B{c[0]}N{c[1]}s{c[2]:g}p{c[3]:g}{c[4]}")
 @pytest.mark.parametrize("dtypes", DTYPE_PAIRS, ids=lambda d: f"{str(d[0])[6:]}-{str(d[1])[6:]}")
 def test_resample_matches_reference(device, scheme, case, dtypes):
+    kernel_under_test(device, cross_device=True)
     lw, u = _resample_inputs(case, *dtypes, device)
     got = ops.resample(lw, u, scheme=scheme)
     assert got.device == lw.device
@@ -76,12 +82,15 @@ def test_resample_matches_reference(device, scheme, case, dtypes):
 @pytest.mark.parametrize("scheme", SCHEMES)
 @pytest.mark.parametrize("rng_device", ["cpu", "same"])
 def test_resample_rng_matches_reference(device, scheme, rng_device):
+    kernel_under_test(device, cross_device=True)
     lw = log_weights(12, 29, scale=2.0, special=0.1, seed=3).to(device)
     rng = rng_tensor(2**40 + 17, 123, device if rng_device == "same" else "cpu")
     got = ops.resample(lw, rng=rng, scheme=scheme)
     assert_ancestors_equal(got, ref_call(ref.resample, lw, None, rng, scheme), device)
-    # Same rng, same answer; another offset, other uniforms.
+    # Same rng, same answer; another offset or seed, other uniforms.
     assert torch.equal(got, ops.resample(lw, rng=rng, scheme=scheme))
+    for other in (rng_tensor(2**40 + 17, 124, rng.device), rng_tensor(2**40 + 18, 123, rng.device)):
+        assert not torch.equal(got, ops.resample(lw, rng=other, scheme=scheme))
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -95,7 +104,7 @@ def test_resample_empty_batch(device):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_resample_noncontiguous(device):
-    skip_unless_device(device)
+    kernel_under_test(device, cross_device=True)
     lw = log_weights(9, 20, seed=5).to(device).t()  # [20, 9] non-contiguous
     u = uniforms(9, 20, seed=6).to(device).t()
     assert not lw.is_contiguous() and not u.is_contiguous()
@@ -129,9 +138,14 @@ def resample_problems(draw):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_resample_hypothesis(device):
+    kernel_under_test(device, cross_device=True)  # outside @given: a failure here is not a counterexample
+    _resample_hypothesis(device)
+
+
 @_hyp
 @given(p=resample_problems())
-def test_resample_hypothesis(device, p):
+def _resample_hypothesis(device, p):
     lw = log_weights(p["b"], p["n"], scale=p["scale"], special=p["special"], dtype=p["lw_dtype"],
                      seed=p["seed"] % 2**31).to(device)
     if p["use_rng"]:
@@ -169,7 +183,7 @@ def _x(shape, dtype, device, seed):
 @pytest.mark.parametrize("source", ["noise", "rng"])
 @pytest.mark.parametrize("tables", [vp_tables, flow_tables], ids=["vp", "flow"])
 def test_renoise_matches_reference(device, dtype, shape, source, tables):
-    skip_unless_device(device)
+    kernel_under_test(device)
     alpha, sigma = tables(40, device)
     x = _x(shape, dtype, device, 1)
     lf, lt = (t.to(device) for t in _levels(shape[0], 40, device, 2, upward=True))
@@ -186,7 +200,7 @@ def test_renoise_matches_reference(device, dtype, shape, source, tables):
 @pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
 @pytest.mark.parametrize("source", ["noise", "rng", "none"])
 def test_ddim_step_matches_reference(device, dtype, shape, eta, source):
-    skip_unless_device(device)
+    kernel_under_test(device)
     if source == "none" and eta > 0:
         pytest.skip("eta > 0 needs a random source")
     alpha, sigma = vp_tables(30, device)
@@ -204,7 +218,7 @@ def test_ddim_step_matches_reference(device, dtype, shape, eta, source):
 @pytest.mark.parametrize("max_norm", [None, 0.5, 1e6])
 @pytest.mark.parametrize("source", ["noise", "rng"])
 def test_langevin_step_matches_reference(device, dtype, shape, max_norm, source):
-    skip_unless_device(device)
+    kernel_under_test(device)
     x, g = _x(shape, dtype, device, 8), _x(shape, dtype, device, 9)
     step = (torch.rand(shape[0], generator=torch.Generator().manual_seed(10), dtype=torch.float64) * 0.1)
     step[0] = 0.0
@@ -217,7 +231,7 @@ def test_langevin_step_matches_reference(device, dtype, shape, max_norm, source)
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_elementwise_noncontiguous_and_empty(device):
-    skip_unless_device(device)
+    kernel_under_test(device)
     alpha, sigma = vp_tables(20, device)
     x = _x((6, 5, 3), torch.float32, device, 12).transpose(1, 2)  # non-contiguous [6, 3, 5]
     lf, lt = torch.arange(6, device=device), torch.arange(6, device=device) + 5
@@ -235,7 +249,7 @@ def test_elementwise_noncontiguous_and_empty(device):
 def test_philox_normals_match_reference(device):
     """renoise of zeros from sigma 0 to sigma 1 with alpha 1 returns exactly the normals z, which
     equal _philox.philox_normal's (bit for bit on the CPU)."""
-    skip_unless_device(device)
+    kernel_under_test(device, cross_device=True)
     alpha = torch.ones(2, dtype=torch.float64, device=device)
     sigma = torch.tensor([0.0, 1.0], dtype=torch.float64, device=device)
     n = 4 * 1000 + 3
@@ -265,7 +279,7 @@ def test_philox_known_answer():
 @pytest.mark.parametrize("shape,scale,special", [((1, 1), 1.0, 0.0), ((7, 13), 1.0, 0.2), ((16, 100), 1e3, 0.05),
                                                  ((3, 1000), 30.0, 0.0)])
 def test_weights_ops_match_reference(device, dtype, shape, scale, special):
-    skip_unless_device(device)
+    kernel_under_test(device)
     lw = log_weights(*shape, scale=scale, special=special, dtype=dtype, seed=shape[1]).to(device)
     tol = dict(atol=1e-12, rtol=1e-10) if dtype == torch.float64 else dict(atol=1e-5, rtol=1e-5)
     e = ops.ess(lw)
@@ -278,7 +292,7 @@ def test_weights_ops_match_reference(device, dtype, shape, scale, special):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_weights_ops_empty_and_noncontiguous(device):
-    skip_unless_device(device)
+    kernel_under_test(device)
     lw = log_weights(10, 6, seed=1).to(device).t()  # [6, 10] non-contiguous
     torch.testing.assert_close(ops.normalize_log_weights(lw), ref.normalize_log_weights(lw))
     assert ops.normalize_log_weights(lw).stride() == torch.empty_like(lw).stride()
@@ -348,9 +362,19 @@ def _bad_cases(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_bad_input_names_the_argument(device):
-    """Each bad call raises ValueError/TypeError naming the argument, of the same type as the reference."""
+def test_reference_bad_input_names_the_argument(device):
+    """Each bad call to a reference raises ValueError/TypeError naming the argument."""
     skip_unless_device(device)
+    for name, op_name, args in _bad_cases(device):
+        with pytest.raises((ValueError, TypeError), match=name):
+            ops._REFERENCES[op_name](*args)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_bad_input_names_the_argument(device):
+    """Each bad call to the kernel raises ValueError/TypeError naming the argument, of the same
+    type as the reference."""
+    kernel_under_test(device)
     for name, op_name, args in _bad_cases(device):
         with pytest.raises((ValueError, TypeError), match=name) as compiled:
             getattr(torch.ops.tts_fast, op_name)(*args)
@@ -360,6 +384,12 @@ def test_bad_input_names_the_argument(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_elementwise_hypothesis(device):
+    """Random shapes (odd numels), dtypes and sources: kernel == reference within rounding."""
+    kernel_under_test(device)  # outside @given: a failure here is not a counterexample
+    _elementwise_hypothesis(device)
+
+
 @settings(max_examples=40, deadline=None, derandomize=True)
 @given(
     dims=st.lists(st.integers(1, 9), min_size=1, max_size=4),
@@ -369,8 +399,7 @@ def test_bad_input_names_the_argument(device):
     seed=st.integers(-(2**63), 2**63 - 1),
     offset=st.integers(0, 2**62),
 )
-def test_elementwise_hypothesis(device, dims, dtype, op, use_rng, seed, offset):
-    """Random shapes (odd numels), dtypes and sources: kernel == reference within rounding."""
+def _elementwise_hypothesis(device, dims, dtype, op, use_rng, seed, offset):
     shape = tuple(dims)
     b = shape[0]
     x, y = _x(shape, dtype, device, abs(seed) % 1000), _x(shape, dtype, device, abs(seed) % 1000 + 1)

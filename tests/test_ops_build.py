@@ -16,10 +16,15 @@ import torch
 from tts_fast import ops
 from tts_fast import _reference as ref
 
-from _ops_helpers import log_weights, uniforms
+from _ops_helpers import log_weights, require_compiled_ops, uniforms
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-compiled_only = pytest.mark.skipif(ops._C is None, reason="tts_fast._C is not built (reference backend)")
+
+
+@pytest.fixture
+def compiled():
+    """The test is about tts_fast._C: fails when it is not built, unless TTS_FAST_BACKEND=reference."""
+    require_compiled_ops()
 
 
 def _run_python(code: str, env_extra: dict | None = None, cwd: str | None = None) -> subprocess.CompletedProcess:
@@ -28,14 +33,12 @@ def _run_python(code: str, env_extra: dict | None = None, cwd: str | None = None
                           cwd=cwd or ROOT, timeout=300)
 
 
-@compiled_only
-def test_compiled_schemas_equal_python_schemas():
+def test_compiled_schemas_equal_python_schemas(compiled):
     for name, schema in ops.SCHEMAS.items():
         assert str(getattr(torch.ops.tts_fast, name).default._schema) == f"tts_fast::{schema}"
 
 
-@compiled_only
-def test_build_info_keys():
+def test_build_info_keys(compiled):
     info = ops._C.build_info()
     assert {"cpu", "cuda", "cuda_archs", "torch_version", "cuda_version", "compiler"} <= set(info)
     assert info["cpu"] is True and isinstance(info["cuda"], bool)
@@ -70,7 +73,31 @@ def test_reference_backend_by_env():
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
 
 
-@compiled_only
+_WITHOUT_C = """
+import importlib.abc, sys
+
+class HideCompiledOps(importlib.abc.MetaPathFinder):
+    # What a checkout that was never built looks like to tts_fast.ops.
+    def find_spec(self, name, path=None, target=None):
+        if name in ("tts_fast._C", "tts_fast._build_info"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, HideCompiledOps())
+import pytest
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-rs", "tests/test_ops.py::test_weights_ops_empty_and_noncontiguous[cpu]"]))
+"""
+
+
+def test_parity_tests_fail_without_the_compiled_ops():
+    """Without tts_fast._C a kernel-vs-reference test fails (it would compare the reference with
+    itself), and is skipped, not passed, in an explicit reference-only run."""
+    r = _run_python(_WITHOUT_C, {"TTS_FAST_BACKEND": ""})
+    assert r.returncode == 1 and "tts_fast._C is not built" in r.stdout, (r.stdout[-3000:], r.stderr[-3000:])
+    r = _run_python(_WITHOUT_C, {"TTS_FAST_BACKEND": "reference"})
+    assert r.returncode == 0 and "1 skipped" in r.stdout and "reference-only run" in r.stdout, (r.stdout[-3000:], r.stderr[-3000:])
+
+
 def test_torch_version_mismatch_message():
     r = _run_python(
         """

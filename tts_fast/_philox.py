@@ -33,8 +33,12 @@ def _mulhilo(a: int, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return hi, lo
 
 
-def philox_words(seed: int, offset: int, n_blocks: int, device=None) -> torch.Tensor:
-    """uint32 words (as int64) of ``n_blocks`` Philox blocks: shape [n_blocks, 4]."""
+def philox_words(seed, offset, n_blocks: int, device=None) -> torch.Tensor:
+    """uint32 words (as int64) of ``n_blocks`` Philox blocks: shape [n_blocks, 4].
+
+    ``seed`` and ``offset`` are Python ints or 0-d int64 tensors (on ``device``), so that a
+    device-side rng is never read on the host.
+    """
     ctr = torch.arange(n_blocks, dtype=torch.int64, device=device) + offset
     c0 = ctr & _MASK32
     c1 = (ctr >> 32) & _MASK32
@@ -52,23 +56,25 @@ def philox_words(seed: int, offset: int, n_blocks: int, device=None) -> torch.Te
     return torch.stack([c0, c1, c2, c3], dim=1)
 
 
-def _seed_offset(rng: torch.Tensor) -> tuple[int, int]:
-    seed, offset = (int(v) for v in rng.detach().cpu().tolist())
-    return seed, offset
+def _seed_offset(rng: torch.Tensor, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """seed and offset as 0-d int64 tensors on ``device`` (default: rng's): a copy, never a host
+    read of device memory."""
+    r = rng.detach().to(device=rng.device if device is None else device, dtype=torch.int64)
+    return r[0], r[1]
 
 
 def philox_uniform(rng: torch.Tensor, numel: int, device=None) -> torch.Tensor:
     """``numel`` float64 uniforms in [0, 1): word * 2**-32 (exact, the resampling kernels' form)."""
-    seed, offset = _seed_offset(rng)
-    words = philox_words(seed, offset, (numel + 3) // 4, device=device).reshape(-1)[:numel]
+    seed, offset = _seed_offset(rng, device)
+    words = philox_words(seed, offset, (numel + 3) // 4, device=seed.device).reshape(-1)[:numel]
     return words.to(torch.float64) * (2.0**-32)
 
 
 def philox_normal(rng: torch.Tensor, numel: int, device=None) -> torch.Tensor:
     """``numel`` float32 standard normals by Box-Muller, laid out as the kernels draw them."""
-    seed, offset = _seed_offset(rng)
+    seed, offset = _seed_offset(rng, device)
     n_blocks = (numel + 3) // 4
-    w = philox_words(seed, offset, n_blocks, device=device)
+    w = philox_words(seed, offset, n_blocks, device=seed.device)
     # 24-bit uniforms: u1 in (0, 1] for the log, u2 in [0, 1) for the angle (float32 math, as in-kernel).
     u_log = ((w[:, 0::2] >> 8) + 1).to(torch.float32) * (2.0**-24)
     u_ang = (w[:, 1::2] >> 8).to(torch.float32) * (2.0**-24)

@@ -3,8 +3,9 @@
 Each function here is the specification of the op of the same name: the C++/CUDA kernels must
 return the same indices bit for bit (given the same uniforms) and the same floats within rounding.
 They also serve ``torch.ops.tts_fast.*`` when the compiled extension is absent (see ops.py), so
-they run on any device; they avoid host syncs except where documented (SSP loops over columns in
-Python, which is fine for a fallback).
+they run on any device, without host syncs (value checks read CPU tensors only). Clarity comes
+before speed: cumulative sums and SSP's pairing loop over the N columns in Python, one vector op
+over the B rows per column, which is fine for a fallback.
 
 Conventions shared with the kernels:
 - log-weights: NaN counts as -inf; a row that is all -inf has equal weights; if a row holds +inf,
@@ -205,9 +206,24 @@ def _inverse_cdf(cdf: torch.Tensor, targets: torch.Tensor, w: torch.Tensor) -> t
     return torch.where(idx >= n, last_pos.expand_as(idx), idx)
 
 
+def cumsum_left_to_right(x: torch.Tensor) -> torch.Tensor:
+    """Row-wise cumulative sum of a [B, N] float64 tensor, accumulated left to right: [B, N].
+
+    The resampling spec cumulates weights sequentially (the kernels' order). torch.cumsum does
+    so on the CPU but is a parallel scan on CUDA, which rounds differently and moves indices; so
+    the references sum column by column, one vector add over the B rows per column (no host sync).
+    """
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)  # contiguous, for searchsorted
+    acc = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+    for k in range(x.shape[1]):
+        acc = acc + x[:, k]
+        out[:, k] = acc
+    return out
+
+
 def _counts_to_ancestors(counts: torch.Tensor, n_out: int) -> torch.Tensor:
     """Index k repeated counts[k] times, per row, in index order (first n_out slots)."""
-    cum = counts.cumsum(dim=1)
+    cum = counts.cumsum(dim=1)  # int64: exact in any order
     slots = torch.arange(n_out, device=counts.device, dtype=torch.int64).expand(counts.shape[0], n_out)
     return torch.searchsorted(cum, slots.contiguous(), right=True).clamp_max(counts.shape[1] - 1)
 
@@ -230,7 +246,7 @@ def resample(log_weights: torch.Tensor, uniforms: Optional[torch.Tensor], rng: O
     if b == 0:
         return torch.empty(0, n, dtype=torch.int64, device=dev)
     w = row_weights(log_weights)
-    cdf = w.cumsum(dim=1)
+    cdf = cumsum_left_to_right(w)
     total = cdf[:, -1:]
     u = _uniforms(log_weights, uniforms, rng)
     ar = torch.arange(n, device=dev, dtype=torch.float64)
@@ -244,7 +260,7 @@ def resample(log_weights: torch.Tensor, uniforms: Optional[torch.Tensor], rng: O
     if scheme == "residual":
         det = _counts_to_ancestors(counts, n)
         n_det = counts.sum(dim=1, keepdim=True)
-        fcdf = frac.cumsum(dim=1)
+        fcdf = cumsum_left_to_right(frac)
         slot = torch.arange(n, device=dev, dtype=torch.int64).expand(b, n)
         j = (slot - n_det).clamp(0, n - 1)
         draws = _inverse_cdf(fcdf, (u.gather(1, j) * fcdf[:, -1:]).contiguous(), frac)
