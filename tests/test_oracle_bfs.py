@@ -305,3 +305,16 @@ def test_pruning_with_local_search_carries_the_survivors_state(rare_mode, local)
     assert 0 < int(alive.sum()) < b * n
     assert torch.equal(r.nfe_per_prompt, 2 * (n * (k + 1) + alive * (S - k - 1)))
     assert bool(torch.isfinite(r.rewards).all())
+
+
+def test_a_prune_that_keeps_everyone_changes_nothing(rare_mode):
+    """Deterministic sampler, guided steps: pruning in which every particle survives (a flat potential)
+    gives exactly the run without resampling, so the survivors carry their own guidance state."""
+    model, verifier = rare_mode
+    kw = dict(temperature="constant", lam=1e-9, resample_at=[4, 9], eta=0.0, mu=0.5, rho=0.3, n_particles=4, batch_size=2,
+              num_steps=S, seed=0, progress=False)
+    pruned = tts.search(model, verifier, "bfs", prune=True, **kw)
+    plain = tts.search(model, verifier, "bfs", ess_threshold=1e-9, **kw)
+    assert [row["alive"] for row in pruned.trace] == [[4, 4], [4, 4]]
+    assert torch.allclose(pruned.particles, plain.particles, atol=1e-12)
+    assert pruned.nfe == plain.nfe

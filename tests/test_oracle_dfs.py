@@ -51,13 +51,20 @@ def _assert_check_rule(trace, n_walkers, tau_at, cap, backs=None):
     return backs, passed, failed
 
 
+def _quantized(verifier):
+    """The verifier's rewards rounded to halves: ties with thresholds on that grid are common, so a
+    check rule of <= instead of < shows."""
+    return tts.verifiers.Function(lambda x: torch.round(2 * verifier(x)) / 2)
+
+
 @pytest.mark.parametrize("slots", ["compact", "fixed"])
-@pytest.mark.parametrize("back", [3, 8])
-def test_absolute_threshold_rule_and_backtrack_cost(rare_mode, slots, back):
+@pytest.mark.parametrize("back,quantized", [(3, False), (8, False), (8, True)])
+def test_absolute_threshold_rule_and_backtrack_cost(rare_mode, slots, back, quantized):
     """A check fails exactly when r < threshold_i (here one value per step, stricter early); each
     backtrack from level l returns to max(l - back, 0) (a fresh noise at 0) and costs the levels in
     between again; max_backtracks caps every walker."""
     model, verifier = rare_mode
+    verifier = _quantized(verifier) if quantized else verifier
     n, b, cap = 4, 3, 2
     tau = [-7.5 if i < 10 else -9.0 for i in range(S)]
     r = tts.search(model, verifier, "dfs", threshold=tau, backtrack=back, start=6, every=3, max_backtracks=cap,
@@ -66,8 +73,10 @@ def test_absolute_threshold_rule_and_backtrack_cost(rare_mode, slots, back):
     assert levels == {6, 9, 12, 15, 18}
     backs, passed, failed = _assert_check_rule(r.trace, b * n, lambda lv: tau[lv], cap)
     assert passed > 0 and failed > 0
+    if quantized:  # some rewards sit exactly on their threshold: they pass
+        assert any(rew == tau[lv] for row in _checks(r.trace) for lv, rew in zip(row["levels"], row["rewards"]))
     rejected_at = {lv for row in _checks(r.trace) for lv, rej in zip(row["levels"], row["rejected"]) if rej}
-    if back == 8:
+    if back == 8 and not quantized:
         assert min(rejected_at) < back < max(rejected_at)  # backtracks to a fresh start and to a level above it
     final = torch.tensor(next(row for row in r.trace if row["step"] == "final")["backtracks"]).reshape(-1)
     assert torch.equal(final, backs) and int(backs.max()) == cap and int(backs.min()) < cap
@@ -241,3 +250,64 @@ def test_calibration_backtracks_are_granted_in_walker_order_within_the_budget(ra
     assert torch.equal(sent, expect), (sent, expect, cost)
     assert 0 < int(sent.sum()) < int(fail.any(0).sum())
     assert bool((r.nfe_per_prompt <= row_budget).all())
+
+
+def test_a_reward_equal_to_the_calibrated_threshold_passes(rare_mode):
+    """15 walkers and q = 0.5: the threshold is the median reward itself (no interpolation); that
+    walker's check passes (r < threshold fails)."""
+    model, verifier = rare_mode
+    r = tts.search(model, verifier, "dfs", calibrate=0.5, start=S - 1, max_backtracks=1, n_particles=5, batch_size=3,
+                   num_steps=S, seed=0, progress=False)
+    _, cal, rewards, sent = _calibration(r.trace)
+    assert bool((rewards == cal[:, None]).any(1).all())  # the median is one walker's reward
+    assert torch.equal(sent, (rewards < cal[:, None]).any(0)) and int(sent.sum()) == 7
+
+
+@pytest.mark.parametrize("slots", ["compact", "fixed"])
+def test_calibrated_dfs_cost_per_backtrack(rare_mode, slots):
+    """Calibrated DFS spends the first descent (N * S), then S - j for every walker sent back to level j
+    after it, then l - j + 1 for every later backtrack from level l."""
+    model, verifier = rare_mode
+    n, b, back = 4, 3, 12  # the first check (10) goes back to a fresh start
+    r = tts.search(model, verifier, "dfs", calibrate=0.5, backtrack=back, start=10, every=4, max_backtracks=2, slots=slots,
+                   n_particles=n, batch_size=b, num_steps=S, seed=2, progress=False)
+    levels, cal, rewards, sent = _calibration(r.trace)
+    first = torch.tensor(levels)[(rewards < cal[:, None]).to(torch.int8).argmax(0)]
+    j = (first - back).clamp(min=0)
+    assert bool((j[sent] == 0).any())
+    cost = torch.where(sent, S - j, 0).view(b, n).sum(1)
+    assert torch.equal(r.nfe_per_prompt, _expected_nfe(r.trace, b, n, back) + cost)
+
+
+def test_append_keeps_the_last_entries_of_each_buffer():
+    """Ring buffers of length 2: four appends to buffer 0 in one call keep its last two; the spare
+    (last) buffer takes what is dropped; counts count every append."""
+    from tts_fast.search.dfs import _append
+
+    hist = torch.full((3, 2), math.nan, dtype=torch.float64)
+    count = torch.zeros(3, dtype=torch.int64)
+    _append(hist, count, torch.tensor([1, 0, 0, 0]), torch.tensor([9.0, 1.0, 2.0, 3.0], dtype=torch.float64))
+    assert sorted(hist[0].tolist()) == [2.0, 3.0] and hist[1].tolist()[0] == 9.0 and math.isnan(hist[1, 1])
+    assert count.tolist() == [3, 1, 0]
+    _append(hist, count, torch.tensor([0]), torch.tensor([5.0], dtype=torch.float64))
+    assert sorted(hist[0].tolist()) == [3.0, 5.0] and count.tolist() == [4, 1, 0]
+
+
+@pytest.mark.parametrize("opts", [dict(calibrate=0.5), dict(threshold=-5.0), dict(quantile=0.5)])
+def test_returned_rewards_are_the_full_decodes_even_with_a_flattering_preview(rare_mode, opts):
+    """Intermediate checks may use a cheap decode; the rewards DFS compares and returns for finished
+    samples (the first descent's included) come from decode_full."""
+    model, verifier = rare_mode
+
+    class Flattering(tts.models.GaussianMixture):
+        def decode(self, x0):
+            return torch.tensor([2.0, 0.0], dtype=x0.dtype).expand_as(x0)  # every preview looks perfect
+
+        def decode_full(self, x0):
+            return x0
+
+    m = Flattering(model.means, model.stds, model.weights)
+    r = tts.search(m, verifier, "dfs", n_particles=4, batch_size=3, num_steps=S, seed=0, progress=False, max_backtracks=2,
+                   **opts)
+    assert torch.allclose(r.rewards, verifier(r.samples)) and torch.equal(r.samples, r.latents)
+    assert torch.allclose(r.particle_rewards.reshape(-1), verifier(r.particles.reshape(-1, 2)))

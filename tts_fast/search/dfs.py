@@ -473,13 +473,20 @@ def _per_row(ctx, rows, values):
 
 
 def _append(hist, count, key, r):
-    """Append rewards r to the ring buffers hist[key] (several entries may share a key)."""
+    """Append rewards r [m] to the ring buffers hist[key] (in the order given; the last buffer is a spare
+    that is never read).
+
+    When more entries share a key than a buffer holds, only the last ``history`` of them are written,
+    so every slot is written once (duplicate writes race on CUDA, and the window would depend on it).
+    """
+    h, spare = hist.shape[1], hist.shape[0] - 1
     order = torch.argsort(key, stable=True)
     ks, rs = key[order], r[order]
-    first = torch.searchsorted(ks, ks, right=False)
+    first = torch.searchsorted(ks, ks)
+    size = torch.searchsorted(ks, ks, right=True) - first
     rank = torch.arange(ks.numel(), device=ks.device) - first
-    pos = (count[ks] + rank) % hist.shape[1]
-    hist[ks, pos] = rs
+    pos = (count[ks] + rank) % h
+    hist[torch.where(rank >= size - h, ks, spare), pos] = rs
     count.index_add_(0, ks, torch.ones_like(ks))
 
 
