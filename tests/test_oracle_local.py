@@ -456,8 +456,20 @@ def test_a_float32_model_sees_and_feeds_float32_only(move):
     assert {d for _, d in seen} == {torch.float32} and {w for w, _ in seen} == {"model", "verifier"}
 
 
-def test_langevin_moves_are_timed_as_search_ops(rare_mode):
-    """Broken variant: the Langevin move's time charged to a stage that is not reported."""
+def test_langevin_moves_are_timed_as_search_ops(rare_mode, monkeypatch):
+    """Broken variants: the Langevin move's time charged to a stage that is not reported, or timed
+    without its device (profile mode could then not synchronise around it on a GPU)."""
+    from tts_fast.search import counting
+
+    stages = []
+    original = counting.Timers.__call__
+
+    def call(self, stage, device=None):
+        stages.append((stage, device))
+        return original(self, stage, device)
+
+    monkeypatch.setattr(counting.Timers, "__call__", call)
     model, verifier = rare_mode
     r = tts.search(model, verifier, "local", n_particles=4, num_steps=4, progress=False, rho=0.5, local_steps=3, move="langevin")
     assert set(r.timings) == {"model", "decode", "verifier", "search_ops", "total"}
+    assert stages and {d for _, d in stages} == {torch.device("cpu")}

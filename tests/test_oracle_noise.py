@@ -501,3 +501,21 @@ def test_search_over_paths_beats_best_of_n_at_matched_nfe(rare_mode):
     assert bon.nfe.model >= sop.nfe.model
     ok, info = beats(sop.rewards, bon.rewards)
     assert ok, info
+
+
+def test_denoise_all_over_an_empty_range_returns_its_input(rare_mode):
+    """denoise_all (the shared run-to-level helper) over no levels makes no model call and returns
+    (x, x): the particles are their own latest prediction; over levels it is the chain of transitions."""
+    from tts_fast.search.noise import denoise_all
+
+    model, verifier = rare_mode
+    ctx = engine.Context(model, verifier, None, model.schedule.grid(6), batch_size=1, n_particles=3, seed=0,
+                         budget=None, progress=None)
+    x, cond = ctx.init_noise(3), ctx.rows(3)
+    out, x0 = denoise_all(ctx, x, cond, 0.0, 2, 2)
+    assert out is x and x0 is x and ctx.counter.nfe.model == 0
+    y, y0 = x, None
+    for i in range(2, 6):
+        y, y0 = ctx.transition(y, i, cond, 0.0)
+    out, x0 = denoise_all(ctx, x, cond, 0.0, 2)
+    assert torch.equal(out, y) and torch.equal(x0, y0)

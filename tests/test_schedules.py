@@ -184,15 +184,14 @@ def test_beta_schedules_exact_values():
 
 
 def _trailing(T, n):
-    step = T / n
-    out, t = [], float(T)
-    while t > 0 and len(out) < n:
-        out.append(round(t) - 1)
-        t -= step
-    return out
+    """diffusers' 'trailing' spacing: round(T - i T / n) - 1 for i < n (values T + i * (-T / n))."""
+    step = -T / n
+    return [round(T + i * step) - 1 for i in range(n)]
 
 
-@pytest.mark.parametrize("T,n", [(1000, 10), (1000, 1), (1000, 1000), (1000, 7), (17, 7), (15, 13), (10, 3), (2, 2)])
+# (100, 56) and (1000, 15): a float32 arange / linspace would round a timestep the other way
+@pytest.mark.parametrize("T,n", [(1000, 10), (1000, 1), (1000, 1000), (1000, 7), (100, 56), (1000, 15), (17, 7), (15, 13),
+                                 (10, 3), (2, 2)])
 def test_vp_timesteps_of_each_spacing(T, n):
     betas = torch.linspace(1e-4, 0.02, T, dtype=torch.float64)
     lin = S.VPSchedule(betas).timesteps(n)
@@ -250,6 +249,8 @@ def test_vp_alpha_sigma_checks_timesteps():
 
 def test_vp_schedule_arguments():
     assert S.VPSchedule([0.5, 0.5]).num_train_timesteps == 2
+    listed = S.VPSchedule([0.1, 0.2])  # a list becomes float64 (not torch's float32 default)
+    assert listed.betas.dtype == listed.alpha_bar.dtype == torch.float64 and listed.betas.tolist() == [0.1, 0.2]
     msg = r"^betas must be a 1-D array of at least 2 values in \(0, 1\)$"
     for bad in ([0.5], [0.5, 1.0], [0.0, 0.5], [0.5, -0.1], [0.5, float("nan")]):
         with pytest.raises(ValueError, match=msg):
