@@ -311,3 +311,40 @@ def test_returned_rewards_are_the_full_decodes_even_with_a_flattering_preview(ra
                    **opts)
     assert torch.allclose(r.rewards, verifier(r.samples)) and torch.equal(r.samples, r.latents)
     assert torch.allclose(r.particle_rewards.reshape(-1), verifier(r.particles.reshape(-1, 2)))
+
+
+def test_one_prompts_backtracks_are_not_charged_to_the_next():
+    """Backtracks are granted per prompt row in walker order: the slack of row r is spent only by
+    row r's own candidates, also when the row before has a single candidate (walker index 0)."""
+    from types import SimpleNamespace
+
+    from tts_fast.search.dfs import DFS
+
+    def granted(walkers, extra, n_particles, budget, spent):
+        ctx = SimpleNamespace(row_budget=budget, n_particles=n_particles, steps_cost=lambda: 1,
+                              counter=SimpleNamespace(per_prompt=torch.tensor(spent)))
+        run = SimpleNamespace(ctx=ctx, n_back=torch.zeros(8, dtype=torch.int64))
+        w = torch.tensor(walkers)
+        return DFS(threshold=0.0, max_backtracks=None)._may_backtrack(
+            run, w, torch.ones(len(walkers), dtype=torch.bool), torch.tensor(extra), torch.zeros(len(spent), dtype=torch.int64)
+        ).tolist()
+
+    # one walker per prompt: each row can afford its own backtrack of 3
+    assert granted([0, 1], [3, 3], 1, 3, [0, 0]) == [True, True]
+    assert granted([0, 1, 2], [3, 3, 3], 1, 3, [0, 1, 0]) == [True, False, True]
+    # two walkers per prompt: the second of a row waits for what the first left
+    assert granted([0, 1, 2, 3], [2, 2, 1, 2], 2, 3, [0, 0]) == [True, False, True, True]
+
+
+@pytest.mark.parametrize("slots", ["compact", "fixed"])
+def test_a_guided_walker_that_may_not_backtrack_keeps_its_state_and_guidance(rare_mode, slots):
+    """Falling back to the best-so-far state at a first visit is a no-op: with every check failing
+    and no backtrack allowed, guided DFS (the gradient carried with the state) equals guided DFS
+    whose checks all pass."""
+    model, verifier = rare_mode
+    kw = dict(n_particles=3, batch_size=2, num_steps=S, seed=4, progress=False, rho=0.3, slots=slots, max_backtracks=0)
+    failing = tts.search(model, verifier, "dfs", threshold=10.0, **kw)
+    passing = tts.search(model, verifier, "dfs", threshold=-1e9, **kw)
+    assert sum(sum(row["fallback"] if isinstance(row["fallback"], list) else [row["fallback"]])
+               for row in _checks(failing.trace)) > 0
+    assert torch.equal(failing.samples, passing.samples) and failing.nfe.model == passing.nfe.model
