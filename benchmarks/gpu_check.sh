@@ -65,6 +65,10 @@ LOG="$OUT_DIR/gpu_check.log"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu_check.XXXXXX")
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DIFFUSERS_VERBOSITY=error TOKENIZERS_PARALLELISM=false
+# nvcc and compute-sanitizer live in the CUDA toolkit, which need not be on PATH
+for d in /usr/local/cuda/bin /usr/local/cuda/compute-sanitizer; do
+  if [ -d "$d" ]; then export PATH="$PATH:$d"; fi
+done
 : >"$LOG"
 
 log() { echo "[gpu_check $(($(date +%s) - START))s] $*" | tee -a "$LOG"; }
