@@ -3,14 +3,15 @@
 For each op: the compiled kernel (torch.ops.tts_fast.*) and the pure-PyTorch reference
 (tts_fast._reference, i.e. what the op would cost written as eager torch code); resample also
 against the usual composites (torch.multinomial on softmax weights; cumsum + searchsorted for
-systematic). Elementwise ops report achieved bandwidth (bytes the op must move / time) at a large
-size beside the device's measured copy bandwidth (x.clone()). Resample runs at B=1024 x N=64 per
-scheme; on CUDA also captured in a CUDA graph (replay time).
+systematic). Elementwise ops report achieved bandwidth (bytes the op must move / time) beside the
+device's copy bandwidth (x.clone()) measured in the same run at the same size and dtype; on CUDA
+over 1, 4, 16 and 64 M elements (rows of 16384 = one SD latent, 4 x 64 x 64). Resample runs at
+B=1024 x N=64 per scheme; on CUDA also captured in a CUDA graph (replay time).
 
 Timing: CPU -- time.perf_counter; CUDA -- CUDA events. Warm-up, then the median of many runs.
 Writes benchmarks/results/ops_<device>.json atomically (temporary file + os.replace).
 
-    python benchmarks/ops.py [--device cpu|cuda] [--quick]
+    python benchmarks/ops.py [--device cpu|cuda] [--quick] [--sizes 1 4 16 64] [--out PATH]
 """
 
 from __future__ import annotations
@@ -103,18 +104,35 @@ class Timer:
             torch.cuda.synchronize()
 
 
-def bench_copy(timer: Timer, numel: int, device: str) -> float:
-    x = torch.randn(numel, device=device)
+def bench_copy(timer: Timer, numel: int, device: str, dtype=torch.float32) -> float:
+    x = torch.randn(numel, device=device).to(dtype)
     us = timer(lambda: x.clone())
     return 2 * x.numel() * x.element_size() / (us * 1e-6) / 1e9
 
 
-def bench_elementwise(timer: Timer, device: str, b: int, inner: int, dtypes, copy_gbps: float) -> list[dict]:
+INNER = 16384  # one SD latent (4 x 64 x 64) per row
+
+
+def elementwise_sizes(device: str, quick: bool, sizes_m=None) -> list[tuple[int, int]]:
+    """[(B, inner)] of the elementwise sweep; ``sizes_m``: millions of elements (2**20) per call."""
+    if sizes_m:
+        return [(max(1, round(m * 2**20 / INNER)), INNER) for m in sizes_m]
+    if device == "cuda":
+        return [(64, INNER)] if quick else [(64, INNER), (256, INNER), (1024, INNER), (4096, INNER)]  # 1, 4, 16, 64 M
+    return [(8, 4096)] if quick else [(256, INNER)]
+
+
+def bench_elementwise(timer: Timer, device: str, b: int, inner: int, dtypes, copies: list) -> list[dict]:
+    """Each op at [b, inner] per dtype, beside the copy bandwidth of the same size and dtype
+    (measured here, appended to ``copies``)."""
     rows = []
     alpha, sigma = ref_tables(device)
     lf = torch.randint(0, 500, (b,), device=device)
     lt = lf + torch.randint(0, 400, (b,), device=device)
     for dtype in dtypes:
+        copy_gbps = bench_copy(timer, b * inner, device, dtype)
+        copies.append(dict(dtype=str(dtype).replace("torch.", ""), numel=b * inner, copy_GBps=round(copy_gbps, 2)))
+        print(f"  [{b} x {inner}] {str(dtype).replace('torch.', '')}: copy bandwidth (x.clone()) {copy_gbps:.1f} GB/s")
         x = torch.randn(b, inner, device=device).to(dtype)
         y = torch.randn_like(x)
         z = torch.randn_like(x)
@@ -154,7 +172,7 @@ def bench_elementwise(timer: Timer, device: str, b: int, inner: int, dtypes, cop
             rows.append(
                 dict(
                     op=name, dtype=str(dtype).replace("torch.", ""), shape=[b, inner], source="rng",
-                    kernel_us=round(k_us, 2), kernel_GBps=round(gbps, 2),
+                    kernel_us=round(k_us, 2), kernel_GBps=round(gbps, 2), copy_GBps=round(copy_gbps, 2),
                     ratio_to_copy=round(gbps / copy_gbps, 3),
                     eager_composite_us=round(c_us, 2), speedup=round(c_us / k_us, 2),
                     kernel_min_us=round(k_min, 2), eager_composite_min_us=round(c_min, 2),
@@ -166,7 +184,8 @@ def bench_elementwise(timer: Timer, device: str, b: int, inner: int, dtypes, cop
         gbps = 3 * x.numel() * es / (k_us * 1e-6) / 1e9
         c_us = timer(lambda: ref.renoise(x, lf, lt, alpha, sigma, noise=z), min_runs=3, max_runs=50)
         rows.append(dict(op="renoise", dtype=str(dtype).replace("torch.", ""), shape=[b, inner], source="noise",
-                         kernel_us=round(k_us, 2), kernel_GBps=round(gbps, 2), ratio_to_copy=round(gbps / copy_gbps, 3),
+                         kernel_us=round(k_us, 2), kernel_GBps=round(gbps, 2), copy_GBps=round(copy_gbps, 2),
+                         ratio_to_copy=round(gbps / copy_gbps, 3),
                          eager_composite_us=round(c_us, 2), speedup=round(c_us / k_us, 2)))
         print(f"  {'renoise (noise tensor)':24s} {rows[-1]['dtype']:9s} kernel {k_us:10.1f} us {gbps:7.1f} GB/s "
               f"({gbps / copy_gbps:5.1%} of copy)  eager {c_us:10.1f} us  x{c_us / k_us:5.1f}")
@@ -239,29 +258,36 @@ def bench_reductions(timer: Timer, device: str, b: int, n: int) -> list[dict]:
     return rows
 
 
+def _write(out: str, result: dict) -> None:
+    """Atomically (temporary file + os.replace), so a reader never sees half a file."""
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    tmp = out + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, out)
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
     parser.add_argument("--quick", action="store_true", help="small sizes and short budgets (smoke test)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--sizes", type=float, nargs="+", default=None,
+                        help="elementwise sizes in millions (2**20) of elements (default: cuda 1 4 16 64; cpu one size)")
     parser.add_argument("--out", default=None, help="output JSON (default benchmarks/results/ops_<device>.json)")
     args = parser.parse_args(argv)
     device = args.device
     if device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda needs a CUDA device")
     timer = Timer(device, budget_s=0.05 if args.quick else 0.5)
-    if device == "cuda":
-        b_elem, inner, copy_numel = (64, 16384, 1 << 20) if args.quick else (1024, 16384, 1 << 24)
-        dtypes = [torch.float32, torch.float16]
-    else:
-        b_elem, inner, copy_numel = (8, 4096, 1 << 16) if args.quick else (256, 16384, 1 << 22)
-        dtypes = [torch.float32]
+    dtypes = [torch.float32, torch.float16] if device == "cuda" else [torch.float32]
+    sizes = elementwise_sizes(device, args.quick, args.sizes)
     print(f"tts_fast ops benchmark on {device} ({torch.cuda.get_device_name() if device == 'cuda' else _cpu_name()}), "
           f"backend {ops.backend(device)}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    copy_gbps = bench_copy(timer, copy_numel if device == "cuda" else b_elem * inner, device)
-    print(f"  copy bandwidth (x.clone()): {copy_gbps:.1f} GB/s")
+    copies, elementwise = [], []
     result = {
         "device": device,
         "device_name": torch.cuda.get_device_name() if device == "cuda" else _cpu_name(),
@@ -276,18 +302,21 @@ def main(argv=None) -> dict:
         "quick": args.quick,
         "timing": "CUDA events" if device == "cuda" else "time.perf_counter",
         "statistic": "median (and *_min_us: fastest run)",
-        "copy_bandwidth_GBps": round(copy_gbps, 2),
-        "elementwise": bench_elementwise(timer, device, b_elem, inner, dtypes, copy_gbps),
-        "resample": bench_resample(timer, device, 64 if args.quick else 1024, 64),
-        "reductions": bench_reductions(timer, device, 64 if args.quick else 1024, 64),
+        "elementwise_sizes": [list(s) for s in sizes],
+        "copy": copies,
+        "elementwise": elementwise,
     }
     out = args.out or os.path.join(HERE, "results", f"ops_{device}.json")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    tmp = out + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, out)
+    for b_elem, inner in sizes:
+        elementwise += bench_elementwise(timer, device, b_elem, inner, dtypes, copies)
+        _write(out, result)  # as it goes: a run cut short keeps what it measured
+    # the copy bandwidth of the largest float32 size: the device's streaming ceiling
+    result["copy_bandwidth_GBps"] = max((c for c in copies if c["dtype"] == "float32"), key=lambda c: c["numel"])["copy_GBps"]
+    result["resample"] = bench_resample(timer, device, 64 if args.quick else 1024, 64)
+    _write(out, result)
+    result["reductions"] = bench_reductions(timer, device, 64 if args.quick else 1024, 64)
+    result["complete"] = True
+    _write(out, result)
     print(f"wrote {out}")
     return result
 

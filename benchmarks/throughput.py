@@ -113,7 +113,8 @@ def peer_smc(pipe, emb, n: int, steps: int, guidance: float, size: int, device, 
     return latents
 
 
-def run(args) -> dict:
+def run(args, save=None) -> dict:
+    """The measurements of ``args``; ``save(data)`` is called after every row (partial results)."""
     device = torch.device(args.device)
     smoke = args.smoke or device.type == "cpu"
     dtype = torch.float32 if device.type == "cpu" else (torch.bfloat16 if args.arch == "flux" else torch.float16)
@@ -128,11 +129,24 @@ def run(args) -> dict:
     guidance = args.guidance if args.guidance is not None else (3.5 if args.arch == "flux" else 7.5)
     cfg = args.arch != "flux" and guidance > 1
     rows = []
+    data = dict(
+        benchmark="throughput", arch=args.arch, smoke=smoke,
+        note=("smoke run on tiny networks: checks the harness, says nothing about GPU throughput" if smoke else
+              f"{args.arch} architecture at {size}x{size}, random weights, {dtype}"),
+        image_size=size, dtype=str(dtype), steps=steps, guidance=guidance, decode_scale=args.decode_scale, repeats=args.repeats,
+        verifier="mean brightness of the decoded image (negligible cost)", environment=environment(device), results=rows,
+        complete=False,
+    )
+
+    def record(row):
+        rows.append(row)
+        if save is not None:
+            save(data)
 
     def add(setting, n, seconds, nfe, **extra):
         row = dict(setting=setting, particles=n, seconds=seconds, nfe=nfe, nfe_per_s=nfe / seconds,
                    model_evals_per_s=nfe / seconds * (2 if cfg else 1), **extra)
-        rows.append(row)
+        record(row)
         print(f"{args.arch} N={n:3d} {setting:34s} {row['nfe_per_s']:9.2f} NFE/s", flush=True)
         return row
 
@@ -150,13 +164,13 @@ def run(args) -> dict:
             peer = add("peer SMC (FK-style loop)", n, timed(lambda: peer_smc(pipe, emb, n, steps, guidance, size, device), device, args.repeats), nfe)
         for backend in args.backends:
             if backend == "cudagraphs" and device.type != "cuda":
-                rows.append(dict(setting=f"tts_fast/{backend}", particles=n, skipped="CUDA graphs need a CUDA device"))
+                record(dict(setting=f"tts_fast/{backend}", particles=n, skipped="CUDA graphs need a CUDA device"))
                 continue
             try:
                 model = tts.models.DiffusersModel(pipe, guidance_scale=guidance, height=size, width=size, backend=backend,
                                                   max_batch=(2 * n if cfg else n) * 2, decode_scale=args.decode_scale, **emb)
             except (ValueError, ImportError) as e:
-                rows.append(dict(setting=f"tts_fast/{backend}", particles=n, skipped=str(e)))
+                record(dict(setting=f"tts_fast/{backend}", particles=n, skipped=str(e)))
                 continue
             x = torch.randn(n, *model.sample_shape, device=device)
             t = model.schedule.grid(steps).timesteps[steps // 2].expand(n).to(device)
@@ -193,13 +207,8 @@ def run(args) -> dict:
                     vs_diffusers=(r.nfe.model / sec) / (nfe / plain),
                     stage_seconds={k: round(v, 5) for k, v in st.items()},
                     search_overhead=max(0.0, st["total"] - busy) / st["total"])
-    return dict(
-        benchmark="throughput", arch=args.arch, smoke=smoke,
-        note=("smoke run on tiny networks: checks the harness, says nothing about GPU throughput" if smoke else
-              f"{args.arch} architecture at {size}x{size}, random weights, {dtype}"),
-        image_size=size, dtype=str(dtype), steps=steps, guidance=guidance, decode_scale=args.decode_scale, repeats=args.repeats,
-        verifier="mean brightness of the decoded image (negligible cost)", environment=environment(device), results=rows,
-    )
+    data["complete"] = True
+    return data
 
 
 def readme_table(data: dict) -> str:
@@ -227,14 +236,16 @@ def main():
     ap.add_argument("--decode-scale", type=float, default=1.0)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--readme", action="store_true", help="write the README table (full-size CUDA runs only)")
+    ap.add_argument("--out", default=None, help="output JSON, rewritten after every row "
+                                                "(default benchmarks/results/throughput_<arch>_<cuda|cpu>.json)")
     args = ap.parse_args()
     smoke = args.smoke or args.device == "cpu"
     args.particles = args.particles or ([2, 4] if smoke else [4, 8, 16, 32])
     args.steps = args.steps or (8 if smoke else 50)
     if smoke and "compile" in args.backends and args.device == "cpu":
         args.backends = [b for b in args.backends if b != "compile"]  # minutes of CPU compilation for a smoke run
-    data = run(args)
-    out = RESULTS / f"throughput_{args.arch}_{torch.device(args.device).type}.json"
+    out = args.out or RESULTS / f"throughput_{args.arch}_{torch.device(args.device).type}.json"
+    data = run(args, save=lambda d: atomic_write_json(out, d))  # as it goes: a run cut short keeps its rows
     atomic_write_json(out, data)
     print(f"wrote {out}")
     if args.readme:
