@@ -65,7 +65,7 @@ def test_guided_model_calls_check_the_prediction_shape():
         def forward(self, x_t, t, cond=None):
             return super().forward(x_t, t, cond)[:, :1]
 
-    with pytest.raises(ValueError, match="Broken returned .* a Denoiser must return x0 like x_t"):
+    with pytest.raises(ValueError, match=r"^Broken returned \(6, 1\) for x_t of shape \(6, 2\); a Denoiser must return x0 like x_t$"):
         tts.search(Broken([[0.0, 0.0]], [1.0], [1.0]), tts.verifiers.GaussianReward([0.0, 0.0], 1.0), "local", rho=0.5,
                    n_particles=2, num_steps=S, progress=False)
 

@@ -281,3 +281,14 @@ def test_fixed_slots_count_only_working_slots_and_respect_the_budget(rare_mode, 
     slots = next(row for row in r.trace if row["step"] == "slots")
     # every iteration evaluates all 12 slots (R times with local search); finished slots are not NFE
     assert slots["slot_evaluations"] >= slots["iterations"] * 12 * opts.get("local_steps", 1) > r.nfe.model
+
+
+def test_masked_counts_stay_exact_integers_at_scale():
+    """Fixed-slot counts accumulate on the device as int64: exact beyond float32's 2**24."""
+    from tts_fast.search.counting import Counter
+
+    c = Counter(batch_size=1, device="cpu")
+    c.add_verifier(2**24 + 1, mask=torch.ones(1, dtype=torch.bool))
+    c.add_verifier(2, grad=True, mask=torch.tensor([True, False]))
+    nfe = c.settle()
+    assert (nfe.verifier, nfe.verifier_grad) == (2**24 + 2, 1) and type(nfe.verifier) is int

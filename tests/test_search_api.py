@@ -122,3 +122,48 @@ def test_dfs_quantile_needs_several_walkers(rare_mode):
     assert search(rare_mode, "dfs", quantile=0.5, threshold=-1.0, n_particles=1).samples.shape == (2, 2)
     # calibrate pools every prompt's walkers, so one walker per prompt is enough
     assert search(rare_mode, "dfs", calibrate=0.5, n_particles=1).samples.shape == (2, 2)
+
+
+def test_messages_name_the_argument_exactly(rare_mode):
+    model, verifier = rare_mode
+    with pytest.raises(TypeError, match=r"^method must be a name \(bon, zero_order, search_over_paths, bfs, "):
+        search(rare_mode, 42)
+    with pytest.raises(TypeError, match=r"^local_verifier must be a tts_fast.Verifier or None$"):
+        search(rare_mode, local_verifier=lambda x, c: x.sum(1))
+    for name in ("n_particles", "num_steps", "batch_size", "budget"):
+        with pytest.raises(ValueError, match=f"^{name} must be an integer >= 1, got 0$"):
+            search(rare_mode, **{name: 0})
+    with pytest.raises(ValueError, match=r"is not differentiable; pass a differentiable local_verifier$"):
+        tts.search(model, tts.verifiers.Function(lambda x, c: x.sum(1)), "local", rho=0.5, n_particles=2, num_steps=4,
+                   progress=False)
+
+
+def test_a_budget_of_exactly_one_trajectory_per_prompt_runs(rare_mode):
+    b, s = 2, 10
+    r = search(rare_mode, "bon", n_particles=1, budget=b * s)
+    assert r.nfe.model == b * s
+    with pytest.raises(ValueError, match=rf"^budget={b * s - 1} is too small for one sample per prompt: one trajectory "
+                                         rf"costs {s} model NFE \(num_steps x local_steps\) for each of {b} prompts"):
+        search(rare_mode, "bon", n_particles=1, budget=b * s - 1)
+
+
+def test_the_progress_bar_counts_nfe_and_does_not_stay():
+    from tts_fast.search.api import _progress_bar
+
+    assert _progress_bar(False, 10) is None
+    bar = _progress_bar(True, 10)
+    try:
+        assert (bar.total, bar.unit, bar.desc, bar.leave) == (10, "nfe", "search", False)
+    finally:
+        bar.close()
+
+
+def test_the_trace_keeps_no_autograd_graph():
+    """Traced tensors are detached: a guided run's trace must not hold the graph (and its memory)."""
+    from tts_fast.search.counting import Trace
+
+    t = Trace()
+    x = torch.ones(3, requires_grad=True)
+    t.add(step=0, rewards=x * 2, n=3)
+    assert not t.rows[0]["rewards"].requires_grad and t.rows[0]["n"] == 3
+    assert t.finalize() == [{"step": 0, "rewards": [2.0, 2.0, 2.0], "n": 3}]
