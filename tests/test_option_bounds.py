@@ -102,3 +102,9 @@ def test_dfs_run_time_refusals_are_worded_exactly(rare_mode):
         tts.search(model, verifier, "dfs", quantile=0.5, **kw)
     with pytest.raises(ValueError, match=r"^DFS with max_backtracks=None needs a budget, or it may never stop$"):
         tts.search(model, verifier, "dfs", threshold=0.0, max_backtracks=None, **kw)
+
+
+@pytest.mark.parametrize("make,field", [(tts.BFS, "prune"), (tts.ZeroOrder, "restart_on_stall")])
+def test_switches_must_be_bools(make, field):
+    with pytest.raises(ValueError, match=f"^{field} must be True or False, got 1$"):
+        make(**{field: 1})

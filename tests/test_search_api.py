@@ -167,3 +167,46 @@ def test_the_trace_keeps_no_autograd_graph():
     t.add(step=0, rewards=x * 2, n=3)
     assert not t.rows[0]["rewards"].requires_grad and t.rows[0]["n"] == 3
     assert t.finalize() == [{"step": 0, "rewards": [2.0, 2.0, 2.0], "n": 3}]
+
+
+@pytest.mark.parametrize("method,opts", [("bon", {}), ("bfs_best", {}), ("bfs_best", dict(rho=0.3, local_steps=2))])
+def test_the_progress_bar_advances_by_model_nfe(rare_mode, monkeypatch, method, opts):
+    import importlib
+
+    api = importlib.import_module("tts_fast.search.api")  # tts_fast.search is also the function
+    bars = []
+
+    class Bar:
+        def __init__(self, total):
+            self.total, self.n, self.closed = total, 0, False
+            bars.append(self)
+
+        def update(self, n):
+            self.n += n
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr(api, "_progress_bar", lambda enabled, total: Bar(total) if enabled else None)
+    r = search(rare_mode, method, progress=True, **opts)
+    (bar,) = bars
+    assert bar.n == bar.total == r.nfe.model and bar.closed
+
+
+def test_the_result_names_the_method_with_its_local_search(rare_mode):
+    r = search(rare_mode, "bfs_best", rho=0.3, local_steps=2)
+    assert r.method.local == tts.LocalSearch(rho=0.3, local_steps=2) and r.method.name == "bfs"
+    assert search(rare_mode, "bfs_best").method.local is None
+    # a method object with local-search options: the result's method carries them too
+    r = search(rare_mode, tts.BFS(), rho=0.3, local_steps=2)
+    assert r.method == tts.BFS(local=tts.LocalSearch(rho=0.3, local_steps=2))
+
+
+def test_a_model_returning_no_tensor_is_named():
+    class NotATensor(tts.models.GaussianMixture):
+        def forward(self, x_t, t, cond=None):
+            return super().forward(x_t, t, cond).tolist()
+
+    model = NotATensor([[0.0, 0.0]], [1.0], [1.0])
+    with pytest.raises(ValueError, match=r"^NotATensor returned list for x_t of shape \(2, 2\); a Denoiser must return x0 like x_t$"):
+        tts.search(model, tts.verifiers.GaussianReward([0.0, 0.0], 1.0), "bon", n_particles=2, num_steps=3, progress=False)

@@ -10,6 +10,12 @@ def check_int(v, name: str, low: int) -> None:
         raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
 
 
+def check_bool(v, name: str) -> None:
+    # a truthy 1 or "no" would switch the option on by accident
+    if not isinstance(v, bool):
+        raise ValueError(f"{name} must be True or False, got {v!r}")
+
+
 def check_choice(v, name: str, allowed) -> None:
     if v not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {v!r}")

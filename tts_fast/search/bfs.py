@@ -43,7 +43,7 @@ import torch
 
 from .. import ops
 from ..ops import SCHEMES
-from ._checks import check_choice, check_eta, check_float
+from ._checks import check_bool, check_choice, check_eta, check_float
 from .local import LocalSearch
 
 TEMPERATURES = ("constant", "increase", "inf", "exp")
@@ -89,8 +89,7 @@ class BFS:
         check_choice(self.select, "select", SELECTIONS)
         check_float(self.lam, "lam", 0.0, low_open=True)
         check_eta(self.eta)
-        if not isinstance(self.prune, bool):
-            raise ValueError(f"prune must be True or False, got {self.prune!r}")
+        check_bool(self.prune, "prune")
         if self.ess_threshold is not None:
             check_float(self.ess_threshold, "ess_threshold", 0.0, 1.0, low_open=True)
             if self.prune:

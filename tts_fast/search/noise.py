@@ -13,7 +13,7 @@ from typing import Optional
 
 import torch
 
-from ._checks import check_eta, check_float, check_int
+from ._checks import check_bool, check_eta, check_float, check_int
 from .local import LocalSearch
 
 
@@ -81,6 +81,7 @@ class ZeroOrder:
 
     def __post_init__(self):
         check_float(self.lam, "lam", 0.0, 1.0, low_open=True)
+        check_bool(self.restart_on_stall, "restart_on_stall")
         if self.iterations is not None:
             check_int(self.iterations, "iterations", 1)
         check_eta(self.eta)
