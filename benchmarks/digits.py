@@ -165,7 +165,6 @@ def main(argv=None) -> int:
                 (zoo.nets["verifier"](x_te).argmax(1) == ev.argmax(1)).double().mean())
         sizes = {}
         from tts_fast.zoo import weights_path, load_checkpoint
-        from tts_fast.zoo.nets import num_params
 
         for name in ("unet", "verifier", "guide", "evaluator"):
             path = weights_path(name)

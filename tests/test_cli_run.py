@@ -9,7 +9,6 @@ import os
 import sys
 
 import pytest
-import torch
 
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")

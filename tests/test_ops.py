@@ -13,7 +13,6 @@ reference-only run, where it is skipped.
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch

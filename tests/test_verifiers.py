@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-import tts_fast as tts
 from tts_fast.verifiers import Classifier, Function, GaussianReward, MixtureReward
 
 
