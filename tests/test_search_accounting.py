@@ -292,3 +292,6 @@ def test_masked_counts_stay_exact_integers_at_scale():
     c.add_verifier(2, grad=True, mask=torch.tensor([True, False]))
     nfe = c.settle()
     assert (nfe.verifier, nfe.verifier_grad) == (2**24 + 2, 1) and type(nfe.verifier) is int
+    # a verifier batch that is not whole samples per slot is a bug of the caller, never a silent full count
+    with pytest.raises(RuntimeError, match=r"^internal error: slot mask \(2,\) for 3 verifier samples$"):
+        c.add_verifier(3, mask=torch.ones(2, dtype=torch.bool))

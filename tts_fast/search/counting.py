@@ -85,8 +85,12 @@ class Counter:
         the n samples are m slots x n/m samples each (Monte-Carlo smoothing scores k per slot).
         """
         mask = self._mask if mask is None else mask
-        if mask is not None and mask.numel() and n % mask.numel() == 0:
-            self._add_pending(2, mask.to(torch.int64).sum() * (n // mask.numel()), grad)
+        if mask is not None:
+            m = mask.numel()
+            if n % m if m else n:
+                raise RuntimeError(f"internal error: slot mask {tuple(mask.shape)} for {n} verifier samples")
+            if m:
+                self._add_pending(2, mask.to(torch.int64).sum() * (n // m), grad)
             return
         self.nfe.verifier += int(n)
         if grad:
