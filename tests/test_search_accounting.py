@@ -292,6 +292,8 @@ def test_masked_counts_stay_exact_integers_at_scale():
     c.add_verifier(2, grad=True, mask=torch.tensor([True, False]))
     nfe = c.settle()
     assert (nfe.verifier, nfe.verifier_grad) == (2**24 + 2, 1) and type(nfe.verifier) is int
+    c.add_verifier(0, mask=torch.zeros(0, dtype=torch.bool))  # no slot at a check: nothing to count
+    assert c.settle().verifier == 2**24 + 2
     # a verifier batch that is not whole samples per slot is a bug of the caller, never a silent full count
     with pytest.raises(RuntimeError, match=r"^internal error: slot mask \(2,\) for 3 verifier samples$"):
         c.add_verifier(3, mask=torch.ones(2, dtype=torch.bool))
