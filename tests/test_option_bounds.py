@@ -18,6 +18,8 @@ BOUNDS = [
     (tts.BFS, "ess_threshold", [1e-12, 1.0], 0.0, "ess_threshold must be a finite number > 0.0 and <= 1.0, got 0.0"),
     (tts.BFS, "ess_threshold", [], 1.0 + 1e-9, "ess_threshold must be a finite number > 0.0 and <= 1.0, got 1.000000001"),
     (tts.BFS, "eta", [0.0, 1.0], 1.5, "eta must be a finite number >= 0.0 and <= 1.0, got 1.5"),
+    (tts.BFS, "target_ess", [1e-12, 1.0 - 1e-12], 0.0, "target_ess must be a finite number > 0.0 and <= 1.0, got 0.0"),
+    (tts.BFS, "target_ess", [], 1.0, "target_ess must be < 1: an ESS of N allows no increment, so the temperature would never rise"),
     (tts.BFS, "eta", [], -1e-9, "eta must be a finite number >= 0.0 and <= 1.0, got -1e-09"),
     (tts.BestOfN, "eta", [0.0, 1.0], 1.0 + 1e-9, "eta must be a finite number >= 0.0 and <= 1.0, got 1.000000001"),
     (tts.ZeroOrder, "lam", [1e-12, 1.0], 0.0, "lam must be a finite number > 0.0 and <= 1.0, got 0.0"),
@@ -53,6 +55,7 @@ BOUNDS = [
 COMPANIONS = {
     (tts.DFS, "quantile"): dict(calibrate=None),
     (tts.SearchOverPaths, "delta_b"): dict(delta_f=1),
+    (tts.BFS, "target_ess"): dict(temperature="adaptive"),
 }
 
 

@@ -153,10 +153,13 @@ def gaussian_rows(centres, var):
     return fn
 
 
-def _clip(g, max_norm):
-    if max_norm is None:
+def _condition(g, ls):
+    """The gradient a step uses: unit RMS per coordinate (relative steps), clipped, or as it is."""
+    if ls.step_scale == "relative":
+        return g * math.sqrt(g.shape[1]) / g.norm(dim=1, keepdim=True)
+    if ls.max_grad_norm is None:
         return g
-    return g * (max_norm / g.norm(dim=1, keepdim=True).clamp_min(1e-300)).clamp(max=1.0)
+    return g * (ls.max_grad_norm / g.norm(dim=1, keepdim=True).clamp_min(1e-300)).clamp(max=1.0)
 
 
 def _close(a, b):
@@ -172,6 +175,8 @@ HARNESS = {
     "langevin": dict(local_steps=3, move="langevin", rho=1.0, rho_schedule="langevin", mu=0.2, sigma=0.1, mc_samples=2),
     "flow": dict(local_steps=2, rho=0.5, rho_schedule="constant", mu=0.2, eta=1.0, schedule="flow"),
     "flow-langevin": dict(local_steps=2, rho=0.5, rho_schedule="langevin", move="langevin", schedule="flow"),
+    "relative": dict(local_steps=2, rho=0.3, mu=0.2, iter_steps=2, sigma=0.1, mc_samples=2, step_scale="relative"),
+    "relative-langevin": dict(local_steps=3, move="langevin", rho=0.4, mu=0.1, step_scale="relative"),
 }
 
 
@@ -179,7 +184,8 @@ HARNESS = {
 def test_every_round_is_the_papers_update(spies, name):
     """Broken variants: a sign flipped (rho or mu descending), a schedule ignored or made constant,
     sigma or mc_samples ignored, J ascent steps not J, gradients not clipped (or all clipped),
-    gradients from the selecting verifier, inner recurrence steps not ancestral (eta = 1), the
+    gradients from the selecting verifier, relative steps not rescaled to unit RMS (or rescaled
+    in absolute mode), inner recurrence steps not ancestral (eta = 1), the
     wrong re-noising levels, the Langevin move without the Tweedie score or the tilt, a Delta_t
     shift at a level with alpha = 0 (flow's pure noise)."""
     opts = dict(HARNESS[name])
@@ -226,7 +232,7 @@ def test_every_round_is_the_papers_update(spies, name):
                     xg = x.clone().requires_grad_(True)
                     (g,) = torch.autograd.grad(smoothed(model.plain(xg, t)).sum(), xg)
                 clipped.append(g.norm(dim=1) > (ls.max_grad_norm or math.inf))
-                g = _clip(g, ls.max_grad_norm)
+                g = _condition(g, ls)
                 if i == 0:
                     grads_at_level0 = g.norm()
             # Delta_t / a_i: no shift where alpha_i = 0 (nothing to guide at pure noise)
@@ -245,7 +251,7 @@ def test_every_round_is_the_papers_update(spies, name):
                     with torch.enable_grad():
                         zg = z.clone().requires_grad_(True)
                         (g0,) = torch.autograd.grad(smoothed(zg).sum(), zg)
-                    z = z + mu_i * _clip(g0, ls.max_grad_norm)
+                    z = z + mu_i * _condition(g0, ls)
                 return a1 * (z - x0)
 
             last = rnd == R - 1

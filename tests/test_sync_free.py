@@ -81,6 +81,8 @@ def _first_score_read(events):
 @pytest.mark.parametrize("method,opts", [
     ("bfs", dict(scoring="difference", resampling="ssp")),
     ("bfs", dict(temperature="inf", resample_at="every")),
+    ("bfs_auto", {}),
+    ("bfs", dict(temperature="adaptive", lam=3.0, scoring="max", ess_threshold=0.5, resample_at="every")),
     ("das", {}),
     ("fk", {}),
     ("bon", {}),
@@ -88,6 +90,7 @@ def _first_score_read(events):
     ("search_over_paths", {}),
     ("bfs_best", dict(local_steps=2, rho=0.5, mu=0.1, sigma=0.1, mc_samples=2)),
     ("local", dict(local_steps=3, rho=0.5, move="langevin")),
+    ("local_auto", {}),
 ])
 def test_search_loop_has_no_host_reads(rare_mode, method, opts):
     model, verifier = rare_mode

@@ -29,10 +29,14 @@ _FACTORIES = {
     "das": presets.das,
     "fk": presets.fk,
     "bfs_best": presets.bfs_best,
+    "bfs_auto": presets.bfs_auto,
     "dfs": DFS,
     "local": LocalSearch,
+    "local_auto": presets.local_auto,
 }
 METHODS = tuple(_FACTORIES)
+_BFS_PRESETS = ("svdd", "das", "fk", "bfs_best", "bfs_auto")
+_LOCAL_NAMES = ("local", "local_auto")
 _CLASSES = (BestOfN, ZeroOrder, SearchOverPaths, BFS, DFS, LocalSearch)
 
 
@@ -50,7 +54,7 @@ def resolve_method(method, options: dict):
     if isinstance(method, str):
         if method not in _FACTORIES:
             raise ValueError(f"method must be one of {', '.join(METHODS)} or a method object; got {method!r}")
-        cls = LocalSearch if method == "local" else BFS if method in ("svdd", "das", "fk", "bfs_best") else _FACTORIES[method]
+        cls = LocalSearch if method in _LOCAL_NAMES else BFS if method in _BFS_PRESETS else _FACTORIES[method]
         own = {k: v for k, v in options.items() if k in _field_names(cls)}
         loc = {k: v for k, v in options.items() if k not in own and k in local_fields}
         unknown = sorted(set(options) - set(own) - set(loc))
@@ -58,7 +62,7 @@ def resolve_method(method, options: dict):
             allowed = sorted(_field_names(cls) | local_fields)
             raise ValueError(f"unknown option(s) {unknown} for method {method!r}; allowed: {', '.join(allowed)}")
         obj = _FACTORIES[method](**own)
-        if method == "local":
+        if method in _LOCAL_NAMES:
             return obj, obj
         local = LocalSearch(**loc) if loc else None
         return dataclasses.replace(obj, local=local) if local is not None else obj, local

@@ -10,7 +10,11 @@ space of the paper, each axis a field of :class:`BFS`:
 - **temperature** lam_i of the potential at level i: 'constant' (lam), 'increase' (lam times a
   shape that grows with the per-step alpha_i, mean 1 over the run: the paper's schedule), 'inf'
   (greedy: all children go to the best-scoring particles) and 'exp' (DAS's tempering
-  lam * min((1+g)^i - 1, 1), reaching lam at 87% of the run).
+  lam * min((1+g)^i - 1, 1), reaching lam at 87% of the run) and 'adaptive' (adaptive tempering:
+  at each evaluation level every prompt row takes the increment whose incremental weights have a
+  conditional ESS of target_ess * N, found on the device by bisection, until lam is reached;
+  tempering.py). With ``lam=None`` the final tilt is not fixed either: the last increment is chosen
+  by the same rule on the final weights, and the search is then invariant to the reward's units.
 - **scoring**, the potential from the reward r_i = r(x0_hat(x_i)) of a particle whose lineage
   carries log-potential log_psi:
   'current'    log G_i = lam_i r_i                              (the paper's BFS, SVDD)
@@ -45,8 +49,9 @@ from .. import ops
 from ..ops import SCHEMES
 from ._checks import check_bool, check_choice, check_eta, check_float
 from .local import LocalSearch
+from .tempering import adaptive_increment
 
-TEMPERATURES = ("constant", "increase", "inf", "exp")
+TEMPERATURES = ("constant", "increase", "inf", "exp", "adaptive")
 SCORINGS = ("current", "difference", "max")
 SELECTIONS = ("best", "weighted")
 
@@ -56,10 +61,16 @@ class BFS:
     """BFS over the design space above (defaults: the paper's best, increase / max / ssp).
 
     Attributes:
-        temperature: 'constant', 'increase', 'inf' or 'exp'.
+        temperature: 'constant', 'increase', 'inf', 'exp' or 'adaptive'.
         scoring: 'current', 'difference' or 'max'.
         resampling: 'multinomial', 'stratified', 'systematic', 'residual' or 'ssp'.
-        lam: the target tilt lambda (the final weights target p0 exp(lam r)).
+        lam: the target tilt lambda (the final weights target p0 exp(lam r)). With
+            temperature='adaptive', None leaves the final tilt to the ESS rule too: each row then
+            targets p0 exp(lam_hat r) with its own data-dependent lam_hat (``result.temperatures``
+            [:, -1]), the tilt at which the final weights keep target_ess * N effective particles;
+            lam_hat scales as 1 / (reward units), so the search does not depend on them.
+        target_ess: for temperature='adaptive', the conditional ESS, as a fraction of N in (0, 1),
+            that every increment keeps (None: 0.5); None for the fixed schedules.
         resample_at: evaluation levels: 'every' (each step), an int k (every k steps from k),
             step indices, or fractions of the run in (0, 1) (default 0.25, 0.5, 0.75 as in the paper).
         prune: prune instead of resampling.
@@ -72,13 +83,14 @@ class BFS:
     temperature: str = "increase"
     scoring: str = "max"
     resampling: str = "ssp"
-    lam: float = 1.0
+    lam: Optional[float] = 1.0
     resample_at: Union[str, int, Sequence[int], Sequence[float]] = (0.25, 0.5, 0.75)
     prune: bool = False
     ess_threshold: Optional[float] = None
     eta: float = 1.0
     select: str = "best"
     local: Optional[LocalSearch] = None
+    target_ess: Optional[float] = None
 
     name = "bfs"
 
@@ -87,7 +99,17 @@ class BFS:
         check_choice(self.scoring, "scoring", SCORINGS)
         check_choice(self.resampling, "resampling", SCHEMES)
         check_choice(self.select, "select", SELECTIONS)
-        check_float(self.lam, "lam", 0.0, low_open=True)
+        adaptive = self.temperature == "adaptive"
+        if self.lam is None and not adaptive:
+            raise ValueError(f"lam=None lets the ESS rule choose the final tilt; it needs temperature='adaptive', got {self.temperature!r}")
+        if self.lam is not None:
+            check_float(self.lam, "lam", 0.0, low_open=True)
+        if self.target_ess is not None:
+            if not adaptive:
+                raise ValueError(f"target_ess sets the adaptive temperature's increments; temperature={self.temperature!r} would ignore it")
+            check_float(self.target_ess, "target_ess", 0.0, 1.0, low_open=True)
+            if self.target_ess == 1.0:
+                raise ValueError("target_ess must be < 1: an ESS of N allows no increment, so the temperature would never rise")
         check_eta(self.eta)
         check_bool(self.prune, "prune")
         if self.ess_threshold is not None:
@@ -129,8 +151,13 @@ class BFS:
         return sorted(set(ra))
 
     def lambdas(self, grid) -> Optional[torch.Tensor]:
-        """lam_i for every step i ([S] float64), None for the greedy 'inf' temperature."""
+        """lam_i for every step i ([S] float64), None for the greedy 'inf' temperature.
+
+        The 'adaptive' temperature has no fixed schedule; it is chosen during the run (see run).
+        """
         s = grid.num_steps
+        if self.temperature == "adaptive":
+            raise ValueError("temperature='adaptive' has no fixed schedule: its lam_i are chosen per row during the run")
         if self.temperature == "inf":
             return None
         if self.temperature == "constant":
@@ -140,9 +167,17 @@ class BFS:
         g = 2.0 ** (1.0 / (0.87 * s)) - 1.0
         return self.lam * torch.clamp((1.0 + g) ** torch.arange(s, dtype=torch.float64) - 1.0, max=1.0)
 
+    @property
+    def ess_target(self) -> float:
+        """The adaptive temperature's target CESS as a fraction of N (target_ess, default 0.5)."""
+        return 0.5 if self.target_ess is None else self.target_ess
+
     def cost(self, ctx) -> int:
         """Model NFE per prompt without pruning (pruning spends less); checks the plan fits the run."""
         self.levels(ctx.num_steps)
+        if self.temperature == "adaptive" and self.ess_target * ctx.n_particles <= 1.0:
+            raise ValueError(f"target_ess * n_particles = {self.ess_target} * {ctx.n_particles} must exceed 1: an ESS is never "
+                             "below one particle, so the adaptive temperature would jump to the greedy limit")
         return ctx.n_particles * ctx.num_steps * ctx.steps_cost()
 
     # -- the search ------------------------------------------------------------------------------
@@ -150,8 +185,10 @@ class BFS:
     def run(self, ctx):
         b, n, steps = ctx.batch_size, ctx.n_particles, ctx.num_steps
         evaluate_at = set(self.levels(steps))
-        lam = self.lambdas(ctx.grid)
+        adaptive = self.temperature == "adaptive"
+        lam = None if adaptive else self.lambdas(ctx.grid)
         lam = None if lam is None else lam.tolist()  # host floats: the loop never reads a tensor
+        finite = adaptive or lam is not None
         rows = ctx.rows(n)
         x = ctx.init_noise(b * n)
         dev = x.device
@@ -161,13 +198,23 @@ class BFS:
         best_r = torch.full((b, n), -math.inf, dtype=torch.float64, device=dev)  # running max (scoring='max')
         alive = torch.ones(b, n, dtype=torch.bool, device=dev)
         live = None  # flat indices of the particles still alive once pruning removed some
+        lam_row = torch.zeros(b, dtype=torch.float64, device=dev)  # each row's current temperature
+        temperatures = []  # lam_row at every evaluation level, then the final tilt
 
         for i in range(steps):
             live_rows = rows if live is None else rows[live]
             xi, x0_hat, aux = ctx.prepare(x if live is None else x[live], i, live_rows)
             if i in evaluate_at:
                 r = _scatter(ctx.score(x0_hat, live_rows).to(torch.float64), live, b, n)
-                log_g, best_r, log_psi = self._potential(r, best_r, log_psi, None if lam is None else lam[i], alive)
+                if adaptive:
+                    key = torch.maximum(best_r, r) if self.scoring == "max" else r
+                    base = lam_row[:, None] * key - (log_psi if self.scoring == "difference" else 0.0)
+                    lam_row = self._next_temperature(log_w, base, key, alive, lam_row)
+                elif lam is not None:
+                    lam_row = torch.full_like(lam_row, lam[i])
+                log_g, best_r, log_psi = self._potential(r, best_r, log_psi, lam_row[:, None] if finite else None, alive)
+                if finite:
+                    temperatures.append(lam_row)
                 log_w = log_w + log_g
                 ess = ops.ess(log_w)
                 if self.prune:
@@ -188,22 +235,31 @@ class BFS:
                     log_w = torch.where(resample_row[:, None], torch.zeros_like(log_w), log_w)
                 ctx.trace.add(
                     step=i, ess=ess, reward_mean=_masked_mean(r, alive), reward_max=r.amax(1), alive=alive.sum(1),
-                    resampled=None if self.prune else resample_row,
+                    resampled=None if self.prune else resample_row, **({"lam": lam_row} if finite else {}),
                 )
             x_next = ctx.advance(xi, x0_hat, aux, i, live_rows, self.eta)
             x = x_next if live is None else x.index_copy(0, live, x_next)
 
         r_raw = ctx.score(x if live is None else x[live], rows if live is None else rows[live], final=True)
         r_final = _scatter(r_raw.to(torch.float64), live, b, n)
-        if lam is not None:
+        if finite:
             # Final potential: the lineage's intermediate potentials are divided out, so the weighted
             # population targets p0 * exp(lam * r) whatever the intermediate scoring was.
-            log_w = log_w + self.lam * r_final - log_psi
+            if adaptive:
+                lam_row = self._next_temperature(log_w, lam_row[:, None] * r_final - log_psi, r_final, alive, lam_row)
+            else:
+                lam_row = torch.full_like(lam_row, self.lam)
+            temperatures.append(lam_row)
+            # masked: a dead slot's -inf reward times a zero tilt would be NaN
+            log_w = log_w + torch.where(alive, lam_row[:, None] * r_final - log_psi, torch.full_like(log_w, -math.inf))
             log_z = log_z + _log_mean_exp(log_w)
         # Weights are float64; rewards are returned in the verifier's dtype, as by every method.
         result = ctx.finish(x, r_final.reshape(-1).to(r_raw.dtype), n, log_weights=log_w, alive=None if live is None else alive)
-        if lam is not None and not self.prune and ctx.local is None:
-            # SMC's evidence estimate; pruning is not resampling and guided proposals are not reweighted
+        if finite:
+            result.temperatures = torch.stack(temperatures, dim=1)
+        if self.lam is not None and self.temperature != "inf" and not self.prune and ctx.local is None:
+            # SMC's evidence estimate; pruning is not resampling and guided proposals are not reweighted.
+            # Adaptive increments, chosen from the particles, make it consistent rather than unbiased.
             result.log_evidence = log_z
         if self.select == "weighted":
             pick = ctx.resample(result.log_weights, "multinomial")[:, 0]
@@ -212,6 +268,16 @@ class BFS:
             result.rewards = r_final.reshape(-1)[flat].to(r_raw.dtype)
             result.samples = ctx.decode_full(result.latents)
         return result
+
+    def _next_temperature(self, log_w, base, key, alive, lam_row):
+        """The adaptive temperature after this level [B]: lam_row plus the increment whose incremental
+        log-weights base + delta * key keep a CESS of target_ess times the live count."""
+        target = self.ess_target * alive.sum(1).to(torch.float64)
+        if self.lam is None:
+            return lam_row + adaptive_increment(log_w, base, key, alive, target, torch.full_like(lam_row, math.inf))
+        cap = torch.clamp(self.lam - lam_row, min=0.0)
+        delta = adaptive_increment(log_w, base, key, alive, target, cap)
+        return torch.where(delta >= cap, torch.full_like(lam_row, self.lam), lam_row + delta)
 
     def _potential(self, r, best_r, log_psi, lam_i, alive):
         """log G_i [B, N] for this level, and the updated running max and lineage log-potential."""

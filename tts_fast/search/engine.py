@@ -44,7 +44,12 @@ class SearchResult:
         log_evidence: [B] float64, the log of the SMC estimate of Z = E_p0[exp(lam * reward)] per
             row (the product of the mean incremental weights at each resampling and at the end;
             exp of it is unbiased for Z), for BFS at a finite temperature with resampling and no
-            local search; None otherwise.
+            local search (for the adaptive temperature, whose increments are chosen from the
+            particles, a consistent rather than unbiased estimate); None otherwise, and for an
+            adaptive run with lam=None, whose rows each target their own tilt.
+        temperatures: [B, L + 1] float64, for BFS at a finite temperature: each row's tilt lam_i at
+            its L evaluation levels and, last, the final tilt of its weights (per row and data-
+            dependent for temperature='adaptive'); None otherwise.
         timings: seconds per stage ('model', 'decode', 'verifier', 'search_ops', 'total').
         trace: per-step statistics (list of dicts of Python numbers).
         method: the method object that ran (with its resolved settings).
@@ -59,6 +64,7 @@ class SearchResult:
     nfe: NFE
     nfe_per_prompt: torch.Tensor
     log_evidence: Optional[torch.Tensor] = None
+    temperatures: Optional[torch.Tensor] = None
     timings: dict = field(default_factory=dict)
     trace: list = field(default_factory=list)
     method: object = None

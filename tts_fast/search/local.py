@@ -18,6 +18,15 @@ p0 * f^rho at the end. ``move='langevin'`` replaces step-down-and-re-noise by th
 Langevin move x += v_i (score + (rho_i/v_i) grad L) + sqrt(2 v_i) z on x_i (tts_fast.ops.langevin_step),
 with the Tweedie score (alpha_i x0_hat - x_i) / sigma_i^2; its last round is the guided step above.
 
+Step sizes. In the paper's ``step_scale='absolute'`` mode rho_i and mu_i multiply the verifier's
+gradient, so they are in the reward's units: a reward ten times larger takes ten times larger
+steps. ``step_scale='relative'`` rescales each sample's gradient to unit root-mean-square per
+coordinate, g * sqrt(D) / |g|, before either step: rho_i / a_i and mu_i are then step lengths in
+the sample's own units per coordinate, the same on every verifier (multiplying the reward by
+c > 0 changes nothing, bit for bit when c is a power of two, for sigma = 0 or K = 1 where the
+smoothed log-reward scales with the reward). It is normalised gradient ascent, so the Langevin
+reading above (a tilt of rho) no longer holds.
+
 Gradients come from the *local* verifier (dual verifiers: ``search(..., local_verifier=...)``).
 Costs per particle per level: R model NFE, R model_grad if rho != 0, and K (per gradient) verifier
 forward+backward passes for each of the rho and mu gradients.
@@ -38,6 +47,7 @@ from ._checks import check_choice, check_eta, check_float, check_int
 RHO_SHAPES = SHAPES + ("langevin",)
 SIGMA_SHAPES = ("decrease", "constant")
 MOVES = ("recurrence", "langevin")
+STEP_SCALES = ("absolute", "relative")
 
 
 @dataclass
@@ -57,6 +67,9 @@ class LocalSearch:
         sigma_schedule: 'decrease' (sigma_i = sigma * sigma_level) or 'constant'.
         move: 'recurrence' (step down, re-noise up: the paper) or 'langevin' (explicit ULA move).
         max_grad_norm: clip each sample's verifier gradient to this norm (None: no clipping).
+        step_scale: 'absolute' (rho, mu multiply the gradient: the paper) or 'relative' (each
+            sample's gradient rescaled to unit RMS per coordinate first, so rho and mu are step
+            lengths independent of the reward's units).
         eta: DDIM eta of the sampler when local search runs as a method by itself.
     """
 
@@ -72,6 +85,7 @@ class LocalSearch:
     move: str = "recurrence"
     max_grad_norm: Optional[float] = None
     eta: float = 1.0
+    step_scale: str = "absolute"
 
     name = "local"
 
@@ -86,8 +100,11 @@ class LocalSearch:
         check_choice(self.mu_schedule, "mu_schedule", SHAPES)
         check_choice(self.sigma_schedule, "sigma_schedule", SIGMA_SHAPES)
         check_choice(self.move, "move", MOVES)
+        check_choice(self.step_scale, "step_scale", STEP_SCALES)
         if self.max_grad_norm is not None:
             check_float(self.max_grad_norm, "max_grad_norm", 0.0, low_open=True)
+            if self.step_scale == "relative":
+                raise ValueError("max_grad_norm clips the gradient's norm, which step_scale='relative' fixes to sqrt(D): it would never act")
         check_eta(self.eta)
 
     @property
@@ -167,7 +184,7 @@ class LocalSearch:
             return ctx.denoise(x, level, cond), {"g": None, "eps": eps}
         objective = lambda x0: self._smoothed(ctx, x0, cond, tab["sigma"], eps)  # noqa: E731
         x0_hat, g = ctx.denoise_with_grad(x, level, cond, objective)
-        return x0_hat, {"g": self._clip(g), "eps": eps}
+        return x0_hat, {"g": self._condition(g), "eps": eps}
 
     # -- pieces -----------------------------------------------------------------------------------
 
@@ -192,10 +209,16 @@ class LocalSearch:
             with torch.enable_grad():
                 xg = x0.detach().requires_grad_(True)
                 (g,) = torch.autograd.grad(self._smoothed(ctx, xg, cond, tab["sigma"], eps).sum(), xg)
-            x0 = x0 + (tab["mu"] * self._clip(g)).to(x0.dtype)
+            x0 = x0 + (tab["mu"] * self._condition(g)).to(x0.dtype)
         return x0 - x0_hat
 
-    def _clip(self, g):
+    def _condition(self, g):
+        """The gradient the steps use: rescaled to unit RMS ('relative'), clipped, or as it is."""
+        if self.step_scale == "relative":
+            norm = g.flatten(1).norm(dim=1)
+            nonzero = norm > 0  # a zero gradient stays zero
+            scale = torch.where(nonzero, math.sqrt(g[0].numel()) / torch.where(nonzero, norm, torch.ones_like(norm)), torch.zeros_like(norm))
+            return g * _col(scale, g)
         if self.max_grad_norm is None:
             return g
         norm = g.flatten(1).norm(dim=1).clamp_min(1e-30)

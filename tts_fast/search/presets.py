@@ -9,6 +9,7 @@ ImageReward for FK-steering); retune it for other verifiers.
 from __future__ import annotations
 
 from .bfs import BFS
+from .local import LocalSearch
 
 
 def svdd(**overrides) -> BFS:
@@ -48,4 +49,29 @@ def bfs_best(**overrides) -> BFS:
     return BFS(**{**base, **overrides})
 
 
-__all__ = ["svdd", "das", "fk", "bfs_best"]
+def bfs_auto(**overrides) -> BFS:
+    """BFS that tunes itself: bfs_best's structure with adaptive tempering and a free final tilt.
+
+    Every prompt row raises its temperature at each evaluation level by the increment that keeps
+    the conditional ESS of its incremental weights at half its particles, and picks its final tilt
+    by the same rule (lam=None): no setting is in the reward's units, and multiplying the reward by
+    any c > 0 leaves the search unchanged. SSP resampling at 25/50/75 % of the steps (bfs_best's),
+    'difference' scoring (tempered SMC's incremental weights lam_i r_i - lam_prev r_prev).
+    """
+    base = dict(temperature="adaptive", lam=None, target_ess=0.5, scoring="difference", resampling="ssp", resample_at=(0.25, 0.5, 0.75))
+    return BFS(**{**base, **overrides})
+
+
+def local_auto(**overrides) -> LocalSearch:
+    """Local search with relative steps: gradients rescaled to unit RMS per coordinate, so that rho
+    and mu are step lengths in the sample's units on every verifier (step_scale='relative').
+
+    One setting for every task, chosen from a two-seed look at the medium and large PointMaze and
+    then run unchanged on the digits model (docs/self_tuning.md): R = 2 rounds, rho = mu = 0.01
+    (one ascent step), no smoothing.
+    """
+    base = dict(step_scale="relative", local_steps=2, rho=0.01, mu=0.01, iter_steps=1, sigma=0.0)
+    return LocalSearch(**{**base, **overrides})
+
+
+__all__ = ["svdd", "das", "fk", "bfs_best", "bfs_auto", "local_auto"]
