@@ -145,7 +145,7 @@ def test_a_killed_rank_loses_only_unfinished_prompts_and_the_rerun_completes(pro
     assert (s["ok"], s["this_run"]["prompts_computed"], s["this_run"]["prompts_resumed"]) == (N, N - len(done), len(done))
 
 
-def test_ray_writes_the_records_of_torchrun(prompts, one_rank, tmp_path):
+def test_ray_writes_the_records_of_torchrun(prompts, one_rank, tmp_path, capsys):
     ray = pytest.importorskip("ray", reason="the Ray test needs the extra 'ray' (pip install 'tts_fast[ray]')")
     from tts_fast.distributed.ray import run
 
@@ -153,6 +153,11 @@ def test_ray_writes_the_records_of_torchrun(prompts, one_rank, tmp_path):
     ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
     try:
         s = run([*RUN, "--prompts-file", prompts, "--out", str(out)])
+        from tts_fast import cli
+
+        capsys.readouterr()
+        assert cli.main(["run", "--ray", "auto", *RUN, "--prompts-file", prompts, "--out", str(out)]) == 0  # the CLI, same cluster
+        assert f"all {N} prompt(s) already done" in capsys.readouterr().out
     finally:
         ray.shutdown()
     _assert_same(one_rank, out)

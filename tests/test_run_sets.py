@@ -268,3 +268,17 @@ def test_contact_sheet_shrinks_large_images_by_an_integer_factor():
     s = summary._shrink(a.astype(np.uint8))
     assert s.shape == (128, 128, 3)
     assert s[0, 0, 0] == round(a[:2, :2, 0].mean())
+
+
+def test_ray_without_ray_installed_names_the_extra(tmp_path, monkeypatch):
+    import sys
+
+    from tts_fast.distributed import ray as on_ray
+    from tts_fast.runs import prepare
+    from tts_fast.runs.options import build_parser
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as when it is not installed
+    job = prepare(build_parser().parse_args(["--model", "digits", "--prompt", "1", "--out", str(tmp_path / "o"), "--ray", "local"]))
+    with pytest.raises(ImportError, match=r"tts_fast\[ray\]"):
+        on_ray.execute(job, "local")
+    assert not (tmp_path / "o").exists()
