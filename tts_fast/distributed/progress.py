@@ -18,6 +18,7 @@ class RankProgress:
             self.bar = tqdm(total=total, unit="prompt", position=rank, desc=desc or f"rank {rank}/{world_size}", dynamic_ncols=True)
 
     def update(self, outcome: dict) -> None:
+        """Count one finished group (its prompts, model NFE and seconds)."""
         self.nfe += outcome["nfe"]
         self.seconds += outcome["seconds"]
         if self.bar is not None:
@@ -26,6 +27,7 @@ class RankProgress:
             self.bar.update(outcome["prompts"])
 
     def close(self) -> None:
+        """Finish the bar (a no-op when disabled)."""
         if self.bar is not None:
             self.bar.close()
 

@@ -39,6 +39,7 @@ class _Actor:
         self.worker = Worker(job, torch.device(device), rank=rank, world_size=world_size, launcher="ray")
 
     def run_group(self, group) -> dict:
+        """The worker's outcome for ``group``, with this actor's index as 'rank'."""
         return dict(self.worker.run_group(group), rank=self.worker.run_info["rank"])
 
 

@@ -42,6 +42,7 @@ class DigitsFamily:
 
     @staticmethod
     def schedule(args):
+        """The cosine schedule the digits UNet was trained with."""
         from ..zoo import digits_schedule
 
         return digits_schedule()

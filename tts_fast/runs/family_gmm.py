@@ -40,6 +40,7 @@ class GmmFamily:
 
     @staticmethod
     def check(args) -> None:
+        """The analytic model takes no --weights."""
         if args.weights is not None:
             raise CLIError("--weights does not apply to --model gmm (the analytic model has no weights)")
 
@@ -47,6 +48,7 @@ class GmmFamily:
 
     @staticmethod
     def schedule(args):
+        """DDPM linear, 1000 levels (GaussianMixture's default)."""
         from .. import schedules
 
         return schedules.ddpm_linear()
@@ -65,6 +67,7 @@ class GmmFamily:
 
     @staticmethod
     def pixels(result):
+        """None: 2-D samples have no image."""
         return None
 
     @staticmethod

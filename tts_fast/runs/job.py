@@ -32,6 +32,7 @@ class Job:
 
     @property
     def out(self) -> str:
+        """The output folder (--out)."""
         return self.args.out
 
 
