@@ -10,6 +10,7 @@ EXTRAS = {
     "clip": "transformers",
     "imagereward": "image-reward (with transformers<5, timm, fairscale)",
     "tensorrt": "torch-tensorrt",
+    "ray": "ray",
 }
 
 

@@ -106,15 +106,15 @@ def _setup(args, device):
 
         model = architectures.random_model(args.model, b, smoke=args.smoke, device=device, dtype=dtype, **kw)
     else:
-        from . import cli_run
+        from .runs import family_diffusers
 
         prompts = args.prompt or []
         if len(prompts) != b:
             raise CLIError(f"--weights needs --prompt given {b} time(s) (one per prompt row of --batch-size)")
-        pipe = cli_run._load_pipeline(args, device, dtype)
+        pipe = family_diffusers.load_pipeline(args, device, dtype)
         model = tts.models.DiffusersModel(pipe, prompts, **kw)
         if args.verifier != "cheap":
-            return model, cli_run._verifier(args, prompts, device)
+            return model, family_diffusers.image_verifier(args, prompts, device)
     cheap = tts.verifiers.Function(lambda img: img.float().mean(dim=tuple(range(1, img.dim()))), differentiable=True)
     return model, cheap
 

@@ -1,0 +1,41 @@
+"""Running ``tts_fast.search``'s own argument checks before anything is loaded."""
+
+from __future__ import annotations
+
+from .._cli_common import CLIError
+
+
+class _Probed(Exception):
+    """Raised by the probe model at its first evaluation: the search accepted every argument."""
+
+
+def probe_search(args, schedule, options: dict, batch_size: int) -> None:
+    """Run ``tts_fast.search``'s checks (method options, budget against the plan's cost, ...) on a
+    stand-in model with the real ``schedule`` that stops the search at its first evaluation: no
+    work is done, and the errors (CLIError) are the ones the real run would raise after loading."""
+    import torch
+
+    import tts_fast as tts
+
+    class Probe(tts.Denoiser):
+        sample_shape = (1,)
+        num_prompts = batch_size
+
+        def forward(self, x_t, t, cond):
+            raise _Probed
+
+    Probe.schedule = schedule
+
+    def stop(x0, cond):
+        raise _Probed
+
+    verifier = tts.verifiers.Function(stop, differentiable=True, num_prompts=batch_size)  # every run verifier is differentiable
+    try:
+        with torch.no_grad():
+            tts.search(Probe(), verifier, args.method, n_particles=args.particles, num_steps=args.steps, batch_size=batch_size,
+                       seed=args.seed, budget=args.budget, progress=False, **options)
+    except _Probed:
+        return
+    except (ValueError, TypeError) as e:
+        raise CLIError(str(e)) from None
+    raise CLIError("internal error: the probe search finished without evaluating its model")
