@@ -136,6 +136,10 @@ def test_flat_rows_dead_particles_and_a_start_below_the_target():
     alone = _increment(torch.zeros(1, 3, dtype=torch.float64), torch.zeros(1, 3, dtype=torch.float64),
                        torch.tensor([[0.0, 1.0, 3.0]], dtype=torch.float64), torch.ones(1, 3, dtype=torch.bool), 0.5, math.inf)
     assert torch.equal(d_inf[1:2], alone) and math.isfinite(float(d_inf[1]))
+    # BFS hands over base = lam_row * key - log_psi, which is NaN in a dead slot while lam_row = 0
+    nan_base = base.clone()
+    nan_base[1, 2] = math.nan
+    assert torch.equal(_increment(log_w, nan_base, key, alive, 0.5, math.inf), d_inf)
 
 
 def test_an_unbounded_increment_stops_at_the_bracket():
