@@ -3,7 +3,8 @@
 Each preset returns a :class:`~tts_fast.search.bfs.BFS`; keyword arguments override any field.
 The temperature ``lam`` multiplies the reward, so it depends on the reward's scale: the defaults
 are the papers' values for their rewards (log-probabilities for the classical-search paper,
-ImageReward for FK-steering); retune it for other verifiers.
+ImageReward for FK-steering); retune it for other verifiers, or use :func:`bfs_auto` and
+:func:`local_auto`, whose settings do not depend on the reward's units (docs/self_tuning.md).
 """
 
 from __future__ import annotations
