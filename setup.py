@@ -144,7 +144,8 @@ def _extensions():
                      extra_compile_args={"cxx": cxx + [target]}),
     ]
     if WITH_CUDA:
-        nvcc = opt + ["--fmad=false", "-Xcompiler=-ffp-contract=off", "--expt-relaxed-constexpr", target]
+        # USE_CUDA exposes the CUDA parts of the stable shims (current stream, CUDA error text).
+        nvcc = opt + ["--fmad=false", "-Xcompiler=-ffp-contract=off", "--expt-relaxed-constexpr", target, "-DUSE_CUDA"]
         if DEBUG:
             nvcc.append("-lineinfo")
         # The CUDA runtime is linked statically (nvcc's default): the library then needs the
@@ -154,7 +155,7 @@ def _extensions():
             "tts_fast._ops_cuda", sorted(glob.glob("csrc/cuda/*.cpp") + glob.glob("csrc/cuda/*.cu")),
             py_limited_api=True, include_dirs=[os.path.join(CUDA_HOME, "include")],
             library_dirs=[os.path.join(CUDA_HOME, "lib64")], libraries=["torch_cuda", "cudart_static", "rt", "dl"],
-            extra_compile_args={"cxx": cxx + [target], "nvcc": nvcc},
+            extra_compile_args={"cxx": cxx + [target, "-DUSE_CUDA"], "nvcc": nvcc},
         ))
     return exts
 
