@@ -53,7 +53,7 @@ def main(path: str) -> None:
     torch.save(
         {
             "outputs": _outputs(),
-            "torch": torch.__version__,
+            "torch": str(torch.__version__),  # a plain str: torch.load(weights_only=True) takes no TorchVersion
             "tts_fast_file": tts_fast.__file__,
             "build_info": ops.build_info(),
             "backend": ops.backend("cpu"),
