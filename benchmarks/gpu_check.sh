@@ -122,8 +122,8 @@ fi
 
 # -- build: sm_90 only, against the machine's torch --------------------------------------------
 if [ $SMOKE = 1 ]; then
-  if "$PY" -c "import tts_fast._C" 2>/dev/null; then
-    skip_step build "smoke: tts_fast._C is importable"
+  if "$PY" -c "from tts_fast import ops; assert ops._C is not None" 2>/dev/null; then
+    skip_step build "smoke: the compiled ops load"
   else
     run_step build 600 30 "$FINAL_RESERVE" "TTS_FAST_CUDA=0 '$PY' setup.py build_ext --inplace"
   fi

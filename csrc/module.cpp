@@ -1,6 +1,7 @@
-// The Python module tts_fast._C. Importing it loads this shared library, whose static
-// initialisers register the ops (ops.cpp, cpu/, cuda/) with the dispatcher; the module itself
-// only reports how the library was built.
+// The Python module tts_fast._C: reports how tts_fast's op libraries (_ops, _ops_cuda: ops.cpp,
+// cpu/, cuda/, on the LibTorch stable ABI) were built. It includes no torch header and links no
+// torch library, so it depends on the CPython version only; tts_fast.ops loads the op libraries
+// with torch.ops.load_library.
 //
 // Build facts arrive as -D macros from setup.py, each string hex-encoded (TTS_FAST_*_HEX): a hex
 // string is a single preprocessor number, so it survives shells, ninja and macro expansion intact,
@@ -20,6 +21,9 @@
 #endif
 #ifndef TTS_FAST_CUDA_ARCHS_HEX
 #define TTS_FAST_CUDA_ARCHS_HEX 0
+#endif
+#ifndef TTS_FAST_MIN_TORCH_HEX
+#define TTS_FAST_MIN_TORCH_HEX 0
 #endif
 #ifndef TTS_FAST_WITH_CUDA
 #define TTS_FAST_WITH_CUDA 0
@@ -64,6 +68,7 @@ pybind11::dict build_info() {
   d["torch_version"] = unhex(TTS_FAST_STR(TTS_FAST_TORCH_VERSION_HEX));
   const std::string cuda_version = unhex(TTS_FAST_STR(TTS_FAST_CUDA_VERSION_HEX));
   d["cuda_version"] = cuda_version.empty() ? pybind11::object(pybind11::none()) : pybind11::str(cuda_version);
+  d["min_torch"] = unhex(TTS_FAST_STR(TTS_FAST_MIN_TORCH_HEX));
   d["compiler"] = compiler();
 #ifdef NDEBUG
   d["debug"] = false;
@@ -76,7 +81,8 @@ pybind11::dict build_info() {
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
-  m.doc() = "tts_fast compiled ops (registered under torch.ops.tts_fast on import)";
+  m.doc() = "How tts_fast's op libraries were built (tts_fast.ops loads them under torch.ops.tts_fast)";
   m.def("build_info", &build_info,
-        "dict: cpu, cuda (CUDA kernels compiled), cuda_archs, torch_version, cuda_version, compiler, debug");
+        "dict: cpu, cuda (CUDA kernels compiled), cuda_archs, torch_version (built against), cuda_version, "
+        "min_torch (oldest torch served), compiler, debug");
 }

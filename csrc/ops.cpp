@@ -4,9 +4,10 @@
 //
 // All ops are functional (no input is mutated) and read randomness from tensors: `uniforms` /
 // `noise`, or `rng` = int64 [seed, offset] for the in-kernel Philox4x32-10 generator (philox.h).
-#include <torch/library.h>
+// Registered through the LibTorch stable ABI (STABLE_TORCH_LIBRARY): see stable_api.h.
+#include "stable_api.h"
 
-TORCH_LIBRARY(tts_fast, m) {
+STABLE_TORCH_LIBRARY(tts_fast, m) {
   // log_weights [B, N] float32/64, uniforms [B, N] float32/64 -> ancestors [B, N] int64.
   m.def("resample(Tensor log_weights, Tensor? uniforms, Tensor? rng, str scheme) -> Tensor");
   // x [B, ...] float16/bfloat16/float32/float64; level_* [B] int64; alpha, sigma [L] float64.

@@ -156,8 +156,8 @@ def _fake_imports(monkeypatch, modules: dict):
     return calls
 
 
-def _info(torch_version, cuda_version=None):
-    return types.SimpleNamespace(TORCH_VERSION=torch_version, CUDA_VERSION=cuda_version)
+def _info(torch_version, cuda_version=None, min_torch="2.10"):
+    return types.SimpleNamespace(TORCH_VERSION=torch_version, CUDA_VERSION=cuda_version, MIN_TORCH=min_torch)
 
 
 @pytest.mark.parametrize("value", ["reference", "Reference", "REFERENCE"])
@@ -183,16 +183,43 @@ def test_load_extension_never_built(monkeypatch):
     assert ops._load_extension() is None
 
 
-def test_load_extension_other_torch(monkeypatch):
+def test_load_extension_any_torch_from_the_minimum_on(monkeypatch):
+    """The stable-ABI ops built against one torch load in every torch >= their minimum."""
     monkeypatch.setenv("TTS_FAST_BACKEND", "")
-    _fake_imports(monkeypatch, {"tts_fast._build_info": _info("1.13.0+fake"), "tts_fast._C": object()})
+    c = types.ModuleType("tts_fast._C")
+    _fake_imports(monkeypatch, {"tts_fast._build_info": _info("1.13.0+fake", min_torch="2.10"), "tts_fast._C": c})
+    for installed in ("2.10.0", "2.11.0+cu130", "2.14.1", "3.0.0a0"):
+        monkeypatch.setattr(torch, "__version__", installed)
+        assert ops._load_extension() is c, installed
+
+
+@pytest.mark.parametrize("installed", ["2.9.1", "2.9.0+cu128", "1.13.0"])
+def test_load_extension_torch_below_the_minimum(monkeypatch, installed):
+    monkeypatch.setenv("TTS_FAST_BACKEND", "")
+    _fake_imports(monkeypatch, {"tts_fast._build_info": _info("2.13.0", min_torch="2.10"), "tts_fast._C": object()})
+    monkeypatch.setattr(torch, "__version__", installed)
     want = (
-        f"tts_fast's compiled ops were built against torch 1.13.0+fake, but torch {torch.__version__} is installed. "
-        "Rebuild them for this torch with `pip install --no-build-isolation --force-reinstall --no-deps .` "
-        "(or `-e .`), or set TTS_FAST_BACKEND=reference to use the pure-PyTorch ops."
+        f"tts_fast's compiled ops need torch >= 2.10 (they use the LibTorch stable ABI of torch 2.10), but torch "
+        f"{installed} is installed. Upgrade torch (`pip install 'torch>=2.10'`), or set TTS_FAST_BACKEND=reference "
+        "to use the pure-PyTorch ops."
     )
     with pytest.raises(ImportError, match=f"^{re.escape(want)}$"):
         ops._load_extension()
+
+
+def test_release_parses_torch_versions():
+    assert ops._release("2.14.1+cu130") == (2, 14, 1)
+    assert ops._release("2.10.0a0+git1234") == (2, 10, 0)
+    assert ops._release("2.10") == (2, 10)
+    assert ops._release("2.9.1") < ops._release("2.10") <= ops._release("2.10.0")
+
+
+def test_op_library_that_fails_to_load_names_its_path(monkeypatch, tmp_path):
+    missing = str(tmp_path / "_ops.abi3.so")
+    monkeypatch.setattr(ops, "_library_path", lambda name: missing)
+    with pytest.raises(ImportError, match=re.escape(f"tts_fast's op library {missing} failed to load")) as err:
+        ops._load_op_libraries(with_cuda=False)
+    assert isinstance(err.value.__cause__, OSError)
 
 
 @pytest.mark.parametrize("has_info", [False, True])

@@ -1,6 +1,7 @@
 """How the ops are built and loaded: the compiled schemas equal ops.SCHEMAS, build_info's keys,
-the reference fallback (TTS_FAST_BACKEND=reference), the message for a _C built against another
-torch, and the CMake build of the same op library (loaded with torch.ops.load_library)."""
+the op libraries loaded from the package, a _C free of torch, the reference fallback
+(TTS_FAST_BACKEND=reference), the message for a torch below the minimum, and the CMake build of
+the same op library (loaded with torch.ops.load_library)."""
 
 from __future__ import annotations
 
@@ -40,16 +41,20 @@ def test_compiled_schemas_equal_python_schemas(compiled):
 
 def test_build_info_keys(compiled):
     info = ops._C.build_info()
-    assert {"cpu", "cuda", "cuda_archs", "torch_version", "cuda_version", "compiler"} <= set(info)
+    assert {"cpu", "cuda", "cuda_archs", "torch_version", "cuda_version", "min_torch", "compiler"} <= set(info)
     assert info["cpu"] is True and isinstance(info["cuda"], bool)
     assert isinstance(info["cuda_archs"], list) and all(isinstance(a, str) for a in info["cuda_archs"])
-    assert info["torch_version"] == torch.__version__
+    # Built against one torch (a wheel: 2.13.0), it serves any torch from the minimum on.
+    assert info["min_torch"] == ops.MIN_TORCH
+    assert ops._release(info["torch_version"]) >= ops._release(info["min_torch"])
+    assert ops._release(torch.__version__) >= ops._release(info["min_torch"])
     assert info["cuda"] == bool(info["cuda_archs"]) and (info["cuda_version"] is None) == (not info["cuda"])
     assert ops.backend("cpu") == "cpp"
     assert ops.backend("cuda") == ("cuda" if info["cuda"] else "reference")
     from tts_fast import _build_info
 
     assert _build_info.TORCH_VERSION == info["torch_version"]
+    assert _build_info.MIN_TORCH == info["min_torch"]
     assert _build_info.CUDA_VERSION == info["cuda_version"]
     assert list(_build_info.CUDA_ARCHS) == info["cuda_archs"]
 
@@ -98,12 +103,43 @@ def test_parity_tests_fail_without_the_compiled_ops():
     assert r.returncode == 0 and "1 skipped" in r.stdout and "reference-only run" in r.stdout, (r.stdout[-3000:], r.stderr[-3000:])
 
 
-def test_torch_version_mismatch_message():
+def test_op_libraries_are_loaded_from_the_package(compiled):
+    """The schemas and kernels come from tts_fast/_ops.abi3.so (and _ops_cuda.abi3.so when built),
+    loaded with torch.ops.load_library."""
+    loaded = {os.path.realpath(p) for p in torch.ops.loaded_libraries}
+    assert os.path.realpath(ops._library_path("_ops")) in loaded
+    cuda_lib = os.path.realpath(ops._library_path("_ops_cuda"))
+    assert (cuda_lib in loaded) == (ops.backend("cuda") == "cuda")
+
+
+def test_build_info_module_needs_no_torch(compiled):
+    """tts_fast._C (build facts) loads in a process where torch cannot be imported and maps no torch
+    library: it is tied to the CPython version only, not to a torch version."""
+    r = _run_python(
+        f"""
+        import importlib.util, sys
+        sys.modules["torch"] = None  # any import of torch now fails
+        spec = importlib.util.spec_from_file_location("tts_fast._C", {ops._C.__file__!r})
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        info = mod.build_info()
+        maps = open("/proc/self/maps").read()
+        assert "libtorch" not in maps and "libc10" not in maps, "a torch library was loaded"
+        print("ok", info["torch_version"])
+        """,
+    )
+    assert r.returncode == 0 and r.stdout.startswith("ok "), (r.stdout, r.stderr)
+
+
+def test_torch_below_the_minimum_message():
+    """With a build that asks for a newer torch than the installed one, importing the ops fails
+    with the installed and the required versions (a real old torch is not needed to see it)."""
     r = _run_python(
         """
         import sys, types
         fake = types.ModuleType("tts_fast._build_info")
-        fake.TORCH_VERSION, fake.CUDA_VERSION, fake.CUDA_ARCHS, fake.BACKENDS = "1.13.0+fake", None, [], ("cpu",)
+        fake.TORCH_VERSION, fake.MIN_TORCH, fake.CUDA_VERSION, fake.CUDA_ARCHS, fake.BACKENDS = (
+            "99.0.0", "99.0", None, [], ("cpu",))
         sys.modules["tts_fast._build_info"] = fake
         try:
             import tts_fast.ops
@@ -116,8 +152,8 @@ def test_torch_version_mismatch_message():
     )
     out = r.stdout
     assert "IMPORTERROR:" in out, (out, r.stderr)
-    assert "1.13.0+fake" in out and torch.__version__ in out
-    assert "pip install --no-build-isolation" in out
+    assert "need torch >= 99.0" in out and f"but torch {torch.__version__} is installed" in out
+    assert "pip install 'torch>=99.0'" in out
 
 
 def _cmake_prefix() -> str:

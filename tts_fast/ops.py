@@ -1,9 +1,12 @@
 """The search primitives as PyTorch custom ops: ``torch.ops.tts_fast.*``.
 
 Schemas are defined once in C++ (csrc/ops.cpp) with CPU kernels in csrc/cpu/ and CUDA kernels in
-csrc/cuda/. When the compiled extension ``tts_fast._C`` is absent (a source checkout that was never
-built, or ``TTS_FAST_BACKEND=reference``), the same schemas are defined here and served by the
-pure-PyTorch references of ``tts_fast._reference``; ``backend()`` says which is active per device.
+csrc/cuda/, built on the LibTorch stable ABI into ``tts_fast/_ops.abi3.so`` (and
+``_ops_cuda.abi3.so``), which load in every torch >= the minimum they target (``MIN_TORCH``);
+``tts_fast._C`` (no torch inside) says how they were built. When the compiled ops are absent (a
+source checkout that was never built, or ``TTS_FAST_BACKEND=reference``), the same schemas are
+defined here and served by the pure-PyTorch references of ``tts_fast._reference``; ``backend()``
+says which is active per device.
 Fake (meta) kernels are registered here so every op traces under ``torch.compile(fullgraph=True)``.
 
 None of the ops reads device memory on the host: randomness arrives as tensors (``uniforms``,
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from typing import Optional
 
 import torch
@@ -63,20 +67,29 @@ _REFERENCES = {
 # loading the extension
 
 
+# The oldest torch the compiled ops serve when the build does not say (setup.py's MIN_TORCH).
+MIN_TORCH = "2.10"
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """(major, minor, patch) of a torch version string such as '2.14.1+cu130' or '2.10.0a0'."""
+    return tuple(int(p) for p in re.findall(r"\d+", version.split("+")[0])[:3])
+
+
 def _load_extension():
-    """Import tts_fast._C, or return None when it is absent. A build for another torch is an error."""
+    """Import tts_fast._C, or return None when it is absent. A torch below the minimum is an error."""
     if os.environ.get("TTS_FAST_BACKEND", "").lower() == "reference":
         return None
     try:
         info = importlib.import_module("tts_fast._build_info")
     except ImportError:
         info = None
-    if info is not None and info.TORCH_VERSION != torch.__version__:
+    minimum = getattr(info, "MIN_TORCH", MIN_TORCH)
+    if info is not None and _release(torch.__version__) < _release(minimum):
         raise ImportError(
-            f"tts_fast's compiled ops were built against torch {info.TORCH_VERSION}, but torch "
-            f"{torch.__version__} is installed. Rebuild them for this torch with "
-            "`pip install --no-build-isolation --force-reinstall --no-deps .` (or `-e .`), "
-            "or set TTS_FAST_BACKEND=reference to use the pure-PyTorch ops."
+            f"tts_fast's compiled ops need torch >= {minimum} (they use the LibTorch stable ABI of torch "
+            f"{minimum}), but torch {torch.__version__} is installed. Upgrade torch "
+            f"(`pip install 'torch>={minimum}'`), or set TTS_FAST_BACKEND=reference to use the pure-PyTorch ops."
         )
     try:
         return importlib.import_module("tts_fast._C")
@@ -91,6 +104,28 @@ def _load_extension():
         ) from exc
 
 
+def _library_path(name: str) -> str:
+    """Path of the op library ``name`` (built with py_limited_api, hence the .abi3 suffix) in this package."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".abi3.so")
+
+
+def _load_op_libraries(with_cuda: bool) -> bool:
+    """Load the op libraries with torch.ops.load_library: the schemas and CPU kernels always, the
+    CUDA kernels when they were built and torch is a CUDA build. Returns whether CUDA kernels loaded."""
+    names = ["_ops"] + (["_ops_cuda"] if with_cuda and torch.version.cuda is not None else [])
+    for name in names:
+        path = _library_path(name)
+        try:
+            torch.ops.load_library(path)
+        except OSError as exc:
+            raise ImportError(
+                f"tts_fast's op library {path} failed to load ({exc.__cause__ or exc}); torch "
+                f"{torch.__version__} is installed. Reinstall tts_fast, or rebuild with "
+                "`pip install --no-build-isolation --force-reinstall --no-deps .`."
+            ) from exc
+    return "_ops_cuda" in names
+
+
 _C = _load_extension()
 _lib_def = None
 _lib_impl = None
@@ -102,7 +137,7 @@ if _C is None:
         _lib_def.impl(_name, _REFERENCES[_name], "CompositeExplicitAutograd")
     _BACKENDS = {"cpu": "reference", "cuda": "reference"}
 else:
-    _cuda_built = bool(_C.build_info().get("cuda", False))
+    _cuda_built = _load_op_libraries(bool(_C.build_info().get("cuda", False)))
     if not _cuda_built:
         # A CPU-only build still serves CUDA tensors, through the references.
         _lib_impl = torch.library.Library("tts_fast", "IMPL")

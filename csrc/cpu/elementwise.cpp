@@ -5,22 +5,13 @@
 // [seed, offset] for Philox normals (element e = flat index in x). Every op is
 //   out = (c0 * x + c1 * y) + c2 * z
 // with per-sample coefficients from coefficients.h, run over chunks of Philox blocks (four
-// elements each) with at::parallel_for.
-#include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
-#include <ATen/core/Tensor.h>
-#include <ATen/ops/empty_like.h>
-#include <ATen/ops/from_blob.h>
-#include <ATen/ops/pow.h>
-#include <ATen/ops/sqrt.h>
-#include <ATen/ops/sum.h>
-#include <torch/library.h>
-
+// elements each) with torch::stable::parallel_for (at::parallel_for behind the stable ABI).
 #include <algorithm>
 #include <vector>
 
 #include "../checks.h"
 #include "../coefficients.h"
+#include "../stable_api.h"
 
 namespace tts_fast {
 namespace {
@@ -36,10 +27,11 @@ struct Sources {
 };
 
 // Philox normals of blocks [q0, q0 + nb) into z[4 * nb], bit-identical to _philox.philox_normal on
-// the CPU: the integer part and the exact float32 scalings are done here, and log, cos and sin are
-// applied by ATen's (vectorised) kernels, the same ones the reference's torch.log/sqrt/cos/sin use.
-// About 3x faster than scalar libm calls, and libm's float log/sqrt/sin/cos differ from ATen's
-// in the last bit for some inputs. Buffers are per thread and reused across chunks.
+// the CPU: the integer part and the exact float32 scalings are done here, and log, sqrt, cos and
+// sin are applied by ATen's (vectorised) in-place kernels, called through the stable dispatcher:
+// the same kernels the reference's torch.log/sqrt/cos/sin run. About 3x faster than scalar libm
+// calls, and libm's float log/sqrt/sin/cos differ from ATen's in the last bit for some inputs.
+// Buffers are per thread and reused across chunks.
 struct NormalScratch {
   std::vector<float> radius, angle, cosine;
   void fill(uint64_t seed, uint64_t offset, int64_t q0, int64_t nb, float* z) {
@@ -54,16 +46,13 @@ struct NormalScratch {
         angle[2 * i + p] = static_cast<float>(w.w[2 * p + 1] >> 8) * 0x1p-24f * kTwoPi;
       }
     }
-    const auto opts = c10::TensorOptions().dtype(c10::kFloat);
-    at::Tensor r = at::from_blob(radius.data(), {2 * nb}, opts);
-    at::Tensor a = at::from_blob(angle.data(), {2 * nb}, opts);
-    at::Tensor c = at::from_blob(cosine.data(), {2 * nb}, opts);
-    r.log_();
-    r.mul_(-2.0);  // exact
-    r.sqrt_();     // ATen's float sqrt, like the reference's (not always libm's correctly rounded one)
-    c.copy_(a);
-    c.cos_();
-    a.sin_();
+    const Tensor r = cpu_blob(radius.data(), 2 * nb, ScalarType::Float);
+    aten_call("aten::log_", "", r);
+    for (float& v : radius) v *= -2.0f;  // exact, as the reference's -2.0 * log(u)
+    aten_call("aten::sqrt_", "", r);     // ATen's float sqrt, like the reference's
+    std::copy(angle.begin(), angle.end(), cosine.begin());
+    aten_call("aten::cos_", "", cpu_blob(cosine.data(), 2 * nb, ScalarType::Float));
+    aten_call("aten::sin_", "", cpu_blob(angle.data(), 2 * nb, ScalarType::Float));
     for (int64_t k = 0; k < 2 * nb; ++k) {
       z[2 * k] = radius[k] * cosine[k];
       z[2 * k + 1] = radius[k] * angle[k];
@@ -73,21 +62,21 @@ struct NormalScratch {
 
 // out[e] = (c0 x + c1 y) + c2 z over all elements, coef = [B, 3] in the accumulation type.
 template <typename T>
-void fused_affine(const at::Tensor& x, const Sources& src, const std::vector<acc_t<T>>& coef, at::Tensor& out) {
+void fused_affine(const Tensor& x, const Sources& src, const std::vector<acc_t<T>>& coef, Tensor& out) {
   using Acc = acc_t<T>;
   const int64_t numel = x.numel();
   const int64_t B = x.size(0);
   if (numel == 0) return;
   const int64_t inner = numel / B;
-  const T* xp = x.const_data_ptr<T>();
+  const T* xp = static_cast<const T*>(x.const_data_ptr());
   const T* yp = static_cast<const T*>(src.y);
   const T* np = static_cast<const T*>(src.noise);
-  T* op = out.data_ptr<T>();
+  T* op = static_cast<T*>(out.mutable_data_ptr());
   const Acc* cp = coef.data();
   const bool has_z = np != nullptr || src.use_rng;
   const int64_t n_blocks = (numel + 3) / 4;
   constexpr int64_t kChunkBlocks = 1024;  // normals are made per chunk of 4096 elements (cache-sized)
-  at::parallel_for(0, n_blocks, kChunkBlocks, [&](int64_t q_begin, int64_t q_end) {
+  torch::stable::parallel_for(0, n_blocks, kChunkBlocks, [&](int64_t q_begin, int64_t q_end) {
     NormalScratch scratch;
     std::vector<float> zbuf(src.use_rng ? 4 * kChunkBlocks : 0);
     for (int64_t q0 = q_begin; q0 < q_end; q0 += kChunkBlocks) {
@@ -125,16 +114,16 @@ void fused_affine(const at::Tensor& x, const Sources& src, const std::vector<acc
   });
 }
 
-Sources make_sources(const at::Tensor* y, const std::optional<at::Tensor>& noise, const std::optional<at::Tensor>& rng,
-                     bool want_noise, std::vector<at::Tensor>& keep) {
+Sources make_sources(const Tensor* y, const std::optional<Tensor>& noise, const std::optional<Tensor>& rng,
+                     bool want_noise, std::vector<Tensor>& keep) {
   Sources s;
   if (y != nullptr) {
-    keep.push_back(y->contiguous());
+    keep.push_back(torch::stable::contiguous(*y));
     s.y = keep.back().const_data_ptr();
   }
   if (!want_noise) return s;
   if (noise.has_value()) {
-    keep.push_back(noise->contiguous());
+    keep.push_back(torch::stable::contiguous(*noise));
     s.noise = keep.back().const_data_ptr();
   } else {
     s.use_rng = true;
@@ -145,13 +134,15 @@ Sources make_sources(const at::Tensor* y, const std::optional<at::Tensor>& noise
 
 // Runs the fused kernel for x's dtype with coefficients coef_of(b) -> Coef3 (float64).
 template <typename CoefFn>
-at::Tensor run_fused(const at::Tensor& x_in, const Sources& src, int64_t B, CoefFn coef_of) {
-  const at::Tensor x = x_in.contiguous();
+Tensor run_fused(const Tensor& x_in, const Sources& src, int64_t B, CoefFn coef_of) {
+  const Tensor x = torch::stable::contiguous(x_in);
   // The output has x's layout (empty_like, as the fake kernel), computed in row-major order.
-  at::Tensor result = at::empty_like(x_in);
-  at::Tensor out = result.is_contiguous() ? result : at::empty_like(x);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "tts_fast_fused_affine", [&] {
-    using Acc = acc_t<scalar_t>;
+  Tensor result = torch::stable::empty_like(x_in);
+  const bool direct = result.is_contiguous();
+  Tensor out = direct ? result : torch::stable::empty_like(x);
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    using Acc = acc_t<T>;
     std::vector<Acc> coef(3 * B);
     for (int64_t b = 0; b < B; ++b) {
       const Coef3 c = coef_of(b);
@@ -159,23 +150,32 @@ at::Tensor run_fused(const at::Tensor& x_in, const Sources& src, int64_t B, Coef
       coef[3 * b + 1] = static_cast<Acc>(c.c1);
       coef[3 * b + 2] = static_cast<Acc>(c.c2);
     }
-    fused_affine<scalar_t>(x, src, coef, out);
-  });
-  if (!result.is_same(out)) result.copy_(out);
+    fused_affine<T>(x, src, coef, out);
+  };
+  switch (x.scalar_type()) {  // check_x admitted these four
+    case ScalarType::Half: run(Half{}); break;
+    case ScalarType::BFloat16: run(BFloat16{}); break;
+    case ScalarType::Float: run(float{}); break;
+    default: run(double{}); break;
+  }
+  if (!direct) torch::stable::copy_(result, out);
   return result;
 }
 
 struct Levels {
-  at::Tensor lf, lt, alpha, sigma;
-  Levels(const at::Tensor& f, const at::Tensor& t, const at::Tensor& a, const at::Tensor& s)
-      : lf(f.contiguous()), lt(t.contiguous()), alpha(a.contiguous()), sigma(s.contiguous()) {}
+  Tensor lf, lt, alpha, sigma;
+  Levels(const Tensor& f, const Tensor& t, const Tensor& a, const Tensor& s)
+      : lf(torch::stable::contiguous(f)),
+        lt(torch::stable::contiguous(t)),
+        alpha(torch::stable::contiguous(a)),
+        sigma(torch::stable::contiguous(s)) {}
 };
 
-at::Tensor renoise_cpu(const at::Tensor& x, const at::Tensor& level_from, const at::Tensor& level_to,
-                       const at::Tensor& alpha, const at::Tensor& sigma, const std::optional<at::Tensor>& noise,
-                       const std::optional<at::Tensor>& rng) {
+Tensor renoise_cpu(const Tensor& x, const Tensor& level_from, const Tensor& level_to,
+                       const Tensor& alpha, const Tensor& sigma, const std::optional<Tensor>& noise,
+                       const std::optional<Tensor>& rng) {
   check_renoise(x, level_from, level_to, alpha, sigma, noise, rng);
-  std::vector<at::Tensor> keep;
+  std::vector<Tensor> keep;
   const Sources src = make_sources(nullptr, noise, rng, true, keep);
   const Levels L(level_from, level_to, alpha, sigma);
   const int64_t *lf = L.lf.const_data_ptr<int64_t>(), *lt = L.lt.const_data_ptr<int64_t>();
@@ -183,11 +183,11 @@ at::Tensor renoise_cpu(const at::Tensor& x, const at::Tensor& level_from, const 
   return run_fused(x, src, x.size(0), [&](int64_t b) { return renoise_coef(a[lf[b]], s[lf[b]], a[lt[b]], s[lt[b]]); });
 }
 
-at::Tensor ddim_step_cpu(const at::Tensor& x, const at::Tensor& x0_hat, const at::Tensor& level_from,
-                         const at::Tensor& level_to, const at::Tensor& alpha, const at::Tensor& sigma, double eta,
-                         const std::optional<at::Tensor>& noise, const std::optional<at::Tensor>& rng) {
+Tensor ddim_step_cpu(const Tensor& x, const Tensor& x0_hat, const Tensor& level_from,
+                         const Tensor& level_to, const Tensor& alpha, const Tensor& sigma, double eta,
+                         const std::optional<Tensor>& noise, const std::optional<Tensor>& rng) {
   check_ddim_step(x, x0_hat, level_from, level_to, alpha, sigma, eta, noise, rng);
-  std::vector<at::Tensor> keep;
+  std::vector<Tensor> keep;
   const Sources src = make_sources(&x0_hat, noise, rng, /*want_noise=*/eta > 0, keep);
   const Levels L(level_from, level_to, alpha, sigma);
   const int64_t *lf = L.lf.const_data_ptr<int64_t>(), *lt = L.lt.const_data_ptr<int64_t>();
@@ -196,21 +196,26 @@ at::Tensor ddim_step_cpu(const at::Tensor& x, const at::Tensor& x0_hat, const at
                    [&](int64_t b) { return ddim_coef(a[lf[b]], s[lf[b]], a[lt[b]], s[lt[b]], eta); });
 }
 
-at::Tensor langevin_step_cpu(const at::Tensor& x, const at::Tensor& grad, const at::Tensor& step_size,
-                             const std::optional<at::Tensor>& noise, const std::optional<at::Tensor>& rng,
+Tensor langevin_step_cpu(const Tensor& x, const Tensor& grad, const Tensor& step_size,
+                             const std::optional<Tensor>& noise, const std::optional<Tensor>& rng,
                              std::optional<double> max_norm) {
   check_langevin_step(x, grad, step_size, noise, rng, max_norm);
-  std::vector<at::Tensor> keep;
+  std::vector<Tensor> keep;
   const Sources src = make_sources(&grad, noise, rng, true, keep);
   const int64_t B = x.size(0);
-  const at::Tensor eta = step_size.to(c10::kDouble).contiguous();
+  const Tensor eta = torch::stable::contiguous(torch::stable::to(step_size, ScalarType::Double));
   const double* ep = eta.const_data_ptr<double>();
-  at::Tensor norm;
+  std::optional<Tensor> norm;
   const double* np = nullptr;
   if (max_norm.has_value() && B > 0) {
-    // The reference's own composite, so the clipping decision matches it exactly.
-    norm = grad.to(c10::kDouble).reshape({B, -1}).pow(2).sum(1).sqrt().contiguous();
-    np = norm.const_data_ptr<double>();
+    // The reference's own composite, grad.double().reshape(B, -1).pow(2).sum(1).sqrt(), in ATen's
+    // kernels, so the clipping decision matches it exactly; g * g is what ATen's pow(g, 2) computes.
+    const int64_t shape[2] = {B, -1};
+    const Tensor g = torch::stable::reshape(torch::stable::to(grad, ScalarType::Double), shape);
+    const int64_t dim1[1] = {1};
+    const Tensor sq_sum = torch::stable::sum(aten_call("aten::mul", "Tensor", g, g), dim1);
+    norm = torch::stable::contiguous(aten_call("aten::sqrt", "", sq_sum));
+    np = norm->const_data_ptr<double>();
   }
   const bool clip = max_norm.has_value();
   const double mn = max_norm.value_or(0.0);
@@ -219,10 +224,10 @@ at::Tensor langevin_step_cpu(const at::Tensor& x, const at::Tensor& grad, const 
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(tts_fast, CPU, m) {
-  m.impl("renoise", &renoise_cpu);
-  m.impl("ddim_step", &ddim_step_cpu);
-  m.impl("langevin_step", &langevin_step_cpu);
+STABLE_TORCH_LIBRARY_IMPL(tts_fast, CPU, m) {
+  m.impl("renoise", TORCH_BOX(&renoise_cpu));
+  m.impl("ddim_step", TORCH_BOX(&ddim_step_cpu));
+  m.impl("langevin_step", TORCH_BOX(&langevin_step_cpu));
 }
 
 }  // namespace tts_fast

@@ -1,22 +1,19 @@
 // CPU kernel of tts_fast::resample: ancestors [B, N] int64 from log_weights [B, N] (float32/64)
 // and uniforms [B, N] (float32/64) or rng int64 [seed, offset]. Rows run in parallel
-// (at::parallel_for); each row is the reference algorithm in float64, sequential left to right.
+// (torch::stable::parallel_for, i.e. at::parallel_for behind the stable ABI); each row is the
+// reference algorithm in float64, sequential left to right.
 //
 // Bit-exactness with tts_fast._reference.resample: the weights are exp(lw - max) computed by
-// at::exp over chunks of rows, i.e. by the same vectorised ATen kernel that torch.exp uses in the
-// reference (libm's exp differs from it in the last bit for ~0.5% of inputs);
+// ATen's exp_ (called through the stable dispatcher) over chunks of rows, i.e. by the same
+// vectorised kernel that torch.exp uses in the reference (libm's exp differs from it in the last
+// bit for ~0.5% of inputs);
 // everything after that is scalar float64 arithmetic in the reference's order (resample_math.h).
-#include <ATen/Parallel.h>
-#include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
-#include <ATen/ops/from_blob.h>
-#include <torch/library.h>
-
 #include <algorithm>
 #include <vector>
 
 #include "../checks.h"
 #include "../resample_math.h"
+#include "../stable_api.h"
 
 namespace tts_fast {
 namespace {
@@ -160,9 +157,9 @@ void resample_row(const double* w, int64_t n, const double* u, Scheme scheme, Ro
 }
 
 // Rows [b0, b1) of a [B, N] table as float64 (exact conversion) into dst.
-void rows_to_double(const at::Tensor& t, int64_t b0, int64_t b1, double* dst) {
+void rows_to_double(const Tensor& t, int64_t b0, int64_t b1, double* dst) {
   const int64_t n = t.size(1);
-  if (t.scalar_type() == c10::kDouble) {
+  if (t.scalar_type() == ScalarType::Double) {
     std::copy(t.const_data_ptr<double>() + b0 * n, t.const_data_ptr<double>() + b1 * n, dst);
   } else {
     const float* src = t.const_data_ptr<float>();
@@ -170,33 +167,32 @@ void rows_to_double(const at::Tensor& t, int64_t b0, int64_t b1, double* dst) {
   }
 }
 
-at::Tensor resample_cpu(const at::Tensor& log_weights, const std::optional<at::Tensor>& uniforms,
-                        const std::optional<at::Tensor>& rng, c10::string_view scheme_name) {
+Tensor resample_cpu(const Tensor& log_weights, const std::optional<Tensor>& uniforms, const std::optional<Tensor>& rng,
+                    const std::string& scheme_name) {
   const Scheme scheme = check_resample(log_weights, uniforms, rng, scheme_name);
   const int64_t B = log_weights.size(0), N = log_weights.size(1);
-  at::Tensor out = at::empty({B, N}, log_weights.options().dtype(c10::kLong));
+  Tensor out = empty_on(log_weights, {B, N}, ScalarType::Long);
   if (B == 0) return out;
 
-  const at::Tensor lw = log_weights.contiguous();
-  at::Tensor u_table;  // given uniforms, or Philox ones made per row
+  const Tensor lw = torch::stable::contiguous(log_weights);
+  std::optional<Tensor> u_table;  // given uniforms, or Philox ones made per row
   PhiloxRows philox;
   philox.n = N;
   if (uniforms.has_value()) {
-    u_table = uniforms->contiguous();
+    u_table = torch::stable::contiguous(*uniforms);
   } else {
     philox.rng = read_cpu_rng(*rng);
   }
-  int64_t* op = out.data_ptr<int64_t>();
+  int64_t* op = out.mutable_data_ptr<int64_t>();
   // Rows are processed in chunks of ~4096 weights per thread, in buffers that stay in cache: no
   // [B, N] temporaries (whose fresh pages cost more than the arithmetic).
   const int64_t chunk_rows = std::max<int64_t>(1, 4096 / N);
-  at::parallel_for(0, B, chunk_rows, [&](int64_t begin, int64_t end) {
+  torch::stable::parallel_for(0, B, chunk_rows, [&](int64_t begin, int64_t end) {
     RowScratch sc(N);
-    std::vector<double> w(chunk_rows * N), u_rows(u_table.defined() ? chunk_rows * N : 0);
-    const auto opts = c10::TensorOptions().dtype(c10::kDouble);
+    std::vector<double> w(chunk_rows * N), u_rows(u_table.has_value() ? chunk_rows * N : 0);
     for (int64_t b0 = begin; b0 < end; b0 += chunk_rows) {
       const int64_t b1 = std::min(end, b0 + chunk_rows);
-      // Exponents of the weights, then one at::exp over the chunk: the kernel torch.exp uses.
+      // Exponents of the weights, then one ATen exp_ over the chunk: the kernel torch.exp uses.
       rows_to_double(lw, b0, b1, w.data());
       for (int64_t r = 0; r < b1 - b0; ++r) {
         double* row = w.data() + r * N;
@@ -204,10 +200,10 @@ at::Tensor resample_cpu(const at::Tensor& log_weights, const std::optional<at::T
         for (int64_t k = 0; k < N; ++k) m = std::max(m, clean_log_weight(row[k]));
         for (int64_t k = 0; k < N; ++k) row[k] = weight_exponent(row[k], m);
       }
-      at::from_blob(w.data(), {(b1 - b0) * N}, opts).exp_();
-      if (u_table.defined()) rows_to_double(u_table, b0, b1, u_rows.data());
+      aten_call("aten::exp_", "", cpu_blob(w.data(), (b1 - b0) * N, ScalarType::Double));
+      if (u_table.has_value()) rows_to_double(*u_table, b0, b1, u_rows.data());
       for (int64_t b = b0; b < b1; ++b) {
-        const double* u_row = u_table.defined() ? u_rows.data() + (b - b0) * N : philox.row(b, sc);
+        const double* u_row = u_table.has_value() ? u_rows.data() + (b - b0) * N : philox.row(b, sc);
         resample_row(w.data() + (b - b0) * N, N, u_row, scheme, sc, op + b * N);
       }
     }
@@ -217,6 +213,6 @@ at::Tensor resample_cpu(const at::Tensor& log_weights, const std::optional<at::T
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(tts_fast, CPU, m) { m.impl("resample", &resample_cpu); }
+STABLE_TORCH_LIBRARY_IMPL(tts_fast, CPU, m) { m.impl("resample", TORCH_BOX(&resample_cpu)); }
 
 }  // namespace tts_fast

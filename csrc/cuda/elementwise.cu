@@ -8,7 +8,7 @@
 // element -- then stream the tile. langevin_step with max_norm runs a second, earlier launch
 // (launch_grad_norm_partials) that writes per-sample partial sums of grad^2; the coefficient step
 // adds a sample's partials in a fixed order, so results are deterministic.
-#include <c10/macros/Macros.h>  // CUDA_KERNEL_ASSERT (kept on in release builds)
+#include <torch/headeronly/macros/Macros.h>  // CUDA_KERNEL_ASSERT (kept on in release builds)
 
 #include <math_constants.h>
 
