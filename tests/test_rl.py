@@ -322,3 +322,14 @@ def test_distilled_policy_is_trained_on_the_search_and_acts_at_one_nfe(tiny):
     train.train("reacher", "medium-replay", tiny["path"], tiny["weights"], policy_steps=5, critic_steps=5, batch=8, log=lambda *a: None)
     with pytest.raises(ValueError, match="reacher_medium-replay.pt holds no distilled policy"):
         tts.rl.distilled_policy("reacher", "medium-replay", tiny["weights"])
+
+
+def test_checkpoints_are_chosen_by_measured_return():
+    info = {"recipe": {"env": "halfcheetah", "medium_return": 4500.0},
+            "checkpoints": [{"step": 10, "return": 100.0}, {"step": 20, "return": 4600.0}, {"step": 30, "return": 4550.0},
+                            {"step": 40, "return": 5200.0}]}
+    medium, expert = generate.choose_checkpoints(info)
+    assert medium["step"] == 20 and expert["step"] == 40  # the first to reach the medium return; the best
+    info["recipe"]["medium_return"] = 6000.0
+    with pytest.raises(RuntimeError, match="no SAC checkpoint of halfcheetah reached the medium return 6000.0 \\(best 5200.0\\)"):
+        generate.choose_checkpoints(info)

@@ -34,6 +34,7 @@ class Evaluation:
     nfe_per_action: float
     seconds: float
     steps: int
+    extrapolated: bool = False
 
     @property
     def seed_scores(self) -> np.ndarray:
@@ -52,14 +53,17 @@ class Evaluation:
 
 
 def evaluate(env: str, act: Actor, *, seeds=range(5), episodes: int = 10, max_steps: Optional[int] = None,
-             progress: bool = True, desc: str = "") -> Evaluation:
+             extrapolate: bool = False, progress: bool = True, desc: str = "") -> Evaluation:
     """Run ``len(seeds) * episodes`` episodes of ``env`` with ``act``, all live environments batched.
 
     Args:
         env: short env name ('halfcheetah', 'hopper', 'reacher', ...).
         act: the actor (see the module doc).
         seeds: evaluation seeds (the official protocol: 0..4); episodes: per seed (official: 10).
-        max_steps: cut episodes at this many steps (default: the env's limit) -- for smoke runs.
+        max_steps: cut episodes at this many steps (default: the env's limit).
+        extrapolate: with ``max_steps`` below the limit, normalise ``return * limit / max_steps``
+            (the return's per-step rate carried to a whole episode: right for HalfCheetah, whose
+            episodes never terminate; refused for envs that terminate).
         progress: a tqdm bar over environment steps.
     """
     seeds = list(seeds)
@@ -70,6 +74,8 @@ def evaluate(env: str, act: Actor, *, seeds=range(5), episodes: int = 10, max_st
     limit = task(env).max_episode_steps if max_steps is None else max_steps
     if not isinstance(limit, int) or limit < 1:
         raise ValueError(f"max_steps must be an integer >= 1 or None, got {max_steps!r}")
+    if extrapolate and env in ("hopper", "walker2d"):
+        raise ValueError(f"extrapolate=True is refused for env {env!r}: its episodes terminate, so a cut return does not scale")
     envs = [make_env(env) for _ in range(len(seeds) * episodes)]
     obs = np.stack([envs[j * episodes + i].reset(seed=k + 1001 + i)[0] for j, k in enumerate(seeds) for i in range(episodes)])
     live = np.ones(len(envs), bool)
@@ -99,7 +105,10 @@ def evaluate(env: str, act: Actor, *, seeds=range(5), episodes: int = 10, max_st
     for e in envs:
         e.close()
     returns = returns.reshape(len(seeds), episodes)
-    return Evaluation(env, returns, normalized_score(env, returns), nfe_sum / max(n_actions, 1), time.perf_counter() - t0, step)
+    full = task(env).max_episode_steps
+    scale = full / step if extrapolate and step < full else 1.0
+    return Evaluation(env, returns, normalized_score(env, returns * scale), nfe_sum / max(n_actions, 1), time.perf_counter() - t0, step,
+                      extrapolated=scale != 1.0)
 
 
 def _bar(progress: bool, total: int, desc: str):

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .._extras import require
-from .envs import make_env, task
+from .envs import DATASETS, check_dataset_name, make_env, task
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ RECIPES = {
     "reacher": Recipe("reacher", sac_steps=12_000, eval_every=2_000, eval_episodes=10, medium_return=-12.0,
                       dataset_steps=20_000, learning_starts=1000),
     # D4RL halfcheetah-medium returns about 4.8k; 200k transitions instead of D4RL's 1M (documented)
-    "halfcheetah": Recipe("halfcheetah", sac_steps=120_000, eval_every=10_000, eval_episodes=3, medium_return=4500.0,
+    "halfcheetah": Recipe("halfcheetah", sac_steps=90_000, eval_every=10_000, eval_episodes=3, medium_return=4500.0,
                           dataset_steps=200_000),
     "hopper": Recipe("hopper", sac_steps=300_000, eval_every=10_000, eval_episodes=5, medium_return=1400.0,
                      dataset_steps=200_000),
@@ -113,6 +113,7 @@ def train_behaviour(rc: Recipe, out: str, log=print) -> dict:
                 checkpoints.append({"step": self.num_timesteps, "return": ret, "path": os.path.relpath(path, out),
                                     "seconds": time.perf_counter() - t0})
                 log(f"[{rc.env}] step {self.num_timesteps}: return {ret:.1f} ({time.perf_counter() - t0:.0f} s)")
+                _write_log(folder, rc, checkpoints, t0, done=False)  # a stopped run keeps its checkpoints' returns
             return True
 
     model.learn(total_timesteps=rc.sac_steps, callback=_Eval())
@@ -120,7 +121,13 @@ def train_behaviour(rc: Recipe, out: str, log=print) -> dict:
     n = rb.pos if not rb.full else rb.buffer_size
     np.savez(os.path.join(folder, "replay.npz"), observations=rb.observations[:n, 0], next_observations=rb.next_observations[:n, 0],
              actions=rb.actions[:n, 0], rewards=rb.rewards[:n, 0], dones=rb.dones[:n, 0], timeouts=rb.timeouts[:n, 0])
-    info = {"recipe": asdict(rc), "checkpoints": checkpoints, "seconds": time.perf_counter() - t0,
+    return _write_log(folder, rc, checkpoints, t0, done=True)
+
+
+def _write_log(folder: str, rc: Recipe, checkpoints: list, t0: float, done: bool) -> dict:
+    import torch
+
+    info = {"recipe": asdict(rc), "checkpoints": checkpoints, "seconds": time.perf_counter() - t0, "finished": done,
             "torch_threads": torch.get_num_threads()}
     with open(os.path.join(folder, "log.json"), "w") as f:
         json.dump(info, f, indent=1)
@@ -213,12 +220,16 @@ def replay_dataset(env_name: str, replay_npz: str, until: int, dataset_id: str):
                    f"the first {n} transitions of a SAC replay buffer, by tts_fast.rl.generate.replay_dataset")
 
 
-def generate(env: str, out: str, log=print) -> dict:
-    """The whole recipe of one env: SAC, checkpoint choice, the three datasets under ``{out}/minari``.
+def generate(env: str, out: str, datasets=DATASETS, log=print) -> dict:
+    """The whole recipe of one env: SAC, checkpoint choice, the datasets under ``{out}/minari``.
 
+    Args:
+        datasets: which of 'medium', 'medium-replay', 'medium-expert' to write (default: all).
     Returns (and writes to ``{out}/{env}/generation.json``) the training log, chosen checkpoints and
     the datasets' fingerprints.
     """
+    for d in datasets:
+        check_dataset_name(d)
     from .datasets import dataset_id, fingerprint, load
 
     rc = recipe(env)
@@ -233,13 +244,20 @@ def generate(env: str, out: str, log=print) -> dict:
         info = train_behaviour(rc, out, log=log)
     medium, expert = choose_checkpoints(info)
     t0 = time.perf_counter()
-    ds_ids = {d: dataset_id(env, d) for d in ("medium", "medium-replay", "medium-expert")}
-    collect(env, sb3_policy(os.path.join(out, medium["path"]), rc.seed + 1), rc.dataset_steps, ds_ids["medium"], seed=20_000)
-    collect(env, sb3_policy(os.path.join(out, expert["path"]), rc.seed + 2), rc.dataset_steps, f"tts_fast/{env}/expert-v0", seed=30_000)
-    replay_dataset(env, os.path.join(out, env, "sac", "replay.npz"), medium["step"], ds_ids["medium-replay"])
-    minari = require("minari", "rl", "tts_fast.rl.generate")
-    minari.combine_datasets([minari.load_dataset(ds_ids["medium"]), minari.load_dataset(f"tts_fast/{env}/expert-v0")],
-                            ds_ids["medium-expert"])
+    ds_ids = {d: dataset_id(env, d) for d in datasets}
+    if "medium" in datasets or "medium-expert" in datasets:
+        collect(env, sb3_policy(os.path.join(out, medium["path"]), rc.seed + 1), rc.dataset_steps, dataset_id(env, "medium"), seed=20_000)
+    if "medium-replay" in datasets:
+        replay = os.path.join(out, env, "sac", "replay.npz")
+        if not os.path.isfile(replay):
+            raise FileNotFoundError(f"{replay} is missing (the SAC run was stopped before it finished): medium-replay needs it")
+        replay_dataset(env, replay, medium["step"], ds_ids["medium-replay"])
+    if "medium-expert" in datasets:
+        collect(env, sb3_policy(os.path.join(out, expert["path"]), rc.seed + 2), rc.dataset_steps, f"tts_fast/{env}/expert-v0",
+                seed=30_000)
+        minari = require("minari", "rl", "tts_fast.rl.generate")
+        minari.combine_datasets([minari.load_dataset(dataset_id(env, "medium")), minari.load_dataset(f"tts_fast/{env}/expert-v0")],
+                                ds_ids["medium-expert"])
     out_info = {"env": env, "training": info, "medium_checkpoint": medium, "expert_checkpoint": expert,
                 "collection_seconds": time.perf_counter() - t0,
                 "datasets": {d: fingerprint(load(env, d, path=os.environ["MINARI_DATASETS_PATH"])) for d in ds_ids}}
@@ -252,8 +270,9 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--env", required=True, choices=sorted(RECIPES))
     p.add_argument("--out", required=True, help="folder for SAC checkpoints and the Minari datasets (not the repository)")
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     a = p.parse_args(argv)
-    info = generate(a.env, a.out)
+    info = generate(a.env, a.out, datasets=a.datasets)
     print(json.dumps(info["datasets"], indent=1))
 
 
