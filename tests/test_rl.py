@@ -333,3 +333,24 @@ def test_checkpoints_are_chosen_by_measured_return():
     info["recipe"]["medium_return"] = 6000.0
     with pytest.raises(RuntimeError, match="no SAC checkpoint of halfcheetah reached the medium return 6000.0 \\(best 5200.0\\)"):
         generate.choose_checkpoints(info)
+
+
+def test_cut_episodes_extrapolate_only_where_episodes_never_terminate():
+    with pytest.raises(ValueError, match="extrapolate=True is refused for env 'hopper'"):
+        tts.rl.evaluate("hopper", lambda s, k: (np.zeros((len(s), 3)), np.ones(len(s))), max_steps=5, extrapolate=True)
+
+
+@needs_rl
+def test_extrapolated_score_scales_the_cut_return():
+    zero = lambda s, k: (np.zeros((len(s), 6)), np.ones(len(s)))  # noqa: E731
+    cut = tts.rl.evaluate("halfcheetah", zero, seeds=[0], episodes=2, max_steps=10, extrapolate=True, progress=False)
+    np.testing.assert_allclose(cut.scores, envs.normalized_score("halfcheetah", cut.returns * 100))
+    assert cut.extrapolated and cut.nfe_per_action == 1.0
+
+
+@needs_weights
+def test_shipped_distilled_policy_acts_at_one_nfe():
+    ck = tts.rl.load_checkpoint("halfcheetah", "medium")
+    assert ck["distilled"]["meta"]["teacher"]["method"] == "bon" and ck["distilled"]["meta"]["teacher"]["n_particles"] == 8
+    a, nfe = tts.rl.distilled_actor("halfcheetah", "medium")(np.zeros((4, 17), np.float32), 0)
+    assert a.shape == (4, 6) and np.all(np.abs(a) <= 1) and nfe.tolist() == [1, 1, 1, 1]
