@@ -16,7 +16,6 @@ proposes actions for all live environments at once. States change every environm
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
@@ -25,6 +24,7 @@ import torch.nn.functional as F
 
 from .. import schedules as _schedules
 from .._device_checks import prompt_rows
+from ..maze.planner import _time_embedding as time_embedding  # the same sinusoidal embedding as the maze planner's
 from ..models.base import Denoiser
 
 TRAIN_STEPS = 1000
@@ -34,14 +34,6 @@ SAMPLING_STEPS = 15
 def policy_schedule() -> _schedules.VPSchedule:
     """VP linear (beta 0.1 -> 20 continuous = DDPM linear 1e-4 -> 0.02 over 1000 timesteps)."""
     return _schedules.ddpm_linear(TRAIN_STEPS)
-
-
-def time_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """Sinusoidal embedding [B, dim] of timesteps t [B] (train-timestep units)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / max(half - 1, 1))
-    args = t.float()[:, None] * freqs[None]
-    return torch.cat([args.sin(), args.cos()], dim=1)
 
 
 class ResidualBlock(nn.Module):
