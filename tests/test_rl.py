@@ -354,3 +354,17 @@ def test_shipped_distilled_policy_acts_at_one_nfe():
     assert ck["distilled"]["meta"]["teacher"]["method"] == "bon" and ck["distilled"]["meta"]["teacher"]["n_particles"] == 8
     a, nfe = tts.rl.distilled_actor("halfcheetah", "medium")(np.zeros((4, 17), np.float32), 0)
     assert a.shape == (4, 6) and np.all(np.abs(a) <= 1) and nfe.tolist() == [1, 1, 1, 1]
+
+
+@needs_rl
+def test_q_weighted_distillation_weights_pairs_by_advantage(tiny):
+    kw = dict(states=64, batch=32, n_particles=2, steps=50, lr=3e-3, weights_dir=tiny["weights"], log=lambda *a: None, rho=0.0, mu=0.05,
+              iter_steps=1)
+    distill.distill("reacher", "medium", tiny["path"], **kw)
+    plain = distill.distilled_policy("reacher", "medium", tiny["weights"]).state_dict()
+    distill.distill("reacher", "medium", tiny["path"], q_weighted=True, beta=1.0, **kw)
+    ck = tts.rl.load_checkpoint("reacher", "medium", tiny["weights"])
+    assert ck["distilled"]["meta"]["q_weighted"] is True
+    weighted = distill.distilled_policy("reacher", "medium", tiny["weights"]).state_dict()
+    # same seed, same teacher actions, same batches: only the per-pair weights differ
+    assert any(not torch.equal(plain[k], weighted[k]) for k in plain)
