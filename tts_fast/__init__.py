@@ -24,15 +24,15 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    # tts.maze is loaded on first use (it is large and its simulator parts need ogbench / MuJoCo).
-    if name == "maze":
+    # tts.maze and tts.rl are loaded on first use (their simulator parts need optional extras).
+    if name in ("maze", "rl"):
         import importlib
 
-        return importlib.import_module(".maze", __name__)
+        return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
     "search", "SearchResult", "NFE", "Denoiser", "Verifier", "BFS", "DFS", "LocalSearch", "BestOfN",
-    "ZeroOrder", "SearchOverPaths", "presets", "models", "verifiers", "schedules", "ops", "zoo", "maze",
+    "ZeroOrder", "SearchOverPaths", "presets", "models", "verifiers", "schedules", "ops", "zoo", "maze", "rl",
 ]

@@ -11,6 +11,7 @@ EXTRAS = {
     "imagereward": "image-reward (with transformers<5, timm, fairscale)",
     "tensorrt": "torch-tensorrt",
     "ray": "ray",
+    "rl": "gymnasium[mujoco], mujoco, minari[hdf5], stable-baselines3",
 }
 
 

@@ -1,0 +1,370 @@
+"""tts_fast.rl: Minari datasets, the action diffusion policy and Q verifier, search, evaluation, distillation."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import tts_fast as tts
+from tts_fast.rl import datasets, distill, envs, generate, train
+from tts_fast.rl.critic import QVerifier, TwinQ
+from tts_fast.rl.policy import ActionScoreNet, DiffusionPolicy
+
+HAVE_RL = all(importlib.util.find_spec(m) is not None for m in ("gymnasium", "mujoco", "minari", "h5py"))
+needs_rl = pytest.mark.skipif(not HAVE_RL, reason="the extra 'rl' is not installed (pip install 'tts_fast[rl]')")
+needs_weights = pytest.mark.skipif(("halfcheetah", "medium") not in tts.rl.trained_agents(),
+                                   reason="the shipped halfcheetah-medium agent is missing")
+
+
+def random_policy(seed, act_dim=2):
+    rng = np.random.default_rng(seed)
+    return lambda obs: rng.uniform(-1, 1, act_dim).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A 300-transition Reacher dataset (seeded uniform-random actions) and an agent trained on it for a few steps."""
+    if not HAVE_RL:
+        pytest.skip("the extra 'rl' is not installed")
+    root = tmp_path_factory.mktemp("rl")
+    path = str(root / "minari")
+    old = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = path
+    try:
+        generate.collect("reacher", random_policy(0), 300, "tts_fast/reacher/medium-v0", seed=0)
+        generate.collect("reacher", random_policy(0), 300, "tts_fast/reacher/medium-replay-v0", seed=0)  # same recipe again
+        generate.collect("reacher", random_policy(1), 300, "tts_fast/reacher/medium-expert-v0", seed=0)  # other action seed
+        # a reacher dataset under a halfcheetah name: the size check must refuse it
+        generate.collect("reacher", random_policy(0), 60, "tts_fast/halfcheetah/medium-v0", seed=0)
+    finally:
+        if old is None:
+            os.environ.pop("MINARI_DATASETS_PATH")
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = old
+    weights = str(root / "weights")
+    train.train("reacher", "medium", path, weights, policy_steps=60, critic_steps=60, batch=32, log=lambda *a: None)
+    return {"path": path, "weights": weights}
+
+
+# -- names, constants, extras ---------------------------------------------------------------------
+
+
+def test_d4rl_normalisation_constants():
+    assert envs.normalized_score("halfcheetah", -280.178953) == pytest.approx(0.0)
+    assert envs.normalized_score("halfcheetah", 12135.0) == pytest.approx(100.0)
+    assert envs.normalized_score("hopper", [-20.272305, 3234.3]) == pytest.approx([0.0, 100.0])
+    assert envs.normalized_score("walker2d", 1.629008 + 0.5 * (4592.3 - 1.629008)) == pytest.approx(50.0)
+
+
+def test_unknown_names_are_named():
+    with pytest.raises(ValueError, match="unknown env 'ant'"):
+        envs.task("ant")
+    with pytest.raises(ValueError, match="unknown dataset 'expert'"):
+        datasets.dataset_id("hopper", "expert")
+    with pytest.raises(ValueError, match="unknown dataset source 'd4rl'"):
+        datasets.dataset_id("hopper", "medium", source="d4rl")
+    with pytest.raises(ValueError, match="no dataset recipe for env 'walker2d'"):
+        generate.recipe("walker2d")
+    with pytest.raises(ValueError, match="no local-search settings for env 'reacher'"):
+        tts.rl.paper_local("reacher", "medium")
+    assert tts.rl.paper_local("halfcheetah", "medium") == dict(local_steps=1, iter_steps=4, rho=0.003, mu=0.05, sigma=0.0)
+    assert tts.rl.paper_local("hopper", "medium")["local_steps"] == 4
+
+
+def test_import_tts_fast_rl_needs_no_extra():
+    code = ("import sys, tts_fast as tts; tts.rl.policy; tts.rl.QVerifier; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('gymnasium', 'mujoco', 'minari', 'stable_baselines3')]; "
+            "assert not bad, bad; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr
+
+
+def test_missing_minari_names_the_extra(monkeypatch, tmp_path):
+    (tmp_path / "tts_fast" / "hopper" / "medium-v0" / "data").mkdir(parents=True)
+    monkeypatch.setitem(sys.modules, "minari", None)  # import minari now raises ImportError
+    with pytest.raises(ImportError, match=r"tts_fast\[rl\]"):
+        datasets.load("hopper", "medium", path=str(tmp_path))
+
+
+def test_missing_local_path_and_dataset_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist.*'tts_fast/hopper/medium-v0'"):
+        datasets.load("hopper", "medium", path=str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match="'mujoco/hopper/medium-v0' is not in the local data path"):
+        datasets.load("hopper", "medium", path=str(tmp_path), source="mujoco")
+
+
+# -- Minari datasets -----------------------------------------------------------------------------
+
+
+@needs_rl
+def test_minari_round_trip_replays_in_the_simulator(tiny):
+    ds = datasets.load("reacher", "medium", path=tiny["path"])
+    tr = datasets.transitions(ds)
+    assert len(tr) == 300 and tr.observations.shape == (300, 10) and tr.actions.shape == (300, 2)
+    assert len(tr.episode_returns) == 6  # Reacher episodes are 50 steps
+    assert tr.terminals.sum() == 0  # Reacher only truncates
+    # the stored actions, replayed from the same reset seeds, give back the stored observations and rewards
+    env = envs.make_env("reacher")
+    for k, ep in enumerate(ds.iterate_episodes()):
+        obs, _ = env.reset(seed=k)
+        np.testing.assert_allclose(ep.observations[0], obs, rtol=0, atol=1e-12)
+        for t, a in enumerate(ep.actions):
+            obs, r, *_ = env.step(a)
+            np.testing.assert_allclose(ep.observations[t + 1], obs, rtol=0, atol=1e-12)
+            assert ep.rewards[t] == pytest.approx(r, abs=1e-12)
+    np.testing.assert_allclose(tr.episode_returns.sum(), tr.rewards.sum(), rtol=1e-5)
+
+
+@needs_rl
+def test_fingerprint_is_the_recipe(tiny):
+    fp = {d: datasets.fingerprint(datasets.load("reacher", d, path=tiny["path"])) for d in envs.DATASETS}
+    assert fp["medium"]["sha256"] == fp["medium-replay"]["sha256"]  # same seeds, same arrays
+    assert fp["medium"]["sha256"] != fp["medium-expert"]["sha256"]  # another action seed
+    assert fp["medium"]["transitions"] == 300 and fp["medium"]["episodes"] == 6
+
+
+@needs_rl
+def test_dataset_of_another_env_is_refused(tiny):
+    with pytest.raises(ValueError, match=r"dataset 'tts_fast/halfcheetah/medium-v0' has observations \(10,\) and actions \(2,\), "
+                                         r"but env 'halfcheetah' has \(17,\) and \(6,\)"):
+        datasets.load("halfcheetah", "medium", path=tiny["path"])
+
+
+@needs_rl
+def test_replay_buffer_becomes_episodes(tmp_path, monkeypatch):
+    # 7 transitions: an episode that terminates at t=2, one that times out at t=5, one cut at t=6
+    obs = np.arange(7 * 10, dtype=np.float32).reshape(7, 10)
+    nxt = np.concatenate([obs[1:], obs[-1:]])  # within an episode s' is the next s
+    nxt[[2, 5, 6]] = obs[[2, 5, 6]] + 0.5  # the last s' of each episode is its own
+    dones = np.array([0, 0, 1, 0, 0, 1, 0], np.float32)
+    timeouts = np.array([0, 0, 0, 0, 0, 1, 0], np.float32)
+    z = dict(observations=obs, next_observations=nxt, actions=np.tile([[0.1, -0.2]], (7, 1)).astype(np.float32),
+             rewards=np.arange(7, dtype=np.float32), dones=dones, timeouts=timeouts)
+    np.savez(tmp_path / "replay.npz", **z)
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    generate.replay_dataset("reacher", str(tmp_path / "replay.npz"), 7, "tts_fast/reacher/medium-replay-v0")
+    tr = datasets.transitions(datasets.load("reacher", "medium-replay", path=str(tmp_path / "minari")))
+    np.testing.assert_array_equal(tr.observations, obs)
+    np.testing.assert_array_equal(tr.next_observations, nxt)
+    np.testing.assert_array_equal(tr.rewards, z["rewards"])
+    np.testing.assert_array_equal(tr.terminals, [0, 0, 1, 0, 0, 0, 0])  # a timeout is not a terminal
+    np.testing.assert_allclose(tr.episode_returns, [3, 12, 6])
+    generate.replay_dataset("reacher", str(tmp_path / "replay.npz"), 4, "tts_fast/reacher/medium-v0")  # "up to that point"
+    assert len(datasets.transitions(datasets.load("reacher", "medium", path=str(tmp_path / "minari")))) == 4
+
+
+# -- policy and critic -----------------------------------------------------------------------------
+
+
+def tiny_agent(obs_dim=5, act_dim=3, seed=0):
+    torch.manual_seed(seed)
+    return ActionScoreNet(obs_dim, act_dim, width=32, blocks=1, temb=8), TwinQ(obs_dim, act_dim, width=32, layers=2)
+
+
+def test_policy_is_a_denoiser_with_state_rows():
+    net, crit = tiny_agent()
+    states = torch.randn(4, 5)
+    pol = DiffusionPolicy(net, states)
+    assert pol.num_prompts == 4 and pol.sample_shape == (3,)
+    x = torch.randn(8, 3)
+    t = torch.full((8,), 500.0)
+    cond = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    a0 = pol(x, t, cond)
+    assert a0.shape == (8, 3) and bool((a0.abs() <= 1).all())
+    # the rows are the states: swapping the states swaps the predictions
+    swapped = pol.with_states(states[[1, 0, 2, 3]])(x, t, torch.tensor([1, 1, 0, 0, 2, 2, 3, 3]))
+    torch.testing.assert_close(swapped, a0)
+    with pytest.raises(ValueError, match=r"states must be \[P, 5\]"):
+        pol.with_states(torch.randn(4, 6))
+    with pytest.raises(ValueError, match="finite"):
+        pol.with_states(torch.full((1, 5), float("nan")))
+    with pytest.raises(ValueError, match="pass cond"):
+        pol(x, t, None)
+    with pytest.raises(ValueError, match=r"x_t must be \[B, 3\]"):
+        pol(torch.randn(8, 4), t, cond)
+
+
+def test_q_verifier_is_min_of_twins_and_its_gradient_matches_finite_differences():
+    _, crit = tiny_agent()
+    crit = crit.double()
+    states = torch.randn(3, 5, dtype=torch.float64)
+    q = QVerifier(crit, states)
+    a = torch.rand(6, 3, dtype=torch.float64) * 2 - 1
+    cond = torch.tensor([0, 1, 2, 0, 1, 2])
+    q1, q2 = crit.qs(states[cond], a)
+    torch.testing.assert_close(q(a, cond), torch.minimum(q1, q2))
+    r, g = q.grad(a, cond)
+    h = 1e-6
+    fd = torch.zeros_like(a)
+    for j in range(3):
+        e = torch.zeros_like(a)
+        e[:, j] = h
+        fd[:, j] = (q(a + e, cond) - q(a - e, cond)) / (2 * h)
+    torch.testing.assert_close(g, fd, rtol=1e-6, atol=1e-8)
+    assert g.abs().sum() > 0
+    with pytest.raises(ValueError, match=r"x0 must be \[B, 3\] actions"):
+        q(torch.zeros(2, 4, dtype=torch.float64), torch.tensor([0, 1]))
+
+
+def test_every_search_method_runs_on_the_policy():
+    net, crit = tiny_agent()
+    states = torch.randn(3, 5)
+    pol, q = DiffusionPolicy(net, states), QVerifier(crit, states)
+    for method, opts in [("bon", {}), ("bon", tts.rl.paper_local("halfcheetah", "medium")), ("local", dict(rho=0.01, mu=0.05)),
+                         ("das", {}), ("bfs_best", {}), ("dfs", {})]:
+        res = tts.search(pol, q, method, n_particles=4, num_steps=15, batch_size=3, progress=False, **opts)
+        assert res.samples.shape == (3, 3)
+        if method != "dfs":  # DFS spends what its backtracks ask for
+            assert res.nfe_per_prompt.tolist() == [15 * 4] * 3
+
+
+# -- training, the shipped agent, search by Q ------------------------------------------------------
+
+
+@needs_rl
+def test_trained_agent_file_loads_with_metadata(tiny):
+    ck = tts.rl.load_checkpoint("reacher", "medium", tiny["weights"])
+    fp = datasets.fingerprint(datasets.load("reacher", "medium", path=tiny["path"]))
+    assert ck["meta"]["dataset"] == fp
+    with pytest.raises(FileNotFoundError, match="no agent weights for 'hopper' / 'medium'"):
+        tts.rl.load_checkpoint("hopper", "medium", tiny["weights"])
+    bad = os.path.join(tiny["weights"], "reacher_medium-expert.pt")
+    with open(bad, "wb") as f:
+        f.write(b"not a torch file")
+    with pytest.raises(ValueError, match="reacher_medium-expert.pt is not a tts_fast offline-RL agent checkpoint"):
+        tts.rl.load_checkpoint("reacher", "medium-expert", tiny["weights"])
+    os.remove(bad)
+
+
+@needs_weights
+def test_shipped_agent_loads_with_the_right_shapes():
+    states = torch.randn(5, 17)
+    pol = tts.rl.policy("halfcheetah", "medium", states, device="cpu")
+    q = tts.rl.q_verifier("halfcheetah", "medium", states, device="cpu")
+    assert pol.sample_shape == (6,) and pol.num_prompts == q.num_prompts == 5
+    a0 = pol(torch.randn(5, 6), torch.full((5,), 999.0), torch.arange(5))
+    assert a0.shape == (5, 6) and bool((a0.abs() <= 1).all())
+    assert q(a0, torch.arange(5)).shape == (5,)
+    ck = tts.rl.load_checkpoint("halfcheetah", "medium")
+    assert ck["meta"]["dataset"]["dataset_id"] == "tts_fast/halfcheetah/medium-v0"
+    assert os.path.getsize(tts.rl.weights.weights_path("halfcheetah", "medium")) < 5e6
+    with pytest.raises(ValueError, match=r"states must be \[P, 17\]"):
+        tts.rl.policy("halfcheetah", "medium", torch.randn(2, 11))
+
+
+def _env_states(env, n, seed=0, steps=30):
+    """States reached by n environments after `steps` uniform-random actions (seeded)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        e = envs.make_env(env)
+        s, _ = e.reset(seed=seed + k)
+        for _ in range(steps):
+            s, *_ = e.step(rng.uniform(-1, 1, e.action_space.shape))
+        out.append(s)
+    return torch.tensor(np.stack(out), dtype=torch.float32)
+
+
+@needs_rl
+@needs_weights
+def test_best_of_n_by_q_raises_the_critics_value():
+    states = _env_states("halfcheetah", 48)
+    pol, q = tts.rl.policy("halfcheetah", "medium", states, device="cpu"), tts.rl.q_verifier("halfcheetah", "medium", states, device="cpu")
+    plain = tts.search(pol, q, "bon", n_particles=1, num_steps=15, batch_size=48, seed=3, progress=False)
+    bon = tts.search(pol, q, "bon", n_particles=8, num_steps=15, batch_size=48, seed=3, progress=False)
+    assert bon.nfe_per_prompt.tolist() == [8 * 15] * 48
+    torch.testing.assert_close(bon.rewards, q(bon.samples, torch.arange(48)))  # the reward is Q of the chosen action
+    d = (bon.rewards - plain.rewards).double()
+    se = d.std() / len(d) ** 0.5
+    assert d.mean() > 3 * se, (d.mean(), se)
+
+
+@needs_rl
+@needs_weights
+def test_evaluation_counts_nfe_and_is_seeded():
+    pol = tts.rl.policy("halfcheetah", "medium", torch.zeros(1, 17), device="cpu")
+    q = tts.rl.q_verifier("halfcheetah", "medium", torch.zeros(1, 17), device="cpu")
+    run = lambda: tts.rl.evaluate("halfcheetah", tts.rl.search_actor(pol, q, "bon", n_particles=2, seed=1), seeds=[0, 1], episodes=2,
+                                  max_steps=5, progress=False)  # noqa: E731
+    a, b = run(), run()
+    assert a.returns.shape == (2, 2) and a.steps == 5
+    assert a.nfe_per_action == 30.0
+    np.testing.assert_array_equal(a.returns, b.returns)
+    np.testing.assert_allclose(a.scores, envs.normalized_score("halfcheetah", a.returns))
+    with pytest.raises(ValueError, match="episodes must be an integer >= 1"):
+        tts.rl.evaluate("halfcheetah", run, episodes=0)
+
+
+# -- self-distillation -----------------------------------------------------------------------------
+
+
+@needs_rl
+def test_distilled_policy_is_trained_on_the_search_and_acts_at_one_nfe(tiny):
+    path = distill.distill("reacher", "medium", tiny["path"], states=64, batch=32, n_particles=2, steps=300, lr=3e-3,
+                           weights_dir=tiny["weights"], log=lambda *a: None, rho=0.0, mu=0.05, iter_steps=1)
+    ck = torch.load(path, weights_only=True)
+    assert ck["distilled"]["meta"]["teacher"]["nfe_per_state"] == 30
+    act = tts.rl.distilled_actor("reacher", "medium", tiny["weights"])
+    s = np.zeros((3, 10), np.float32)
+    a, nfe = act(s, 0)
+    assert a.shape == (3, 2) and np.all(np.abs(a) <= 1) and nfe.tolist() == [1, 1, 1]
+    # it imitates its teacher: closer to the search's actions than a constant (their mean) is
+    tr = datasets.transitions(datasets.load("reacher", "medium", path=tiny["path"]))
+    idx = np.random.default_rng(0).choice(len(tr), size=64, replace=False)
+    teacher, _ = distill.search_actions("reacher", "medium", tr.observations[idx], method="bon", n_particles=2, batch=32, seed=0,
+                                        weights_dir=tiny["weights"], rho=0.0, mu=0.05, iter_steps=1)
+    student, _ = act(tr.observations[idx], 0)
+    assert np.mean((student - teacher) ** 2) < 0.5 * np.mean((teacher - teacher.mean(0)) ** 2)
+    train.train("reacher", "medium-replay", tiny["path"], tiny["weights"], policy_steps=5, critic_steps=5, batch=8, log=lambda *a: None)
+    with pytest.raises(ValueError, match="reacher_medium-replay.pt holds no distilled policy"):
+        tts.rl.distilled_policy("reacher", "medium-replay", tiny["weights"])
+
+
+def test_checkpoints_are_chosen_by_measured_return():
+    info = {"recipe": {"env": "halfcheetah", "medium_return": 4500.0},
+            "checkpoints": [{"step": 10, "return": 100.0}, {"step": 20, "return": 4600.0}, {"step": 30, "return": 4550.0},
+                            {"step": 40, "return": 5200.0}]}
+    medium, expert = generate.choose_checkpoints(info)
+    assert medium["step"] == 20 and expert["step"] == 40  # the first to reach the medium return; the best
+    info["recipe"]["medium_return"] = 6000.0
+    with pytest.raises(RuntimeError, match="no SAC checkpoint of halfcheetah reached the medium return 6000.0 \\(best 5200.0\\)"):
+        generate.choose_checkpoints(info)
+
+
+def test_cut_episodes_extrapolate_only_where_episodes_never_terminate():
+    with pytest.raises(ValueError, match="extrapolate=True is refused for env 'hopper'"):
+        tts.rl.evaluate("hopper", lambda s, k: (np.zeros((len(s), 3)), np.ones(len(s))), max_steps=5, extrapolate=True)
+
+
+@needs_rl
+def test_extrapolated_score_scales_the_cut_return():
+    zero = lambda s, k: (np.zeros((len(s), 6)), np.ones(len(s)))  # noqa: E731
+    cut = tts.rl.evaluate("halfcheetah", zero, seeds=[0], episodes=2, max_steps=10, extrapolate=True, progress=False)
+    np.testing.assert_allclose(cut.scores, envs.normalized_score("halfcheetah", cut.returns * 100))
+    assert cut.extrapolated and cut.nfe_per_action == 1.0
+
+
+@needs_weights
+def test_shipped_distilled_policy_acts_at_one_nfe():
+    ck = tts.rl.load_checkpoint("halfcheetah", "medium")
+    assert ck["distilled"]["meta"]["teacher"]["method"] == "bon" and ck["distilled"]["meta"]["teacher"]["n_particles"] == 8
+    a, nfe = tts.rl.distilled_actor("halfcheetah", "medium")(np.zeros((4, 17), np.float32), 0)
+    assert a.shape == (4, 6) and np.all(np.abs(a) <= 1) and nfe.tolist() == [1, 1, 1, 1]
+
+
+@needs_rl
+def test_q_weighted_distillation_weights_pairs_by_advantage(tiny):
+    kw = dict(states=64, batch=32, n_particles=2, steps=50, lr=3e-3, weights_dir=tiny["weights"], log=lambda *a: None, rho=0.0, mu=0.05,
+              iter_steps=1)
+    distill.distill("reacher", "medium", tiny["path"], **kw)
+    plain = distill.distilled_policy("reacher", "medium", tiny["weights"]).state_dict()
+    distill.distill("reacher", "medium", tiny["path"], q_weighted=True, beta=1.0, **kw)
+    ck = tts.rl.load_checkpoint("reacher", "medium", tiny["weights"])
+    assert ck["distilled"]["meta"]["q_weighted"] is True
+    weighted = distill.distilled_policy("reacher", "medium", tiny["weights"]).state_dict()
+    # same seed, same teacher actions, same batches: only the per-pair weights differ
+    assert any(not torch.equal(plain[k], weighted[k]) for k in plain)

@@ -1,0 +1,32 @@
+"""Offline RL on MuJoCo locomotion: a state-conditioned action diffusion policy searched with a
+Q-function verifier, and self-distillation of the search into a one-step policy.
+
+    import tts_fast as tts
+    env = tts.rl.make_env("halfcheetah")
+    s, _ = env.reset(seed=0)
+    policy = tts.rl.policy("halfcheetah", "medium", [s])      # a tts.Denoiser; prompt rows = states
+    q = tts.rl.q_verifier("halfcheetah", "medium", [s])       # min(Q1, Q2)(s, a0), differentiable
+    res = tts.search(policy, q, "bon", n_particles=8, num_steps=15, batch_size=1)
+    action = res.samples[0]
+
+Modules: ``envs`` (tasks, D4RL normalisation), ``generate`` (the seeded SAC + Minari dataset
+recipe), ``datasets`` (local Minari loading, transitions, fingerprints), ``policy`` (the action
+diffusion net and :class:`DiffusionPolicy`), ``critic`` (IQL twin-Q and :class:`QVerifier`),
+``train``, ``weights`` (the shipped agents), ``evaluate`` (the batched evaluation loop),
+``distill`` (the one-step policy of a search). The simulator, datasets and SAC need the extra
+``rl`` (``pip install 'tts_fast[rl]'``: gymnasium[mujoco], minari, stable-baselines3); the
+policy, critic and search run without it.
+"""
+
+from .critic import QVerifier, TwinQ
+from .distill import OneStepPolicy, distilled_actor, distilled_policy
+from .envs import DATASETS, TASKS, Task, make_env, normalized_score, task
+from .evaluate import PAPER_LOCAL, Evaluation, evaluate, paper_local, search_actor
+from .policy import ActionScoreNet, DiffusionPolicy, policy_schedule
+from .weights import critic, load_checkpoint, policy, q_verifier, trained_agents
+
+__all__ = [
+    "TASKS", "DATASETS", "Task", "task", "make_env", "normalized_score", "ActionScoreNet", "DiffusionPolicy", "policy_schedule",
+    "TwinQ", "QVerifier", "policy", "critic", "q_verifier", "load_checkpoint", "trained_agents", "Evaluation", "evaluate",
+    "search_actor", "PAPER_LOCAL", "paper_local", "OneStepPolicy", "distilled_policy", "distilled_actor",
+]

@@ -1,0 +1,162 @@
+"""Self-distillation: a one-step policy trained on the actions the search chooses.
+
+    python -m tts_fast.rl.distill --env halfcheetah --dataset medium --data /work/rl_data/minari
+
+1. Draw ``states`` dataset states (seeded) and run the search on them, ``batch`` states per
+   ``tts.search`` call: by default the paper's method, local search (its per-dataset R, J, rho,
+   mu) + best-of-N at N = 8, with the dataset's policy and Q verifier.
+2. Behaviour cloning on the search's output: a deterministic MLP pi(s) = tanh(MLP(s)) fitted by
+   MSE to the chosen actions (``q_weighted``: each pair weighted by softmax(beta * (Q - V)) over
+   the batch, an AWR-style variant that leans on the pairs the critic likes most).
+3. The result goes into the agent file under ``distilled`` (with its teacher, timings and loss);
+   :func:`distilled_actor` acts with it at 1 NFE per action.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .._io import atomic_path
+from .critic import mlp
+from .datasets import load, transitions
+from .evaluate import paper_local
+from .policy import StateNormalizer, as_states
+from .weights import _build, critic as load_critic, load_checkpoint, policy as load_policy, q_verifier, weights_path
+
+
+class OneStepPolicy(nn.Module):
+    """a = tanh(MLP(normalised s)): [B, act_dim] actions in [-1, 1] from raw states [B, obs_dim]."""
+
+    def __init__(self, obs_dim: int, act_dim: int, width: int = 256, layers: int = 2):
+        super().__init__()
+        self.config = {"obs_dim": obs_dim, "act_dim": act_dim, "width": width, "layers": layers}
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.normalizer = StateNormalizer(obs_dim)
+        self.net = mlp(obs_dim, width, layers, act_dim)
+
+    def forward(self, s):
+        return torch.tanh(self.net(self.normalizer(s)))
+
+
+def search_actions(env: str, dataset: str, states: np.ndarray, *, method: str, n_particles: int, batch: int, seed: int,
+                   weights_dir: Optional[str] = None, **options) -> tuple[np.ndarray, float]:
+    """The search's chosen action [S, act_dim] for each state, and the model NFE it spent per state."""
+    from ..search.api import search
+
+    pol = load_policy(env, dataset, states[:1], device="cpu", weights_dir=weights_dir)
+    q = q_verifier(env, dataset, states[:1], device="cpu", weights_dir=weights_dir)
+    out, nfe = [], 0
+    for k in range(0, len(states), batch):
+        s = torch.from_numpy(states[k:k + batch])
+        res = search(pol.with_states(s), q.with_states(s), method, n_particles=n_particles, num_steps=15, batch_size=len(s),
+                     seed=seed + k, progress=False, **options)
+        out.append(res.samples.detach().numpy())
+        nfe += int(res.nfe_per_prompt.sum())
+    return np.concatenate(out), nfe / len(states)
+
+
+def distill(env: str, dataset: str, data_path: str, *, states: int = 20_000, batch: int = 500, method: str = "bon",
+            n_particles: int = 8, steps: int = 5_000, lr: float = 1e-3, q_weighted: bool = False, beta: float = 1.0, seed: int = 0,
+            weights_dir: Optional[str] = None, log=print, **options) -> str:
+    """Distil the search into a :class:`OneStepPolicy`, saved into the agent file; returns its path.
+
+    ``options`` default to the paper's local search of (env, dataset) (``paper_local``).
+    """
+    for name, v in (("states", states), ("batch", batch), ("n_particles", n_particles), ("steps", steps)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    torch.set_num_threads(1)
+    options = options or paper_local(env, dataset)
+    tr = transitions(load(env, dataset, path=data_path))
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(tr), size=min(states, len(tr)), replace=False)
+    s = tr.observations[idx]
+    t0 = time.perf_counter()
+    a, nfe = search_actions(env, dataset, s, method=method, n_particles=n_particles, batch=batch, seed=seed, weights_dir=weights_dir,
+                            **options)
+    t_search = time.perf_counter() - t0
+    log(f"search actions for {len(s)} states: {t_search:.0f} s, {nfe:.0f} NFE per state")
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    net = OneStepPolicy(tr.observations.shape[1], tr.actions.shape[1])
+    net.normalizer.set(tr.observations.mean(0), tr.observations.std(0))
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    S, A = torch.from_numpy(s), torch.from_numpy(a.astype(np.float32))
+    if q_weighted:
+        crit = load_critic(env, dataset, weights_dir)
+        with torch.no_grad():
+            adv = crit.q(S, A) - crit.value(S)
+    t1, losses = time.perf_counter(), []
+    for step in range(steps):
+        b = torch.randint(0, len(S), (256,), generator=gen)
+        err = (net(S[b]) - A[b]).pow(2).sum(1)
+        if q_weighted:
+            w = torch.softmax(beta * adv[b], 0) * len(b)
+            loss = (w * err).mean()
+        else:
+            loss = err.mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    with torch.no_grad():
+        mse = float(F.mse_loss(net(S), A))
+    log(f"distilled {steps} steps: {time.perf_counter() - t1:.0f} s, MSE to the search's actions {mse:.4f}")
+    path = weights_path(env, dataset, weights_dir)
+    ck = dict(load_checkpoint(env, dataset, weights_dir))
+    ck["distilled"] = {"config": net.config, "state_dict": net.state_dict(),
+                       "meta": {"teacher": {"method": method, "n_particles": n_particles, "options": options, "nfe_per_state": nfe},
+                                "states": len(s), "steps": steps, "lr": lr, "q_weighted": q_weighted, "beta": beta, "seed": seed,
+                                "search_seconds": t_search, "train_seconds": time.perf_counter() - t1, "mse": mse}}
+    with atomic_path(path) as tmp:
+        torch.save(ck, tmp)
+    return path
+
+
+def distilled_policy(env: str, dataset: str, weights_dir: Optional[str] = None) -> OneStepPolicy:
+    """The distilled one-step policy of (env, dataset); a ValueError naming the file when it has none."""
+    ck = load_checkpoint(env, dataset, weights_dir)
+    path = weights_path(env, dataset, weights_dir)
+    if "distilled" not in ck:
+        raise ValueError(f"{path} holds no distilled policy; make it with `python -m tts_fast.rl.distill --env {env} --dataset {dataset} ...`")
+    d = ck["distilled"]
+    return _build(OneStepPolicy, d["config"], d["state_dict"], path)
+
+
+def distilled_actor(env: str, dataset: str, weights_dir: Optional[str] = None):
+    """An evaluation actor (see :mod:`tts_fast.rl.evaluate`) of the distilled policy: 1 NFE per action."""
+    net = distilled_policy(env, dataset, weights_dir)
+
+    def act(states: np.ndarray, step: int):
+        with torch.no_grad():
+            a = net(as_states(states, net.obs_dim, "cpu"))
+        return a.numpy(), np.ones(len(states))
+
+    return act
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--env", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--data", required=True, help="the local Minari data path")
+    p.add_argument("--states", type=int, default=20_000)
+    p.add_argument("--n", type=int, default=8)
+    p.add_argument("--steps", type=int, default=5_000)
+    p.add_argument("--q-weighted", action="store_true")
+    p.add_argument("--weights-dir", default=None)
+    a = p.parse_args(argv)
+    distill(a.env, a.dataset, a.data, states=a.states, n_particles=a.n, steps=a.steps, q_weighted=a.q_weighted,
+            weights_dir=a.weights_dir or os.path.dirname(weights_path(a.env, a.dataset)))
+
+
+if __name__ == "__main__":
+    main()
