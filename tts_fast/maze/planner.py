@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from .. import schedules as _schedules
 from .._checkpoints import expect_dict, expect_state_dict, load_weights
 from .._device_checks import prompt_rows
-from ..models.base import Denoiser
+from ..models.base import Denoiser, per_sample_timesteps
 from .envs import check_maze_name, maze as _maze
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
@@ -244,11 +244,7 @@ class MazePlanner(Denoiser):
     def forward(self, x_t, t, cond=None):
         if x_t.dim() != 3 or x_t.shape[1:] != self.sample_shape:
             raise ValueError(f"x_t must be [B, {self.horizon}, 2], got {tuple(x_t.shape)}")
-        t = torch.as_tensor(t, device=x_t.device)
-        if t.dim() == 0:
-            t = t.expand(x_t.shape[0])
-        if t.shape != (x_t.shape[0],):
-            raise ValueError(f"t must be [B] = [{x_t.shape[0]}] timesteps, got {tuple(t.shape)}")
+        t = per_sample_timesteps(t, x_t.shape[0], x_t.device)
         x = self.inpaint(x_t, cond)
         x0 = self.net(x.transpose(1, 2).float(), t.float()).transpose(1, 2).to(x_t.dtype)
         return self.inpaint(x0, cond)

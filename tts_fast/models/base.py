@@ -10,6 +10,16 @@ import torch
 from ..schedules import Schedule
 
 
+def per_sample_timesteps(t, n: int, device) -> torch.Tensor:
+    """Model timesteps as a [n] tensor on ``device``: a scalar is broadcast, any other shape refused."""
+    t = torch.as_tensor(t, device=device)
+    if t.dim() == 0:
+        t = t.expand(n)
+    if t.shape != (n,):
+        raise ValueError(f"t must be [B] = [{n}] timesteps, got {tuple(t.shape)}")
+    return t
+
+
 class Denoiser(ABC):
     """A diffusion model seen as an x0-predictor, ``x0 = model(x_t, t, cond)``.
 

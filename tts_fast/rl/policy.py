@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from .. import schedules as _schedules
 from .._device_checks import prompt_rows
 from ..maze.planner import _time_embedding as time_embedding  # the same sinusoidal embedding as the maze planner's
-from ..models.base import Denoiser
+from ..models.base import Denoiser, per_sample_timesteps
 
 TRAIN_STEPS = 1000
 SAMPLING_STEPS = 15
@@ -136,11 +136,7 @@ class DiffusionPolicy(Denoiser):
     def forward(self, x_t, t, cond=None):
         if x_t.dim() != 2 or x_t.shape[1:] != self.sample_shape:
             raise ValueError(f"x_t must be [B, {self.net.act_dim}] noisy actions, got {tuple(x_t.shape)}")
-        t = torch.as_tensor(t, device=x_t.device)
-        if t.dim() == 0:
-            t = t.expand(x_t.shape[0])
-        if t.shape != (x_t.shape[0],):
-            raise ValueError(f"t must be [B] = [{x_t.shape[0]}] timesteps, got {tuple(t.shape)}")
+        t = per_sample_timesteps(t, x_t.shape[0], x_t.device)
         if cond is None and self.num_prompts != 1:
             raise ValueError(f"this policy holds {self.num_prompts} states: pass cond (the state row of each action)")
         rows = prompt_rows(cond, x_t.shape[0], self.num_prompts, self.device, f"this DiffusionPolicy's {self.num_prompts} states")

@@ -26,7 +26,7 @@ import torch
 
 from .. import schedules as _schedules
 from .._checkpoints import expect_dict, expect_state_dict, load_weights
-from ..models.base import Denoiser
+from ..models.base import Denoiser, per_sample_timesteps
 from ..verifiers.base import Classifier
 from .nets import CLASSIFIER_ARCHS, IMAGE_SIZE, NUM_CLASSES, DigitsUNet
 
@@ -134,11 +134,7 @@ class DigitsModel(Denoiser):
     def forward(self, x_t, t, cond=None):
         if x_t.shape[1:] != self.sample_shape:
             raise ValueError(f"x_t must be [B, {', '.join(map(str, self.sample_shape))}], got {tuple(x_t.shape)}")
-        t = torch.as_tensor(t, device=x_t.device)
-        if t.dim() == 0:
-            t = t.expand(x_t.shape[0])
-        if t.shape != (x_t.shape[0],):
-            raise ValueError(f"t must be [B] = [{x_t.shape[0]}] timesteps, got {tuple(t.shape)}")
+        t = per_sample_timesteps(t, x_t.shape[0], x_t.device)
         ab = self._alpha_bar[t.round().long().clamp(0, self._alpha_bar.numel() - 1)]
         alpha = ab.sqrt().to(x_t.dtype).view(-1, 1, 1, 1)
         sigma = (1.0 - ab).sqrt().to(x_t.dtype).view(-1, 1, 1, 1)
