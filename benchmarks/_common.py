@@ -60,3 +60,14 @@ def markdown_table(headers, rows) -> str:
     out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(out)
+
+
+def refresh_tables(doc, prefix: str, tables, results) -> None:
+    """Write each (name, fn) table fn(results) into ``doc``'s block ``prefix:name``, and into README.md
+    where README has that block too."""
+    readme = ROOT / "README.md"
+    for name, fn in tables:
+        body = fn(results)
+        replace_marked_block(doc, f"{prefix}:{name}", body)
+        if f"<!-- {prefix}:{name}:begin -->" in readme.read_text():
+            replace_marked_block(readme, f"{prefix}:{name}", body)

@@ -37,7 +37,7 @@ import time
 import numpy as np
 import torch
 
-from _common import RESULTS, ROOT, atomic_write_json, environment, markdown_table, replace_marked_block
+from _common import RESULTS, ROOT, atomic_write_json, environment, markdown_table, refresh_tables
 
 import tts_fast as tts
 from tts_fast._io import save_figure
@@ -216,11 +216,8 @@ def write_tables(paths=None):
     all_res = [json.load(open(p)) for p in paths]
     if not all_res:
         raise SystemExit("no benchmarks/results/locomotion_*.json: run `python benchmarks/locomotion.py --env halfcheetah --dataset medium` first")
-    for name, fn in (("main", table_main), ("ordering", table_ordering), ("data", table_data), ("training", table_training)):
-        body = fn(all_res)
-        replace_marked_block(DOC, f"locomotion:{name}", body)
-        if f"<!-- locomotion:{name}:begin -->" in (ROOT / "README.md").read_text():
-            replace_marked_block(ROOT / "README.md", f"locomotion:{name}", body)
+    refresh_tables(DOC, "locomotion", (("main", table_main), ("ordering", table_ordering), ("data", table_data),
+                                       ("training", table_training)), all_res)
     plot(all_res, PLOT)
     print(f"wrote the tables of {DOC}, README.md and {PLOT}")
 

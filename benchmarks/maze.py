@@ -44,7 +44,7 @@ import time
 import numpy as np
 import torch
 
-from _common import RESULTS, ROOT, atomic_write_json, environment, markdown_table, mean_se, replace_marked_block
+from _common import RESULTS, ROOT, atomic_write_json, environment, markdown_table, mean_se, refresh_tables
 
 import tts_fast as tts
 from tts_fast._io import save_figure
@@ -435,12 +435,8 @@ def write_tables(paths=None):
     all_res = sorted((json.load(open(p)) for p in paths), key=lambda r: order.get(r["maze"], 9))
     if not all_res:
         raise SystemExit("no benchmarks/results/maze_*.json: run `python benchmarks/maze.py --maze medium` first")
-    for name, fn in (("setup", table_setup), ("main", table_main), ("dfs_tasks", table_dfs_tasks), ("saving", table_saving),
-                     ("dfs_threshold", table_dfs_threshold)):
-        body = fn(all_res)
-        replace_marked_block(DOC, f"maze:{name}", body)
-        if f"<!-- maze:{name}:begin -->" in (ROOT / "README.md").read_text():
-            replace_marked_block(ROOT / "README.md", f"maze:{name}", body)
+    refresh_tables(DOC, "maze", (("setup", table_setup), ("main", table_main), ("dfs_tasks", table_dfs_tasks),
+                                 ("saving", table_saving), ("dfs_threshold", table_dfs_threshold)), all_res)
     plot(all_res, PLOT)
     print(f"wrote the tables of {DOC} and {PLOT}")
 
