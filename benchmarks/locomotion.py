@@ -1,6 +1,7 @@
 """Offline RL on MuJoCo locomotion: a diffusion policy searched with a Q-function verifier.
 
-    python benchmarks/locomotion.py --env halfcheetah --dataset medium   # results/locomotion_halfcheetah_medium.json + plot
+    python benchmarks/locomotion.py --env halfcheetah --dataset medium   # results/locomotion_halfcheetah_medium.json
+    python benchmarks/locomotion.py --env halfcheetah --dataset medium --max-steps 200   # ..._medium_200steps.json
     python benchmarks/locomotion.py --tables                             # README + docs/locomotion.md tables from the JSONs
 
 Setting (the classical-search paper's locomotion experiment, §5.1 of our spec of its code, on our
@@ -19,7 +20,8 @@ Methods (nothing tuned here; the paper's settings, presets or library defaults):
 - local search + best-of-N: the paper's method, its per-dataset (R, J, rho, mu), N = 2, 4, 8;
 - DAS-style: tts.presets.das (tempered SMC, SSP, ESS-gated), lam = 1 per unit of Q, N = 2, 4, 8;
 - BFS (bfs_best) and DFS (calibrated thresholds, a budget of 2 N x 15 NFE per action): our additions;
-- distilled: the one-step policy trained on the search's actions (tts_fast.rl.distill), 1 NFE;
+- distilled: one-step policies trained on a search's actions (tts_fast.rl.distill), 1 NFE: one per
+  teacher in the agent file, the paper's local search + best-of-8 and BFS at N = 8;
 - local_auto + best-of-N: the library's unit-free local search preset (tts.presets.local_auto:
   relative steps, R = 2, rho = mu = 0.01; chosen on PointMaze and digits, not here), N = 2, 4, 8.
 NFE per action = model NFE counted by the library (res.nfe_per_prompt); local search also runs a
@@ -48,6 +50,7 @@ DOC = ROOT / "docs" / "locomotion.md"
 PLOT = RESULTS / "locomotion.png"
 NS = (2, 4, 8)
 LABEL = "D4RL-like (v5, self-generated)"
+DISTILLED = {"paper": "local + best-of-8", "bfs": "BFS-8"}  # teacher -> its label in the tables
 LOCAL_AUTO = {k: v for k, v in vars(tts.presets.local_auto()).items() if k in ("step_scale", "local_steps", "rho", "mu", "iter_steps", "sigma")}
 
 
@@ -59,7 +62,7 @@ def configs(env: str, dataset: str) -> list[dict]:
     out += [dict(family="best-of-N", method="bon", n=n, opts={}) for n in NS]
     out += [dict(family="TFG", method="local", n=1, opts=dict(tfg, local_steps=1))]
     out += [dict(family="local + best-of-N", method="bon", n=n, opts=dict(local)) for n in NS]
-    out += [dict(family="distilled", method="distilled", n=1, opts={})]
+    out += [dict(family=f"distilled ({DISTILLED[t]})", method="distilled", teacher=t, n=1, opts={}) for t in DISTILLED]
     # the library's unit-free local search (gradients rescaled to unit RMS; one setting chosen on
     # PointMaze and digits, not here), for a local search whose step does not depend on Q's scale
     out += [dict(family="local_auto + best-of-N", method="bon", n=n, opts=dict(LOCAL_AUTO)) for n in NS]
@@ -93,13 +96,13 @@ def run(env: str, dataset: str, seeds, episodes: int, out_path: str, families=No
     cfgs = configs(env, dataset)
     if families:
         cfgs = [c for c in cfgs if c["family"] in families]
-    if "distilled" not in ck:  # no distilled policy in the agent file (tts_fast.rl.distill makes it)
-        cfgs = [c for c in cfgs if c["family"] != "distilled"]
+    have = tts.rl.distilled_teachers(env, dataset)  # the teachers distilled into the agent file (tts_fast.rl.distill)
+    cfgs = [c for c in cfgs if c["method"] != "distilled" or c["teacher"] in have]
     for cfg in cfgs:
         desc = f"{cfg['family']} N={cfg['n']}"
         t0 = time.perf_counter()
         if cfg["method"] == "distilled":
-            act = tts.rl.distilled_actor(env, dataset)
+            act = tts.rl.distilled_actor(env, dataset, cfg["teacher"])
         else:
             act = actor_for(cfg, policy, q, seed=0)
         ev = tts.rl.evaluate(env, act, seeds=seeds, episodes=episodes, max_steps=max_steps, extrapolate=max_steps is not None, desc=desc)
@@ -116,11 +119,18 @@ def run(env: str, dataset: str, seeds, episodes: int, out_path: str, families=No
 # ----------------------------------------------------------------------------------------------
 # tables and plot
 
-ORDER = ("plain", "best-of-N", "TFG", "local + best-of-N", "distilled", "local_auto + best-of-N", "DAS-style", "BFS", "DFS")
+ORDER = ("plain", "best-of-N", "TFG", "local + best-of-N", *(f"distilled ({v})" for v in DISTILLED.values()), "local_auto + best-of-N",
+         "DAS-style", "BFS", "DFS")
 
 
 def _rows(res):
     return sorted(res["runs"], key=lambda r: (ORDER.index(r["family"]) if r["family"] in ORDER else 99, r["n"]))
+
+
+def _label(res) -> str:
+    """A result's dataset, with its episode length when episodes were cut (scored return x 1000 / max_steps)."""
+    cut = f", {res['max_steps']}-step episodes" if res.get("max_steps") else ""
+    return f"{res['env']}-{res['dataset']}{cut}"
 
 
 def table_main(all_res) -> str:
@@ -128,12 +138,14 @@ def table_main(all_res) -> str:
     rows = []
     for res in all_res:
         for r in _rows(res):
-            rows.append([f"{res['env']}-{res['dataset']}", r["family"], r["n"], f"{r['score']:.1f} ± {r['stderr']:.1f}",
-                         f"{r['nfe_per_action']:.0f}", f"{r['seconds']:.0f}"])
-    r0 = all_res[0]
-    cut = (f"; episodes cut at {r0['max_steps']} steps, score of return x {1000 // r0['max_steps']}" if r0.get("max_steps") else "")
-    note = (f"\n\nScores: {LABEL}, D4RL-normalised, mean ± standard error over {len(r0['seeds'])} seeds x "
-            f"{r0['episodes']} episodes{cut}; not comparable with the paper's 86.1 (D4RL v2 datasets, other agents).")
+            rows.append([_label(res), r["family"], r["n"], f"{r['score']:.1f} ± {r['stderr']:.1f}", f"{r['nfe_per_action']:.0f}",
+                         f"{r['seconds']:.0f}"])
+    protocols = sorted({(len(r["seeds"]), r["episodes"]) for r in all_res})
+    runs = " or ".join(f"{s} seeds x {e} episodes" for s, e in protocols)
+    cut = ("; a dataset marked with k-step episodes had its episodes cut at k steps and is scored by its return x 1000 / k "
+           "(HalfCheetah never terminates); the others ran whole 1000-step episodes" if any(r.get("max_steps") for r in all_res) else "")
+    note = (f"\n\nScores: {LABEL}, D4RL-normalised, mean ± standard error over {runs}{cut}; not comparable with the paper's 86.1 "
+            "(D4RL v2 datasets, other agents).")
     return markdown_table(headers, rows) + note
 
 
@@ -161,12 +173,13 @@ def table_training(_all_res) -> str:
         n_pol = sum(v.numel() for v in ck["policy"].values())
         n_cr = sum(v.numel() for v in ck["critic"].values())
         size = tts.rl.weights.weights_path(env, dataset)
-        dist = ck.get("distilled", {}).get("meta")
+        dist = [(t, d["meta"]) for t, d in ck.get("distilled", {}).items()]
         rows.append([f"{env}-{dataset}", f"{n_pol:,}", f"{n_cr:,}",
                      f"{m['policy_training']['steps']:,} steps, {m['policy_training']['seconds'] / 60:.1f} min",
                      f"{m['critic_training']['steps']:,} steps, {m['critic_training']['seconds'] / 60:.1f} min",
                      f"{m['critic_training']['mean_q_on_data']:.1f}",
-                     "—" if not dist else f"{dist['states']:,} states: search {dist['search_seconds'] / 60:.1f} min + {dist['train_seconds']:.0f} s",
+                     "; ".join(f"{DISTILLED.get(t, t)}: {m['states']:,} states, search {m['search_seconds'] / 60:.1f} min + {m['train_seconds']:.0f} s"
+                               for t, m in dist) or "—",
                      f"{os.path.getsize(size) / 1e6:.2f} MB"])
     headers = ["agent", "policy params", "critic params", "policy training", "critic training", "mean Q on data", "distillation",
                "weight file"]
@@ -184,7 +197,7 @@ def ordering(res) -> str:
 
 
 def table_ordering(all_res) -> str:
-    return "\n".join(f"- {res['env']}-{res['dataset']}: {ordering(res)}" for res in all_res)
+    return "\n".join(f"- {_label(res)}: {ordering(res)}" for res in all_res)
 
 
 def plot(all_res, path):
@@ -203,7 +216,7 @@ def plot(all_res, path):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("model NFE per action")
         ax.set_ylabel(f"normalised score ({LABEL})")
-        ax.set_title(f"{res['env']}-{res['dataset']}")
+        ax.set_title(_label(res))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -239,7 +252,8 @@ def main(argv=None):
     if (a.env is None) != (a.dataset is None):
         p.error("give --env and --dataset together")
     if a.env:
-        out = a.out or str(RESULTS / f"locomotion_{a.env}_{a.dataset}.json")
+        cut = f"_{a.max_steps}steps" if a.max_steps else ""  # cut episodes are another protocol: their own file
+        out = a.out or str(RESULTS / f"locomotion_{a.env}_{a.dataset}{cut}.json")
         run(a.env, a.dataset, list(range(a.seeds)), a.episodes, out, families=a.families, max_steps=a.max_steps)
     if a.tables:
         write_tables()

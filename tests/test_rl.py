@@ -307,8 +307,8 @@ def test_distilled_policy_is_trained_on_the_search_and_acts_at_one_nfe(tiny):
     path = distill.distill("reacher", "medium", tiny["path"], states=64, batch=32, n_particles=2, steps=300, lr=3e-3,
                            weights_dir=tiny["weights"], log=lambda *a: None, rho=0.0, mu=0.05, iter_steps=1)
     ck = torch.load(path, weights_only=True)
-    assert ck["distilled"]["meta"]["teacher"]["nfe_per_state"] == 30
-    act = tts.rl.distilled_actor("reacher", "medium", tiny["weights"])
+    assert ck["distilled"]["paper"]["meta"]["teacher"]["nfe_per_state"] == 30
+    act = tts.rl.distilled_actor("reacher", "medium", weights_dir=tiny["weights"])
     s = np.zeros((3, 10), np.float32)
     a, nfe = act(s, 0)
     assert a.shape == (3, 2) and np.all(np.abs(a) <= 1) and nfe.tolist() == [1, 1, 1]
@@ -320,8 +320,29 @@ def test_distilled_policy_is_trained_on_the_search_and_acts_at_one_nfe(tiny):
     student, _ = act(tr.observations[idx], 0)
     assert np.mean((student - teacher) ** 2) < 0.5 * np.mean((teacher - teacher.mean(0)) ** 2)
     train.train("reacher", "medium-replay", tiny["path"], tiny["weights"], policy_steps=5, critic_steps=5, batch=8, log=lambda *a: None)
-    with pytest.raises(ValueError, match="reacher_medium-replay.pt holds no distilled policy"):
-        tts.rl.distilled_policy("reacher", "medium-replay", tiny["weights"])
+    with pytest.raises(ValueError, match="reacher_medium-replay.pt holds no policy distilled from teacher 'paper'"):
+        tts.rl.distilled_policy("reacher", "medium-replay", weights_dir=tiny["weights"])
+    with pytest.raises(ValueError, match="teacher must be one of paper, bfs, bon, got 'das'"):
+        distill.distill("reacher", "medium", tiny["path"], teacher="das", weights_dir=tiny["weights"])
+
+
+@needs_rl
+def test_each_teacher_gets_its_own_distilled_policy(tiny):
+    """A second teacher's policy is stored beside the first, learnt from that teacher's actions."""
+    kw = dict(states=64, batch=32, n_particles=2, steps=300, lr=3e-3, weights_dir=tiny["weights"], log=lambda *a: None)
+    distill.distill("reacher", "medium", tiny["path"], teacher="paper", rho=0.0, mu=0.05, iter_steps=1, **kw)
+    distill.distill("reacher", "medium", tiny["path"], teacher="bfs", **kw)
+    assert distill.distilled_teachers("reacher", "medium", tiny["weights"]) == ["paper", "bfs"]
+    ck = tts.rl.load_checkpoint("reacher", "medium", tiny["weights"])
+    assert ck["distilled"]["bfs"]["meta"]["teacher"]["method"] == "bfs_best"
+    assert ck["distilled"]["paper"]["meta"]["teacher"]["options"]["mu"] == 0.05
+    tr = datasets.transitions(datasets.load("reacher", "medium", path=tiny["path"]))
+    s = tr.observations[np.random.default_rng(0).choice(len(tr), size=64, replace=False)]
+    bfs, _ = distill.search_actions("reacher", "medium", s, method="bfs_best", n_particles=2, batch=32, seed=0, weights_dir=tiny["weights"])
+    student_bfs, _ = tts.rl.distilled_actor("reacher", "medium", "bfs", tiny["weights"])(s, 0)
+    student_paper, _ = tts.rl.distilled_actor("reacher", "medium", "paper", tiny["weights"])(s, 0)
+    # each student sits nearer its own teacher's actions than the other student does
+    assert np.mean((student_bfs - bfs) ** 2) < np.mean((student_paper - bfs) ** 2)
 
 
 def test_checkpoints_are_chosen_by_measured_return():
@@ -351,9 +372,11 @@ def test_extrapolated_score_scales_the_cut_return():
 @needs_weights
 def test_shipped_distilled_policy_acts_at_one_nfe():
     ck = tts.rl.load_checkpoint("halfcheetah", "medium")
-    assert ck["distilled"]["meta"]["teacher"]["method"] == "bon" and ck["distilled"]["meta"]["teacher"]["n_particles"] == 8
-    a, nfe = tts.rl.distilled_actor("halfcheetah", "medium")(np.zeros((4, 17), np.float32), 0)
-    assert a.shape == (4, 6) and np.all(np.abs(a) <= 1) and nfe.tolist() == [1, 1, 1, 1]
+    teacher = ck["distilled"]["paper"]["meta"]["teacher"]
+    assert teacher["method"] == "bon" and teacher["n_particles"] == 8 and teacher["options"] == tts.rl.paper_local("halfcheetah", "medium")
+    for name in tts.rl.distilled_teachers("halfcheetah", "medium"):
+        a, nfe = tts.rl.distilled_actor("halfcheetah", "medium", name)(np.zeros((4, 17), np.float32), 0)
+        assert a.shape == (4, 6) and np.all(np.abs(a) <= 1) and nfe.tolist() == [1, 1, 1, 1]
 
 
 @needs_rl
@@ -361,10 +384,10 @@ def test_q_weighted_distillation_weights_pairs_by_advantage(tiny):
     kw = dict(states=64, batch=32, n_particles=2, steps=50, lr=3e-3, weights_dir=tiny["weights"], log=lambda *a: None, rho=0.0, mu=0.05,
               iter_steps=1)
     distill.distill("reacher", "medium", tiny["path"], **kw)
-    plain = distill.distilled_policy("reacher", "medium", tiny["weights"]).state_dict()
+    plain = distill.distilled_policy("reacher", "medium", weights_dir=tiny["weights"]).state_dict()
     distill.distill("reacher", "medium", tiny["path"], q_weighted=True, beta=1.0, **kw)
     ck = tts.rl.load_checkpoint("reacher", "medium", tiny["weights"])
-    assert ck["distilled"]["meta"]["q_weighted"] is True
-    weighted = distill.distilled_policy("reacher", "medium", tiny["weights"]).state_dict()
+    assert ck["distilled"]["paper"]["meta"]["q_weighted"] is True
+    weighted = distill.distilled_policy("reacher", "medium", weights_dir=tiny["weights"]).state_dict()
     # same seed, same teacher actions, same batches: only the per-pair weights differ
     assert any(not torch.equal(plain[k], weighted[k]) for k in plain)

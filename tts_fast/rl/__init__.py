@@ -19,7 +19,7 @@ policy, critic and search run without it.
 """
 
 from .critic import QVerifier, TwinQ
-from .distill import OneStepPolicy, distilled_actor, distilled_policy
+from .distill import TEACHERS, OneStepPolicy, distilled_actor, distilled_policy, distilled_teachers
 from .envs import DATASETS, TASKS, Task, make_env, normalized_score, task
 from .evaluate import PAPER_LOCAL, Evaluation, evaluate, paper_local, search_actor
 from .policy import ActionScoreNet, DiffusionPolicy, policy_schedule
@@ -28,5 +28,6 @@ from .weights import critic, load_checkpoint, policy, q_verifier, trained_agents
 __all__ = [
     "TASKS", "DATASETS", "Task", "task", "make_env", "normalized_score", "ActionScoreNet", "DiffusionPolicy", "policy_schedule",
     "TwinQ", "QVerifier", "policy", "critic", "q_verifier", "load_checkpoint", "trained_agents", "Evaluation", "evaluate",
-    "search_actor", "PAPER_LOCAL", "paper_local", "OneStepPolicy", "distilled_policy", "distilled_actor",
+    "search_actor", "PAPER_LOCAL", "paper_local", "TEACHERS", "OneStepPolicy", "distilled_policy", "distilled_actor",
+    "distilled_teachers",
 ]

@@ -3,13 +3,15 @@
     python -m tts_fast.rl.distill --env halfcheetah --dataset medium --data /work/rl_data/minari
 
 1. Draw ``states`` dataset states (seeded) and run the search on them, ``batch`` states per
-   ``tts.search`` call: by default the paper's method, local search (its per-dataset R, J, rho,
-   mu) + best-of-N at N = 8, with the dataset's policy and Q verifier.
+   ``tts.search`` call, with the dataset's policy and Q verifier. The teacher is one of
+   :data:`TEACHERS`: ``paper`` (the paper's method: local search with its per-dataset R, J, rho,
+   mu, + best-of-N), ``bfs`` (bfs_best) or ``bon`` (best-of-N), each at N = ``n_particles`` (8).
 2. Behaviour cloning on the search's output: a deterministic MLP pi(s) = tanh(MLP(s)) fitted by
    MSE to the chosen actions (``q_weighted``: each pair weighted by softmax(beta * (Q - V)) over
    the batch, an AWR-style variant that leans on the pairs the critic likes most).
-3. The result goes into the agent file under ``distilled`` (with its teacher, timings and loss);
-   :func:`distilled_actor` acts with it at 1 NFE per action.
+3. The result goes into the agent file under ``distilled[teacher]`` (with the teacher's options,
+   timings and loss), so one file holds a distilled policy per teacher; :func:`distilled_actor`
+   acts with one at 1 NFE per action.
 """
 
 from __future__ import annotations
@@ -30,6 +32,17 @@ from .datasets import load, transitions
 from .evaluate import paper_local
 from .policy import StateNormalizer, as_states
 from .weights import _build, critic as load_critic, load_checkpoint, policy as load_policy, q_verifier, weights_path
+
+
+# teacher name -> (tts.search method, whether the paper's per-dataset local-search options apply)
+TEACHERS = {"paper": ("bon", True), "bfs": ("bfs_best", False), "bon": ("bon", False)}
+
+
+def check_teacher(teacher: str) -> str:
+    """``teacher`` after checking it names one of :data:`TEACHERS` (a ValueError naming them otherwise)."""
+    if teacher not in TEACHERS:
+        raise ValueError(f"teacher must be one of {', '.join(TEACHERS)}, got {teacher!r}")
+    return teacher
 
 
 class OneStepPolicy(nn.Module):
@@ -63,18 +76,23 @@ def search_actions(env: str, dataset: str, states: np.ndarray, *, method: str, n
     return np.concatenate(out), nfe / len(states)
 
 
-def distill(env: str, dataset: str, data_path: str, *, states: int = 20_000, batch: int = 500, method: str = "bon",
+def distill(env: str, dataset: str, data_path: str, *, teacher: str = "paper", states: int = 20_000, batch: int = 500,
             n_particles: int = 8, steps: int = 5_000, lr: float = 1e-3, q_weighted: bool = False, beta: float = 1.0, seed: int = 0,
             weights_dir: Optional[str] = None, log=print, **options) -> str:
-    """Distil the search into a :class:`OneStepPolicy`, saved into the agent file; returns its path.
+    """Distil the search ``teacher`` into a :class:`OneStepPolicy`, saved into the agent file under
+    ``distilled[teacher]`` (replacing that teacher's earlier one); returns the file's path.
 
-    ``options`` default to the paper's local search of (env, dataset) (``paper_local``).
+    ``options`` are extra ``tts.search`` keywords; for ``teacher='paper'`` they default to the
+    paper's local search of (env, dataset) (``paper_local``).
     """
+    check_teacher(teacher)
     for name, v in (("states", states), ("batch", batch), ("n_particles", n_particles), ("steps", steps)):
         if not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
     torch.set_num_threads(1)
-    options = options or paper_local(env, dataset)
+    method, paper = TEACHERS[teacher]
+    if paper and not options:
+        options = paper_local(env, dataset)
     tr = transitions(load(env, dataset, path=data_path))
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(tr), size=min(states, len(tr)), replace=False)
@@ -112,28 +130,36 @@ def distill(env: str, dataset: str, data_path: str, *, states: int = 20_000, bat
     log(f"distilled {steps} steps: {time.perf_counter() - t1:.0f} s, MSE to the search's actions {mse:.4f}")
     path = weights_path(env, dataset, weights_dir)
     ck = dict(load_checkpoint(env, dataset, weights_dir))
-    ck["distilled"] = {"config": net.config, "state_dict": net.state_dict(),
-                       "meta": {"teacher": {"method": method, "n_particles": n_particles, "options": options, "nfe_per_state": nfe},
-                                "states": len(s), "steps": steps, "lr": lr, "q_weighted": q_weighted, "beta": beta, "seed": seed,
-                                "search_seconds": t_search, "train_seconds": time.perf_counter() - t1, "mse": mse}}
+    ck["distilled"] = dict(ck.get("distilled", {}))
+    meta = {"teacher": {"name": teacher, "method": method, "n_particles": n_particles, "options": options, "nfe_per_state": nfe},
+            "states": len(s), "steps": steps, "lr": lr, "q_weighted": q_weighted, "beta": beta, "seed": seed,
+            "search_seconds": t_search, "train_seconds": time.perf_counter() - t1, "mse": mse}
+    ck["distilled"][teacher] = {"config": net.config, "state_dict": net.state_dict(), "meta": meta}
     with atomic_path(path) as tmp:
         torch.save(ck, tmp)
     return path
 
 
-def distilled_policy(env: str, dataset: str, weights_dir: Optional[str] = None) -> OneStepPolicy:
-    """The distilled one-step policy of (env, dataset); a ValueError naming the file when it has none."""
+def distilled_teachers(env: str, dataset: str, weights_dir: Optional[str] = None) -> list[str]:
+    """The teachers whose distilled policies the agent file of (env, dataset) holds."""
+    return [t for t in TEACHERS if t in load_checkpoint(env, dataset, weights_dir).get("distilled", {})]
+
+
+def distilled_policy(env: str, dataset: str, teacher: str = "paper", weights_dir: Optional[str] = None) -> OneStepPolicy:
+    """The one-step policy distilled from ``teacher`` on (env, dataset); a ValueError naming the file when it has none."""
+    check_teacher(teacher)
     ck = load_checkpoint(env, dataset, weights_dir)
     path = weights_path(env, dataset, weights_dir)
-    if "distilled" not in ck:
-        raise ValueError(f"{path} holds no distilled policy; make it with `python -m tts_fast.rl.distill --env {env} --dataset {dataset} ...`")
-    d = ck["distilled"]
+    if teacher not in ck.get("distilled", {}):
+        raise ValueError(f"{path} holds no policy distilled from teacher {teacher!r}; make it with "
+                         f"`python -m tts_fast.rl.distill --env {env} --dataset {dataset} --teacher {teacher} ...`")
+    d = ck["distilled"][teacher]
     return _build(OneStepPolicy, d["config"], d["state_dict"], path)
 
 
-def distilled_actor(env: str, dataset: str, weights_dir: Optional[str] = None):
-    """An evaluation actor (see :mod:`tts_fast.rl.evaluate`) of the distilled policy: 1 NFE per action."""
-    net = distilled_policy(env, dataset, weights_dir)
+def distilled_actor(env: str, dataset: str, teacher: str = "paper", weights_dir: Optional[str] = None):
+    """An evaluation actor (see :mod:`tts_fast.rl.evaluate`) of the policy distilled from ``teacher``: 1 NFE per action."""
+    net = distilled_policy(env, dataset, teacher, weights_dir)
 
     def act(states: np.ndarray, step: int):
         with torch.no_grad():
@@ -148,13 +174,15 @@ def main(argv=None) -> None:
     p.add_argument("--env", required=True)
     p.add_argument("--dataset", required=True)
     p.add_argument("--data", required=True, help="the local Minari data path")
+    p.add_argument("--teacher", default="paper", choices=sorted(TEACHERS),
+                   help="the search distilled: the paper's local search + best-of-N, bfs_best or best-of-N")
     p.add_argument("--states", type=int, default=20_000)
     p.add_argument("--n", type=int, default=8)
     p.add_argument("--steps", type=int, default=5_000)
     p.add_argument("--q-weighted", action="store_true")
     p.add_argument("--weights-dir", default=None)
     a = p.parse_args(argv)
-    distill(a.env, a.dataset, a.data, states=a.states, n_particles=a.n, steps=a.steps, q_weighted=a.q_weighted,
+    distill(a.env, a.dataset, a.data, teacher=a.teacher, states=a.states, n_particles=a.n, steps=a.steps, q_weighted=a.q_weighted,
             weights_dir=a.weights_dir or os.path.dirname(weights_path(a.env, a.dataset)))
 
 

@@ -53,10 +53,13 @@ RECIPES = {
     # the cheap smoke task: SAC solves Reacher in a few thousand steps
     "reacher": Recipe("reacher", sac_steps=12_000, eval_every=2_000, eval_episodes=10, medium_return=-12.0,
                       dataset_steps=20_000, learning_starts=1000),
-    # D4RL halfcheetah-medium returns about 4.8k; 200k transitions instead of D4RL's 1M (documented)
-    "halfcheetah": Recipe("halfcheetah", sac_steps=90_000, eval_every=10_000, eval_episodes=3, medium_return=4500.0,
+    # D4RL halfcheetah-medium returns about 4.8k; 200k transitions instead of D4RL's 1M (documented).
+    # 200k SAC steps so that the best ("expert") checkpoint is past the medium one (reached at 90k);
+    # the first 90k steps do not depend on sac_steps (constant learning rate, a buffer that never fills)
+    "halfcheetah": Recipe("halfcheetah", sac_steps=200_000, eval_every=10_000, eval_episodes=3, medium_return=4500.0,
                           dataset_steps=200_000),
-    "hopper": Recipe("hopper", sac_steps=300_000, eval_every=10_000, eval_episodes=5, medium_return=1400.0,
+    # D4RL hopper-medium returns about 1.4k; SAC with 128 x 128 networks passes it in 20-35 core-minutes
+    "hopper": Recipe("hopper", sac_steps=150_000, eval_every=10_000, eval_episodes=5, medium_return=1400.0,
                      dataset_steps=200_000),
 }
 
