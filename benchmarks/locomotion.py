@@ -77,7 +77,7 @@ def actor_for(cfg, policy, q, seed):
                                budget_per_state=cfg.get("budget"), **cfg["opts"])
 
 
-def run(env: str, dataset: str, seeds, episodes: int, out_path: str, families=None, max_steps=None, log=print) -> dict:
+def run(env: str, dataset: str, seeds, episodes: int, out_path: str, families=None, ns=None, max_steps=None, log=print) -> dict:
     """Evaluate every method of ``configs`` (and the distilled policy) on (env, dataset); merge into ``out_path``."""
     torch.set_num_threads(1)
     probe = np.zeros((1, rl_envs.task(env).obs_dim), np.float32)
@@ -96,6 +96,8 @@ def run(env: str, dataset: str, seeds, episodes: int, out_path: str, families=No
     cfgs = configs(env, dataset)
     if families:
         cfgs = [c for c in cfgs if c["family"] in families]
+    if ns:
+        cfgs = [c for c in cfgs if c["n"] == 1 or c["n"] in ns]
     have = tts.rl.distilled_teachers(env, dataset)  # the teachers distilled into the agent file (tts_fast.rl.distill)
     cfgs = [c for c in cfgs if c["method"] != "distilled" or c["teacher"] in have]
     for cfg in cfgs:
@@ -109,7 +111,7 @@ def run(env: str, dataset: str, seeds, episodes: int, out_path: str, families=No
         row = {k: cfg[k] for k in ("family", "method", "n")}
         row.update(opts=cfg["opts"], budget_per_state=cfg.get("budget"), seed_scores=ev.seed_scores.tolist(), score=ev.score,
                    stderr=ev.stderr, returns=ev.returns.tolist(), nfe_per_action=ev.nfe_per_action, seconds=time.perf_counter() - t0,
-                   env_steps=ev.steps)
+                   env_steps=ev.steps, saturation=ev.saturation)
         res["runs"] = [r for r in res["runs"] if (r["family"], r["n"]) != (cfg["family"], cfg["n"])] + [row]
         atomic_write_json(out_path, res)
         log(f"{env}-{dataset} {desc}: score {ev.score:.1f} +- {ev.stderr:.1f}, {ev.nfe_per_action:.0f} NFE/action, {row['seconds']:.0f} s")
@@ -134,19 +136,33 @@ def _label(res) -> str:
 
 
 def table_main(all_res) -> str:
-    headers = ["dataset", "method", "N", "normalised score", "NFE / action", "wall s (all episodes)"]
+    headers = ["dataset", "method", "N", "normalised score", "NFE / action", "actions at the box edge", "wall s (all episodes)"]
     rows = []
     for res in all_res:
         for r in _rows(res):
-            rows.append([_label(res), r["family"], r["n"], f"{r['score']:.1f} ± {r['stderr']:.1f}", f"{r['nfe_per_action']:.0f}",
+            sat = f"{100 * r['saturation']:.0f} %" if "saturation" in r else "—"  # rows run before it was recorded
+            rows.append([_label(res), r["family"], r["n"], f"{r['score']:.1f} ± {r['stderr']:.1f}", f"{r['nfe_per_action']:.0f}", sat,
                          f"{r['seconds']:.0f}"])
     protocols = sorted({(len(r["seeds"]), r["episodes"]) for r in all_res})
     runs = " or ".join(f"{s} seeds x {e} episodes" for s, e in protocols)
     cut = ("; a dataset marked with k-step episodes had its episodes cut at k steps and is scored by its return x 1000 / k "
            "(HalfCheetah never terminates); the others ran whole 1000-step episodes" if any(r.get("max_steps") for r in all_res) else "")
     note = (f"\n\nScores: {LABEL}, D4RL-normalised, mean ± standard error over {runs}{cut}; not comparable with the paper's 86.1 "
-            "(D4RL v2 datasets, other agents).")
+            "(D4RL v2 datasets, other agents). Actions at the box edge: the share of action coordinates with |a| >= 0.99 over all "
+            "actions taken.")
     return markdown_table(headers, rows) + note
+
+
+def table_summary(all_res) -> str:
+    """Method x dataset: each cell the score ± standard error and (in brackets) the model NFE per action."""
+    keys = sorted({(r["family"], r["n"]) for res in all_res for r in res["runs"]},
+                  key=lambda k: (ORDER.index(k[0]) if k[0] in ORDER else 99, k[1]))
+    cells = {(_label(res), r["family"], r["n"]): f"{r['score']:.1f} ± {r['stderr']:.1f} ({r['nfe_per_action']:.0f})"
+             for res in all_res for r in res["runs"]}
+    labels = [_label(res) for res in all_res]
+    rows = [[fam, n, *(cells.get((lab, fam, n), "—") for lab in labels)] for fam, n in keys]
+    return (markdown_table(["method", "N", *labels], rows) + "\n\nEach cell: normalised score ± standard error over seeds "
+            f"(model NFE per action); {LABEL}, not comparable with the paper's 86.1; — = not run.")
 
 
 def table_data(_all_res) -> str:
@@ -229,7 +245,7 @@ def write_tables(paths=None):
     all_res = [json.load(open(p)) for p in paths]
     if not all_res:
         raise SystemExit("no benchmarks/results/locomotion_*.json: run `python benchmarks/locomotion.py --env halfcheetah --dataset medium` first")
-    refresh_tables(DOC, "locomotion", (("main", table_main), ("ordering", table_ordering), ("data", table_data),
+    refresh_tables(DOC, "locomotion", (("summary", table_summary), ("main", table_main), ("ordering", table_ordering), ("data", table_data),
                                        ("training", table_training)), all_res)
     plot(all_res, PLOT)
     print(f"wrote the tables of {DOC}, README.md and {PLOT}")
@@ -244,6 +260,7 @@ def main(argv=None):
     p.add_argument("--max-steps", type=int, default=None,
                    help="cut episodes at this many steps and score return x 1000 / max-steps (HalfCheetah only: it never terminates)")
     p.add_argument("--families", nargs="*", default=None, help="run only these families, merged into the dataset's JSON")
+    p.add_argument("--ns", nargs="*", type=int, default=None, help=f"run only these N of the searches over N (default {' '.join(map(str, NS))})")
     p.add_argument("--out", default=None)
     p.add_argument("--tables", action="store_true", help="write README + docs/locomotion.md tables and the plot from the JSONs")
     a = p.parse_args(argv)
@@ -254,7 +271,7 @@ def main(argv=None):
     if a.env:
         cut = f"_{a.max_steps}steps" if a.max_steps else ""  # cut episodes are another protocol: their own file
         out = a.out or str(RESULTS / f"locomotion_{a.env}_{a.dataset}{cut}.json")
-        run(a.env, a.dataset, list(range(a.seeds)), a.episodes, out, families=a.families, max_steps=a.max_steps)
+        run(a.env, a.dataset, list(range(a.seeds)), a.episodes, out, families=a.families, ns=a.ns, max_steps=a.max_steps)
     if a.tables:
         write_tables()
     if not a.env and not a.tables:

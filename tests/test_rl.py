@@ -366,7 +366,15 @@ def test_extrapolated_score_scales_the_cut_return():
     zero = lambda s, k: (np.zeros((len(s), 6)), np.ones(len(s)))  # noqa: E731
     cut = tts.rl.evaluate("halfcheetah", zero, seeds=[0], episodes=2, max_steps=10, extrapolate=True, progress=False)
     np.testing.assert_allclose(cut.scores, envs.normalized_score("halfcheetah", cut.returns * 100))
-    assert cut.extrapolated and cut.nfe_per_action == 1.0
+    assert cut.extrapolated and cut.nfe_per_action == 1.0 and cut.saturation == 0.0
+
+
+@needs_rl
+def test_saturation_counts_action_coordinates_at_the_box_edge():
+    # two of six coordinates at the edge (one beyond it: the box clips it to 1) -> 1/3, whatever the step
+    edge = lambda s, k: (np.tile([1.5, -0.995, 0.98, 0.0, 0.5, -0.5], (len(s), 1)), np.ones(len(s)))  # noqa: E731
+    ev = tts.rl.evaluate("halfcheetah", edge, seeds=[0, 1], episodes=1, max_steps=3, progress=False)
+    assert ev.saturation == pytest.approx(1 / 3)
 
 
 @needs_weights

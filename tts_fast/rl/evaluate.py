@@ -22,11 +22,16 @@ import torch
 from .envs import make_env, normalized_score, task
 
 Actor = Callable[[np.ndarray, int], tuple]
+SATURATED = 0.99  # |action coordinate| from which it counts as at the edge of the action box
 
 
 @dataclass
 class Evaluation:
-    """Outcome of :func:`evaluate`: returns and scores [seeds, episodes], NFE per action, wall seconds."""
+    """Outcome of :func:`evaluate`: returns and scores [seeds, episodes], NFE per action, wall seconds.
+
+    ``saturation``: the fraction of all action coordinates taken with ``|a| >= SATURATED`` (at the
+    edge of the [-1, 1] action box), the sign of a search that exploits its critic out of the data.
+    """
 
     env: str
     returns: np.ndarray
@@ -35,6 +40,7 @@ class Evaluation:
     seconds: float
     steps: int
     extrapolated: bool = False
+    saturation: float = 0.0
 
     @property
     def seed_scores(self) -> np.ndarray:
@@ -80,7 +86,7 @@ def evaluate(env: str, act: Actor, *, seeds=range(5), episodes: int = 10, max_st
     obs = np.stack([envs[j * episodes + i].reset(seed=k + 1001 + i)[0] for j, k in enumerate(seeds) for i in range(episodes)])
     live = np.ones(len(envs), bool)
     returns = np.zeros(len(envs))
-    nfe_sum, n_actions = 0.0, 0
+    nfe_sum, n_actions, n_saturated = 0.0, 0, 0
     t0 = time.perf_counter()
     bar = _bar(progress, limit, desc or env)
     step = 0
@@ -90,6 +96,7 @@ def evaluate(env: str, act: Actor, *, seeds=range(5), episodes: int = 10, max_st
         actions = np.clip(np.asarray(actions, dtype=np.float64), -1.0, 1.0)  # the MuJoCo action box
         nfe_sum += float(np.sum(nfe))
         n_actions += len(idx)
+        n_saturated += int(np.sum(np.abs(actions) >= SATURATED))
         for j, i in enumerate(idx):
             o, r, term, trunc, _ = envs[i].step(actions[j])
             returns[i] += r
@@ -108,7 +115,7 @@ def evaluate(env: str, act: Actor, *, seeds=range(5), episodes: int = 10, max_st
     full = task(env).max_episode_steps
     scale = full / step if extrapolate and step < full else 1.0
     return Evaluation(env, returns, normalized_score(env, returns * scale), nfe_sum / max(n_actions, 1), time.perf_counter() - t0, step,
-                      extrapolated=scale != 1.0)
+                      extrapolated=scale != 1.0, saturation=n_saturated / max(n_actions * task(env).act_dim, 1))
 
 
 def _bar(progress: bool, total: int, desc: str):
