@@ -23,7 +23,6 @@ wall ring) maps to [-1, 1] per axis. :meth:`MazePlanner.decode` un-normalises to
 from __future__ import annotations
 
 import functools
-import math
 import os
 from typing import Optional, Sequence
 
@@ -33,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import schedules as _schedules
+from .._embeddings import sinusoidal_embedding
 from .._checkpoints import expect_dict, expect_state_dict, load_weights
 from .._device_checks import prompt_rows
 from ..models.base import Denoiser, per_sample_timesteps
@@ -49,13 +49,6 @@ def planner_schedule() -> _schedules.VPSchedule:
 
 # ----------------------------------------------------------------------------------------------
 # the network
-
-
-def _time_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / max(half - 1, 1))
-    args = t.float()[:, None] * freqs[None]
-    return torch.cat([args.sin(), args.cos()], dim=1)
 
 
 class _Block(nn.Module):
@@ -112,7 +105,7 @@ class TemporalUnet(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] % (2 ** (self.levels - 1)):
             raise ValueError(f"horizon {x.shape[-1]} must be divisible by {2 ** (self.levels - 1)}")
-        e = self.time_mlp(_time_embedding(t, self.dim))
+        e = self.time_mlp(sinusoidal_embedding(t, self.dim, layout="sin_first"))
         skips = []
         for r1, r2, down in self.downs:
             x = r2(r1(x, e), e)

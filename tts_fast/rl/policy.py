@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from .. import schedules as _schedules
 from .._device_checks import prompt_rows
-from ..maze.planner import _time_embedding as time_embedding  # the same sinusoidal embedding as the maze planner's
+from .._embeddings import sinusoidal_embedding
 from ..models.base import Denoiser, per_sample_timesteps
 
 TRAIN_STEPS = 1000
@@ -83,7 +83,7 @@ class ActionScoreNet(nn.Module):
         self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, act_dim))
 
     def forward(self, a_t, t, s):
-        e = self.time(time_embedding(t, self.temb))
+        e = self.time(sinusoidal_embedding(t, self.temb, layout="sin_first"))
         return self.out(self.blocks(self.inp(torch.cat([a_t, self.normalizer(s), e], dim=1))))
 
 

@@ -13,11 +13,12 @@ Classifiers (different architectures and seeds, all trained on the same train sp
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .._embeddings import sinusoidal_embedding
 
 IMAGE_SIZE = 8
 NUM_CLASSES = 10
@@ -25,14 +26,6 @@ NUM_CLASSES = 10
 
 # ----------------------------------------------------------------------------------------------
 # the diffusion UNet
-
-
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """Sinusoidal embedding [B, dim] of (float) train timesteps t [B]."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
-    args = t.float()[:, None] * freqs[None]
-    return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
 
 
 class ResBlock(nn.Module):
@@ -79,7 +72,7 @@ class DigitsUNet(nn.Module):
         nn.init.zeros_(self.conv_out.bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        emb = self.time(timestep_embedding(t, self.temb_dim))
+        emb = self.time(sinusoidal_embedding(t, self.temb_dim))
         h1 = self.down1(self.conv_in(x), emb)  # 8x8
         h2 = self.down2(self.pool1(h1), emb)  # 4x4
         h = self.mid(self.pool2(h2), emb)  # 2x2
