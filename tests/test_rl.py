@@ -1,6 +1,7 @@
 """tts_fast.rl: Minari datasets, the action diffusion policy and Q verifier, search, evaluation, distillation."""
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -354,6 +355,19 @@ def test_checkpoints_are_chosen_by_measured_return():
     info["recipe"]["medium_return"] = 6000.0
     with pytest.raises(RuntimeError, match="no SAC checkpoint of halfcheetah reached the medium return 6000.0 \\(best 5200.0\\)"):
         generate.choose_checkpoints(info)
+
+
+def test_a_sac_log_is_reused_when_only_the_choice_of_checkpoints_changed(tmp_path):
+    rc = generate.recipe("hopper")
+    log = {"recipe": dict(vars(rc), medium_return=1400.0, net=list(rc.net)), "checkpoints": [{"step": 10, "return": 1200.0}]}
+    (tmp_path / "log.json").write_text(json.dumps(log))
+    info = generate.reuse_log(str(tmp_path / "log.json"), rc)
+    assert info["recipe"]["medium_return"] == rc.medium_return and info["launched_with"]["medium_return"] == 1400.0
+    assert generate.choose_checkpoints(info)[0]["step"] == 10  # 1200 reaches this recipe's medium return, not the launch's
+    log["recipe"]["sac_steps"] = 5
+    (tmp_path / "log.json").write_text(json.dumps(log))
+    with pytest.raises(ValueError, match=f"trained by another recipe \\(sac_steps=5; this one has sac_steps={rc.sac_steps}\\)"):
+        generate.reuse_log(str(tmp_path / "log.json"), rc)
 
 
 def test_cut_episodes_extrapolate_only_where_episodes_never_terminate():

@@ -58,10 +58,17 @@ RECIPES = {
     # the first 90k steps do not depend on sac_steps (constant learning rate, a buffer that never fills)
     "halfcheetah": Recipe("halfcheetah", sac_steps=150_000, eval_every=10_000, eval_episodes=3, medium_return=4500.0,
                           dataset_steps=200_000),
-    # D4RL hopper-medium returns about 1.4k; SAC with 128 x 128 networks passes it in 20-35 core-minutes
-    "hopper": Recipe("hopper", sac_steps=150_000, eval_every=10_000, eval_episodes=5, medium_return=1400.0,
+    # D4RL's medium policies reach about a third of its expert's return (hopper: 3234): 1100. Its
+    # hopper-medium returns about 1.4k, but our SAC (128 x 128, seed 0) hovered at 600-1200 from 60k
+    # to 120k steps (measured) and did not pass 1.4k in the 35 core-minutes we had
+    "hopper": Recipe("hopper", sac_steps=150_000, eval_every=10_000, eval_episodes=5, medium_return=1100.0,
                      dataset_steps=200_000),
 }
+
+
+# the fields a SAC run depends on; the others (medium_return, dataset_steps) only choose and collect,
+# so a finished run is reused when they change
+TRAINING_FIELDS = ("env", "sac_steps", "eval_every", "eval_episodes", "learning_starts", "net", "seed")
 
 
 def recipe(env: str) -> Recipe:
@@ -145,6 +152,21 @@ def _write_log(folder: str, rc: Recipe, checkpoints: list, t0: float, done: bool
     with open(os.path.join(folder, "log.json"), "w") as f:
         json.dump(info, f, indent=1)
     return info
+
+
+def reuse_log(log_path: str, rc: Recipe) -> dict:
+    """The SAC log at ``log_path``, for recipe ``rc``: a ValueError naming the fields when the run
+    was launched with other :data:`TRAINING_FIELDS`; other fields (what is chosen and collected)
+    follow ``rc``, and the launch recipe stays on record as ``launched_with``."""
+    with open(log_path) as f:
+        info = json.load(f)
+    ours, theirs = json.loads(json.dumps(asdict(rc))), info["recipe"]
+    diff = [k for k in TRAINING_FIELDS if theirs.get(k) != ours[k]]
+    if diff:
+        was = ", ".join(f"{k}={theirs.get(k)!r}" for k in diff)
+        now = ", ".join(f"{k}={ours[k]!r}" for k in diff)
+        raise ValueError(f"{log_path} was trained by another recipe ({was}; this one has {now}); remove it or use another --out")
+    return dict(info, recipe=ours, launched_with=theirs)
 
 
 def choose_checkpoints(info: dict) -> tuple[dict, dict]:
@@ -249,10 +271,7 @@ def generate(env: str, out: str, datasets=DATASETS, log=print) -> dict:
     os.environ["MINARI_DATASETS_PATH"] = os.path.join(out, "minari")
     log_path = os.path.join(out, env, "sac", "log.json")
     if os.path.isfile(log_path):  # SAC already trained by this recipe: reuse it (the slow part)
-        with open(log_path) as f:
-            info = json.load(f)
-        if info["recipe"] != json.loads(json.dumps(asdict(rc))):
-            raise ValueError(f"{log_path} was trained by another recipe ({info['recipe']}); remove it or use another --out")
+        info = reuse_log(log_path, rc)
     else:
         info = train_behaviour(rc, out, log=log)
     medium, expert = choose_checkpoints(info)
