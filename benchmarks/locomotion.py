@@ -165,6 +165,15 @@ def table_summary(all_res) -> str:
             f"(model NFE per action); {LABEL}, not comparable with the paper's 86.1; — = not run.")
 
 
+def _sac_run(tr: dict) -> str:
+    """'150,000 steps, 43.0 min', or for a run stopped by hand 'stopped at 120,000 of 150,000 steps, ...'."""
+    launched = tr.get("launched_with", tr["recipe"])["sac_steps"]
+    if tr.get("finished", True):
+        return f"{launched:,} steps, {tr['seconds'] / 60:.1f} min"
+    last = tr["checkpoints"][-1]
+    return f"stopped at {last['step']:,} of {launched:,} steps, {last['seconds'] / 60:.1f} min"
+
+
 def table_data(_all_res) -> str:
     """The regenerated datasets: recipe outcome and fingerprints (from results/rl_data_*.json)."""
     rows = []
@@ -174,7 +183,7 @@ def table_data(_all_res) -> str:
         for d, fp in g["datasets"].items():
             rows.append([fp["dataset_id"], f"{fp['transitions']:,}", fp["episodes"], f"{fp['return_mean']:.1f} ± {fp['return_std']:.1f}",
                          f"step {g['medium_checkpoint']['step']:,} ({g['medium_checkpoint']['return']:.0f})",
-                         f"{tr['recipe']['sac_steps']:,} steps, {tr['seconds'] / 60:.1f} min", f"`{fp['sha256']}`"])
+                         _sac_run(tr), f"`{fp['sha256']}`"])
     headers = ["dataset", "transitions", "episodes", "episode return", "medium checkpoint (its return)", "SAC run (1 thread, shared CPU)",
                "sha256"]
     return markdown_table(headers, rows)
