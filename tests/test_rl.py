@@ -257,6 +257,27 @@ def test_shipped_agent_loads_with_the_right_shapes():
         tts.rl.policy("halfcheetah", "medium", torch.randn(2, 11))
 
 
+RL_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "results")
+
+
+@pytest.mark.parametrize("env,dataset", tts.rl.trained_agents())
+def test_every_shipped_agent_loads_acts_and_names_the_data_it_learnt_from(env, dataset):
+    t = envs.task(env)
+    states = torch.randn(3, t.obs_dim)
+    pol, q = tts.rl.policy(env, dataset, states, device="cpu"), tts.rl.q_verifier(env, dataset, states, device="cpu")
+    a0 = pol(torch.randn(3, t.act_dim), torch.full((3,), 999.0), torch.arange(3))
+    assert a0.shape == (3, t.act_dim) and bool((a0.abs() <= 1).all()) and q(a0, torch.arange(3)).shape == (3,)
+    assert os.path.getsize(tts.rl.weights.weights_path(env, dataset)) < 5e6
+    meta = tts.rl.load_checkpoint(env, dataset)["meta"]["dataset"]
+    assert meta["dataset_id"] == f"tts_fast/{env}/{dataset}-v0"
+    # the fingerprint the recipe recorded for that dataset (benchmarks/results/rl_data_{env}.json)
+    with open(os.path.join(RL_DATA, f"rl_data_{env}.json")) as f:
+        assert json.load(f)["datasets"][dataset]["sha256"] == meta["sha256"]
+    for teacher in tts.rl.distilled_teachers(env, dataset):
+        a, nfe = tts.rl.distilled_actor(env, dataset, teacher)(np.zeros((2, t.obs_dim), np.float32), 0)
+        assert a.shape == (2, t.act_dim) and nfe.tolist() == [1, 1]
+
+
 def _env_states(env, n, seed=0, steps=30):
     """States reached by n environments after `steps` uniform-random actions (seeded)."""
     rng = np.random.default_rng(seed)
