@@ -146,7 +146,7 @@ def table_main(all_res) -> str:
     protocols = sorted({(len(r["seeds"]), r["episodes"]) for r in all_res})
     runs = " or ".join(f"{s} seeds x {e} episodes" for s, e in protocols)
     cut = ("; a dataset marked with k-step episodes had its episodes cut at k steps and is scored by its return x 1000 / k "
-           "(HalfCheetah never terminates); the others ran whole 1000-step episodes" if any(r.get("max_steps") for r in all_res) else "")
+           "(HalfCheetah never terminates); the others ran whole episodes (up to 1000 steps)" if any(r.get("max_steps") for r in all_res) else "")
     note = (f"\n\nScores: {LABEL}, D4RL-normalised, mean ± standard error over {runs}{cut}; not comparable with the paper's 86.1 "
             "(D4RL v2 datasets, other agents). Actions at the box edge: the share of action coordinates with |a| >= 0.99 over all "
             "actions taken.")
@@ -231,13 +231,18 @@ def plot(all_res, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(all_res), figsize=(6.5 * len(all_res), 4.5), squeeze=False)
+    cols = min(3, len(all_res))
+    rows = -(-len(all_res) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.5 * rows), squeeze=False)
+    for ax in axes.flat[len(all_res):]:
+        ax.set_visible(False)
     for j, res in enumerate(all_res):
-        ax = axes[0, j]
+        ax = axes.flat[j]
         for fam in ORDER:
             pts = sorted((r["nfe_per_action"], r["score"], r["stderr"]) for r in res["runs"] if r["family"] == fam)
             if pts:
-                ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=2, label=fam)
+                ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=2, label=fam,
+                            color=f"C{ORDER.index(fam) % 10}")  # one colour per family in every panel
         ax.set_xscale("log", base=2)
         ax.set_xlabel("model NFE per action")
         ax.set_ylabel(f"normalised score ({LABEL})")
@@ -252,6 +257,9 @@ def plot(all_res, path):
 def write_tables(paths=None):
     paths = paths or sorted(glob.glob(str(RESULTS / "locomotion_*.json")))
     all_res = [json.load(open(p)) for p in paths]
+    # tables and plot in a fixed order: env, then dataset as rl.envs.DATASETS, cut episodes first
+    envs_order = sorted(rl_envs.TASKS)
+    all_res.sort(key=lambda r: (envs_order.index(r["env"]), rl_envs.DATASETS.index(r["dataset"]), r.get("max_steps") is None))
     if not all_res:
         raise SystemExit("no benchmarks/results/locomotion_*.json: run `python benchmarks/locomotion.py --env halfcheetah --dataset medium` first")
     refresh_tables(DOC, "locomotion", (("summary", table_summary), ("main", table_main), ("ordering", table_ordering), ("data", table_data),
