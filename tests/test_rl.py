@@ -391,6 +391,23 @@ def test_a_sac_log_is_reused_when_only_the_choice_of_checkpoints_changed(tmp_pat
         generate.reuse_log(str(tmp_path / "log.json"), rc)
 
 
+def test_replay_buffer_is_saved_in_collection_order_up_to_its_fill(tmp_path):
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    cap, obs, act = 6, 3, 2
+    rb = SimpleNamespace(pos=4, full=False, buffer_size=cap, observations=rng.normal(size=(cap, 1, obs)),
+                         next_observations=rng.normal(size=(cap, 1, obs)), actions=rng.normal(size=(cap, 1, act)),
+                         rewards=rng.normal(size=(cap, 1)), dones=np.zeros((cap, 1)), timeouts=np.zeros((cap, 1)))
+    generate._save_replay(rb, str(tmp_path))
+    z = np.load(tmp_path / "replay.npz")
+    np.testing.assert_array_equal(z["actions"], rb.actions[:4, 0])  # the filled part only, env axis dropped
+    np.testing.assert_array_equal(z["next_observations"], rb.next_observations[:4, 0])
+    rb.full = True
+    generate._save_replay(rb, str(tmp_path))  # saved again at the next checkpoint: replaced whole
+    assert len(np.load(tmp_path / "replay.npz")["rewards"]) == cap and os.listdir(tmp_path) == ["replay.npz"]
+
+
 def test_cut_episodes_extrapolate_only_where_episodes_never_terminate():
     with pytest.raises(ValueError, match="extrapolate=True is refused for env 'hopper'"):
         tts.rl.evaluate("hopper", lambda s, k: (np.zeros((len(s), 3)), np.ones(len(s))), max_steps=5, extrapolate=True)

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .._extras import require
+from .._io import atomic_path
 from .envs import DATASETS, check_dataset_name, make_env, task
 
 
@@ -60,7 +61,7 @@ RECIPES = {
                           dataset_steps=200_000),
     # D4RL's medium policies reach about a third of its expert's return (hopper: 3234): 1100. Its
     # hopper-medium returns about 1.4k, but our SAC (128 x 128, seed 0) hovered at 600-1200 from 60k
-    # to 120k steps (measured) and did not pass 1.4k in the 35 core-minutes we had
+    # to 120k steps (measured, 37 min of one core) and did not pass 1.4k
     "hopper": Recipe("hopper", sac_steps=150_000, eval_every=10_000, eval_episodes=5, medium_return=1100.0,
                      dataset_steps=200_000),
 }
@@ -135,8 +136,6 @@ def train_behaviour(rc: Recipe, out: str, log=print) -> dict:
 
 def _save_replay(rb, folder: str) -> None:
     """SB3's replay buffer (one env), in collection order, to ``{folder}/replay.npz`` (written whole or not at all)."""
-    from .._io import atomic_path
-
     n = rb.pos if not rb.full else rb.buffer_size
     with atomic_path(os.path.join(folder, "replay.npz")) as tmp:
         with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to the temporary name
