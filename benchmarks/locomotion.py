@@ -125,8 +125,13 @@ ORDER = ("plain", "best-of-N", "TFG", "local + best-of-N", *(f"distilled ({v})" 
          "DAS-style", "BFS", "DFS")
 
 
+def _family_key(family: str, n: int) -> tuple:
+    """Table order: the families as ORDER lists them (unknown ones last), then N."""
+    return (ORDER.index(family) if family in ORDER else 99, n)
+
+
 def _rows(res):
-    return sorted(res["runs"], key=lambda r: (ORDER.index(r["family"]) if r["family"] in ORDER else 99, r["n"]))
+    return sorted(res["runs"], key=lambda r: _family_key(r["family"], r["n"]))
 
 
 def _label(res) -> str:
@@ -155,8 +160,7 @@ def table_main(all_res) -> str:
 
 def table_summary(all_res) -> str:
     """Method x dataset: each cell the score ± standard error and (in brackets) the model NFE per action."""
-    keys = sorted({(r["family"], r["n"]) for res in all_res for r in res["runs"]},
-                  key=lambda k: (ORDER.index(k[0]) if k[0] in ORDER else 99, k[1]))
+    keys = sorted({(r["family"], r["n"]) for res in all_res for r in res["runs"]}, key=lambda k: _family_key(*k))
     cells = {(_label(res), r["family"], r["n"]): f"{r['score']:.1f} ± {r['stderr']:.1f} ({r['nfe_per_action']:.0f})"
              for res in all_res for r in res["runs"]}
     labels = [_label(res) for res in all_res]
@@ -257,11 +261,11 @@ def plot(all_res, path):
 def write_tables(paths=None):
     paths = paths or sorted(glob.glob(str(RESULTS / "locomotion_*.json")))
     all_res = [json.load(open(p)) for p in paths]
+    if not all_res:
+        raise SystemExit("no benchmarks/results/locomotion_*.json: run `python benchmarks/locomotion.py --env halfcheetah --dataset medium` first")
     # tables and plot in a fixed order: env, then dataset as rl.envs.DATASETS, cut episodes first
     envs_order = sorted(rl_envs.TASKS)
     all_res.sort(key=lambda r: (envs_order.index(r["env"]), rl_envs.DATASETS.index(r["dataset"]), r.get("max_steps") is None))
-    if not all_res:
-        raise SystemExit("no benchmarks/results/locomotion_*.json: run `python benchmarks/locomotion.py --env halfcheetah --dataset medium` first")
     refresh_tables(DOC, "locomotion", (("summary", table_summary), ("main", table_main), ("ordering", table_ordering), ("data", table_data),
                                        ("training", table_training)), all_res)
     plot(all_res, PLOT)

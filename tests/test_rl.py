@@ -275,7 +275,7 @@ def test_every_shipped_agent_loads_acts_and_names_the_data_it_learnt_from(env, d
         assert json.load(f)["datasets"][dataset]["sha256"] == meta["sha256"]
     for teacher in tts.rl.distilled_teachers(env, dataset):
         a, nfe = tts.rl.distilled_actor(env, dataset, teacher)(np.zeros((2, t.obs_dim), np.float32), 0)
-        assert a.shape == (2, t.act_dim) and nfe.tolist() == [1, 1]
+        assert a.shape == (2, t.act_dim) and np.all(np.abs(a) <= 1) and nfe.tolist() == [1, 1]
 
 
 def _env_states(env, n, seed=0, steps=30):
@@ -430,13 +430,12 @@ def test_saturation_counts_action_coordinates_at_the_box_edge():
 
 
 @needs_weights
-def test_shipped_distilled_policy_acts_at_one_nfe():
+def test_shipped_distilled_policies_name_their_teachers():
     ck = tts.rl.load_checkpoint("halfcheetah", "medium")
     teacher = ck["distilled"]["paper"]["meta"]["teacher"]
     assert teacher["method"] == "bon" and teacher["n_particles"] == 8 and teacher["options"] == tts.rl.paper_local("halfcheetah", "medium")
-    for name in tts.rl.distilled_teachers("halfcheetah", "medium"):
-        a, nfe = tts.rl.distilled_actor("halfcheetah", "medium", name)(np.zeros((4, 17), np.float32), 0)
-        assert a.shape == (4, 6) and np.all(np.abs(a) <= 1) and nfe.tolist() == [1, 1, 1, 1]
+    # every teacher's policy acts at 1 NFE in the box: test_every_shipped_agent_loads_acts_and_names_the_data_it_learnt_from
+    assert tts.rl.distilled_teachers("halfcheetah", "medium") == ["paper", "bfs"]
 
 
 @needs_rl
