@@ -82,7 +82,7 @@ __device__ Coef3 sample_coef(const KernelArgs& a, int64_t b) {
 template <typename T, typename Idx>
 __global__ void __launch_bounds__(kThreads) fused_affine_kernel(KernelArgs a) {
   using Acc = acc_t<T>;
-  extern __shared__ unsigned char smem_raw[];
+  extern __shared__ __align__(16) unsigned char smem_raw[];  // holds float or double coefficients
   Acc* coef = reinterpret_cast<Acc*>(smem_raw);  // [samples in tile][3]
 
   const Idx numel = static_cast<Idx>(a.numel);
@@ -151,6 +151,7 @@ __global__ void __launch_bounds__(kThreads) fused_affine_kernel(KernelArgs a) {
   Idx next = (b + 1) * inner;
 #pragma unroll
   for (int l = 0; l < 4; ++l) {
+    if (e0 + l >= numel) break;  // past the end: no sample, and no coefficient slot was written for it
     while (e0 + l >= next) {  // a block of four may straddle samples when inner is small
       ++b;
       next += inner;
@@ -173,9 +174,9 @@ __global__ void __launch_bounds__(kThreads) fused_affine_kernel(KernelArgs a) {
 
 bool aligned(const void* p, int64_t bytes) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
+// The kernel's arguments for x's dtype T (vector loads only where every pointer allows them).
 template <typename T>
-void launch_fused_typed(const FusedArgs& f, cudaStream_t stream) {
-  using Acc = acc_t<T>;
+KernelArgs kernel_args(const FusedArgs& f) {
   KernelArgs a{};
   a.op = f.op;
   a.x = f.x;
@@ -199,15 +200,27 @@ void launch_fused_typed(const FusedArgs& f, cudaStream_t stream) {
   a.out = f.out;
   const int64_t align = alignof(Vec4<T>);
   a.vec_ok = aligned(f.x, align) && aligned(f.y, align) && aligned(f.noise, align) && aligned(f.out, align);
+  return a;
+}
 
-  const int64_t tiles = (f.numel + kTile - 1) / kTile;
+// One launch over every tile, indexing with Idx (32-bit whenever the element count allows).
+template <typename T, typename Idx>
+void launch_tiles(const KernelArgs& a, cudaStream_t stream) {
+  using Acc = acc_t<T>;
+  const int64_t tiles = (a.numel + kTile - 1) / kTile;
   // Samples one tile of kTile consecutive elements can touch (2 once inner >= kTile).
-  const int64_t max_samples = (kTile - 1) / f.inner + 2;
+  const int64_t max_samples = (kTile - 1) / a.inner + 2;
   const size_t smem = static_cast<size_t>(3 * max_samples) * sizeof(Acc);
+  fused_affine_kernel<T, Idx><<<static_cast<unsigned>(tiles), kThreads, smem, stream>>>(a);
+}
+
+template <typename T>
+void launch_fused_typed(const FusedArgs& f, cudaStream_t stream) {
+  const KernelArgs a = kernel_args<T>(f);
   if (f.numel + kTile < (int64_t{1} << 31)) {
-    fused_affine_kernel<T, uint32_t><<<static_cast<unsigned>(tiles), kThreads, smem, stream>>>(a);
+    launch_tiles<T, uint32_t>(a, stream);
   } else {
-    fused_affine_kernel<T, int64_t><<<static_cast<unsigned>(tiles), kThreads, smem, stream>>>(a);
+    launch_tiles<T, int64_t>(a, stream);
   }
 }
 

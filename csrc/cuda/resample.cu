@@ -94,6 +94,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   if (lane == 0)
     for (int64_t k = 0; k < N; ++k) total += w[k];
   total = __shfl_sync(kFullMask, total, 0);
+  __syncwarp();  // lane 0's reads of w above come before the lanes overwrite it: a shuffle orders no memory
   for (int64_t k = lane; k < N; k += 32) {
     int64_t c;
     double f;
