@@ -13,6 +13,7 @@
 #include "errors.h"
 #include "resample_math.h"
 #include "stable_api.h"
+#include "tempering_math.h"
 
 namespace tts_fast {
 
@@ -171,6 +172,48 @@ inline void check_langevin_step(const Tensor& x, const Tensor& grad, const Tenso
     check_like(*noise, "noise", x);
   } else {
     check_rng(*rng, x, "x");
+  }
+}
+
+// adaptive_increment: log_w, base, key [B, N] float64, alive [B, N] bool, target, cap [B] float64,
+// all on one device.
+inline void check_adaptive_increment(const Tensor& log_w, const Tensor& base, const Tensor& key, const Tensor& alive,
+                                     const Tensor& target, const Tensor& cap) {
+  TTS_CHECK_TYPE(log_w.scalar_type() == ScalarType::Double, "log_w must have dtype in (float64), got ",
+                 dtype_name(log_w.scalar_type()));
+  TTS_CHECK_VALUE(log_w.dim() == 2 && log_w.size(1) >= 1, "log_w must be 2-D [B, N] with N >= 1, got shape ",
+                  shape_str(log_w));
+  const std::pair<const char*, const Tensor*> rows[] = {{"base", &base}, {"key", &key}, {"alive", &alive}};
+  for (const auto& [name, t] : rows) {
+    const bool want_bool = t == &alive;
+    TTS_CHECK_TYPE(t->scalar_type() == (want_bool ? ScalarType::Bool : ScalarType::Double), name,
+                   want_bool ? " must have dtype in (bool), got " : " must have dtype in (float64), got ",
+                   dtype_name(t->scalar_type()));
+    TTS_CHECK_VALUE(same_sizes(*t, log_w), name, " must have the shape of log_w ", shape_str(log_w), ", got ",
+                    shape_str(*t));
+    check_same_device(*t, name, log_w, "log_w");
+  }
+  const std::pair<const char*, const Tensor*> per_row[] = {{"target", &target}, {"cap", &cap}};
+  for (const auto& [name, t] : per_row) {
+    TTS_CHECK_TYPE(t->scalar_type() == ScalarType::Double, name, " must have dtype in (float64), got ",
+                   dtype_name(t->scalar_type()));
+    TTS_CHECK_VALUE(t->dim() == 1 && t->size(0) == log_w.size(0), name, " must have shape [B] = [", log_w.size(0),
+                    "], got ", shape_str(*t));
+    check_same_device(*t, name, log_w, "log_w");
+  }
+}
+
+// The values of row b (CPU tensors only: on a GPU this would sync the host).
+template <typename Lanes>
+void check_adaptive_increment_row(const Lanes& lanes, const tempering::Row& r, double target, double cap, int64_t b) {
+  switch (tempering::row_fault(lanes, r, target, cap)) {
+    case tempering::Fault::kNone: return;
+    case tempering::Fault::kLogW: throw std::invalid_argument(cat("log_w must not hold NaN or +inf (row ", b, ")"));
+    case tempering::Fault::kBase: throw std::invalid_argument(cat("base must be finite where alive (row ", b, ")"));
+    case tempering::Fault::kKey: throw std::invalid_argument(cat("key must be finite where alive (row ", b, ")"));
+    case tempering::Fault::kTarget:
+      throw std::invalid_argument(cat("target must be finite and >= 0, got ", target, " (row ", b, ")"));
+    case tempering::Fault::kCap: throw std::invalid_argument(cat("cap must be >= 0 (or +inf), got ", cap, " (row ", b, ")"));
   }
 }
 

@@ -24,4 +24,6 @@ STABLE_TORCH_LIBRARY(tts_fast, m) {
   // log_weights [B, N] -> [B] (ess) or [B, N] (normalize_log_weights), in log_weights' dtype.
   m.def("ess(Tensor log_weights) -> Tensor");
   m.def("normalize_log_weights(Tensor log_weights) -> Tensor");
+  // log_w, base, key [B, N] float64, alive [B, N] bool, target, cap [B] float64 -> increments [B] float64.
+  m.def("adaptive_increment(Tensor log_w, Tensor base, Tensor key, Tensor alive, Tensor target, Tensor cap) -> Tensor");
 }

@@ -181,6 +181,40 @@ __all__ = [
     "require_compiled_ops",
     "requires_cuda",
     "rng_tensor",
+    "tempering_rows",
+    "TEMPERING_ROWS",
     "uniforms",
     "vp_tables",
 ]
+
+
+TEMPERING_ROWS = ("random", "dead-slots", "flat", "all-dead", "cap-zero", "cap-inf", "cap-huge", "unreachable",
+                  "target-zero", "base", "tiny-keys", "huge-keys")
+
+
+def tempering_rows(n: int, seed: int, device="cpu"):
+    """Inputs of adaptive_increment with one row of each kind in TEMPERING_ROWS (R rows):
+    log_w, base, key [R, n] float64, alive [R, n] bool, target, cap [R] float64."""
+    g = torch.Generator().manual_seed(seed)
+    r = len(TEMPERING_ROWS)
+    log_w = torch.randn(r, n, generator=g, dtype=torch.float64) * 0.5
+    key = torch.randn(r, n, generator=g, dtype=torch.float64)
+    base = torch.zeros(r, n, dtype=torch.float64)
+    alive = torch.ones(r, n, dtype=torch.bool)
+    cap = torch.rand(r, generator=g, dtype=torch.float64) * 5 + 0.1
+    target = torch.full((r,), 0.5 * n, dtype=torch.float64)
+    kind = {k: i for i, k in enumerate(TEMPERING_ROWS)}
+    alive[kind["dead-slots"]] = torch.rand(n, generator=g) > 0.3
+    key[kind["flat"]] = 1.25
+    alive[kind["all-dead"]] = False
+    cap[kind["cap-zero"]] = 0.0
+    cap[kind["cap-inf"]] = math.inf
+    cap[kind["cap-huge"]] = 1e15
+    target[kind["unreachable"]] = n + 1.0
+    target[kind["target-zero"]] = 0.0
+    base[kind["base"]] = torch.randn(n, generator=g, dtype=torch.float64) * 0.3
+    key[kind["tiny-keys"]] *= 1e-8
+    key[kind["huge-keys"]] *= 1e8
+    log_w = torch.where(alive, log_w, torch.full_like(log_w, -math.inf))
+    target = torch.where(alive.any(1), target, torch.zeros_like(target))
+    return tuple(t.to(device) for t in (log_w, base, key, alive, target, cap))

@@ -8,6 +8,8 @@
   equal eager calls from the same counter state; a CPU rng during capture is refused.
 - Resampling with N up to 65 536 and B up to 1 024, ties included, against the sequential CPU
   float64 oracle.
+- The adaptive-tempering increment (one warp per row) against the CPU op, which takes its sums in
+  the same 32-lane order: equal up to CUDA's exp/log against glibc's, at B up to 4 096.
 - The search loop on a non-default stream under ``torch.cuda.set_sync_debug_mode("error")``.
 - The documented usage end to end: DiffusersModel (random-weight architectures) on CUDA, an image
   verifier built without a device argument, bfs_best, dfs and local search.
@@ -38,6 +40,7 @@ from _ops_helpers import (
     log_weights,
     require_compiled_ops,
     rng_tensor,
+    tempering_rows,
     uniforms,
     vp_tables,
 )
@@ -240,6 +243,7 @@ def _graph_inputs():
         u32=uniforms(64, 100, seed=34, dtype=torch.float32).to(DEV),
         x=x, xh=x.half(), y=_randn((6, 20000), torch.float32, 35), z=_randn((6, 20000), torch.float32, 36),
         tables=vp_tables(1000, DEV), levels=_levels(6, 1000, 37, upward=True), step=_step_sizes(6, torch.float32, 38),
+        tempering=tempering_rows(100, 39, DEV),
     )
 
 
@@ -267,6 +271,7 @@ def _every_op(ph: ops.Philox, t: dict) -> list:
         ops.ess(t["lw32"]),
         ops.normalize_log_weights(t["lw64"]),
         ops.normalize_log_weights(t["lw32"]),
+        ops.adaptive_increment(*t["tempering"]),
     ]
     return out
 
@@ -516,3 +521,29 @@ def test_resample_ties_bit_for_bit(cuda_kernels, b, n, lw_dtype):
         _same(got.cpu(), _cpu_oracle(lw, u, None, scheme), f"{scheme} ancestors")
         picked_zero = zero.gather(1, got.cpu()) & ~dead_row
         assert not bool(picked_zero.any()), f"{scheme}: a zero-weight particle was picked"
+
+
+@pytest.mark.parametrize("n", [1, 8, 33, 257, 4096])
+def test_adaptive_increment_on_the_device(cuda_kernels, n):
+    """Every kind of row (caps, flat and dead rows, unreachable targets) at B = 12 and a batch of
+    4 096 random rows: equal to the CPU op up to the last bits of CUDA's exp/log (the bisection then
+    stops within its 1.5e-13 resolution of the same crossing), rows on the cap exactly on it."""
+    rows = [tempering_rows(n, 7 + n)]
+    g = torch.Generator().manual_seed(n)
+    if n <= 33:
+        b = 4096
+        alive = torch.rand(b, n, generator=g) > 0.2
+        log_w = torch.where(alive, torch.randn(b, n, generator=g, dtype=torch.float64), torch.tensor(-math.inf, dtype=torch.float64))
+        key = torch.randn(b, n, generator=g, dtype=torch.float64)
+        rows.append((log_w, torch.zeros_like(key), key, alive, alive.sum(1).double() * 0.5,
+                     torch.full((b,), math.inf, dtype=torch.float64)))
+    for args in rows:
+        want = ops.adaptive_increment(*args)
+        got = ops.adaptive_increment(*(t.to(DEV) for t in args)).cpu()
+        assert torch.equal(got == 0, want == 0)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+        on_cap = want == args[5]
+        assert torch.equal(got[on_cap], want[on_cap])
+    bad = [t.clone() for t in rows[0]]
+    bad[2][0, 0] = math.nan
+    assert torch.isnan(ops.adaptive_increment(*(t.to(DEV) for t in bad))[0]).item()

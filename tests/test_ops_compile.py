@@ -8,7 +8,7 @@ import torch
 
 from tts_fast import ops
 
-from _ops_helpers import DEVICES, log_weights, rng_tensor, skip_unless_device, uniforms, vp_tables
+from _ops_helpers import DEVICES, log_weights, rng_tensor, skip_unless_device, tempering_rows, uniforms, vp_tables
 
 
 def _samples(device):
@@ -39,6 +39,8 @@ def _samples(device):
         ("ess", (lw32,)),
         ("normalize_log_weights", (lw,)),
         ("normalize_log_weights", (lw32.t().contiguous().t(),)),
+        ("adaptive_increment", tempering_rows(9, 3, d)),
+        ("adaptive_increment", tuple(t.t().contiguous().t() if t.dim() == 2 else t for t in tempering_rows(33, 4, d))),
     ]
     return samples
 

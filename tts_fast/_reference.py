@@ -163,6 +163,53 @@ def check_langevin_step(x, grad, step_size, noise, rng, max_norm) -> None:
         check_rng(rng, x, "x")
 
 
+def check_adaptive_increment(log_w, base, key, alive, target, cap) -> None:
+    _check_float(log_w, "log_w", (torch.float64,))
+    if log_w.dim() != 2 or log_w.shape[1] < 1:
+        raise ValueError(f"log_w must be 2-D [B, N] with N >= 1, got shape {tuple(log_w.shape)}")
+    for name, t, dtypes in (("base", base, (torch.float64,)), ("key", key, (torch.float64,)), ("alive", alive, (torch.bool,))):
+        _check_float(t, name, dtypes)
+        if t.shape != log_w.shape:
+            raise ValueError(f"{name} must have the shape of log_w {tuple(log_w.shape)}, got {tuple(t.shape)}")
+        _check_same_device(t, name, log_w, "log_w")
+    for name, t in (("target", target), ("cap", cap)):
+        _check_float(t, name, (torch.float64,))
+        if t.shape != (log_w.shape[0],):
+            raise ValueError(f"{name} must have shape [B] = [{log_w.shape[0]}], got {tuple(t.shape)}")
+        _check_same_device(t, name, log_w, "log_w")
+    if log_w.device.type != "cpu":
+        return  # values on a device are not read (a sync); the op returns NaN for a bad row instead
+    for b, fault in enumerate(_adaptive_faults(log_w, base, key, alive, target, cap).tolist()):
+        if fault:
+            value = {4: f", got {float(target[b])}", 5: f", got {float(cap[b])}"}.get(fault, "")
+            raise ValueError(f"{_ADAPTIVE_FAULTS[fault]}{value} (row {b})")
+
+
+# The rules of tempering_math.h's row_fault, by code (first failing rule of a row wins).
+_ADAPTIVE_FAULTS = {
+    1: "log_w must not hold NaN or +inf",
+    2: "base must be finite where alive",
+    3: "key must be finite where alive",
+    4: "target must be finite and >= 0",
+    5: "cap must be >= 0 (or +inf)",
+}
+
+
+def _adaptive_faults(log_w, base, key, alive, target, cap) -> torch.Tensor:
+    """[B] int64: 0 for a row the method defines, else the code of its first broken rule."""
+    rules = [
+        (torch.isnan(log_w) | (log_w == math.inf)).any(1),
+        (alive & ~torch.isfinite(base)).any(1),
+        (alive & ~torch.isfinite(key)).any(1),
+        ~(torch.isfinite(target) & (target >= 0)),
+        ~(cap >= 0),
+    ]
+    fault = torch.zeros_like(target, dtype=torch.int64)
+    for code in range(len(rules), 0, -1):
+        fault = torch.where(rules[code - 1], torch.full_like(fault, code), fault)
+    return fault
+
+
 # ----------------------------------------------------------------------------------------------
 # shared pieces
 
@@ -362,3 +409,74 @@ def normalize_log_weights(log_weights: torch.Tensor) -> torch.Tensor:
     out = torch.where(m == math.inf, torch.where(lw == math.inf, -torch.log(n_inf), torch.full_like(lw, -math.inf)), out)
     out = torch.where(m == -math.inf, torch.full_like(lw, -math.log(n)), out)
     return out.to(log_weights.dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# adaptive tempering (tts_fast/search/tempering.py explains the method)
+
+# u = delta * spread is searched in [U_MIN, U_MAX] on a log scale. Below U_MIN the weights differ
+# by a factor below 1 + 1e-6 and the ESS by less than N * 1e-12 from N: no target in (0, 1) is met
+# there. At U_MAX keys that differ by 1e-10 of the spread differ by e^100 in weight. 48 halvings of
+# the log-bracket (ln 1e18 = 41.4) leave u to a relative 1.5e-13. csrc/tempering_math.h shares them.
+U_MIN = 1e-6
+U_MAX = 1e12
+ITERATIONS = 48
+
+
+def conditional_ess(log_w: torch.Tensor, log_g: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+    """CESS of incremental log-weights ``log_g`` under current log-weights ``log_w`` (both [B, N]): [B].
+
+    ``alive`` [B, N] marks the M live particles of each row (dead ones carry log_w = -inf). The
+    value is in particles, in (0, M]: at least M min_j W_j, and the plain ESS when W is uniform.
+    """
+    w = log_w - torch.logsumexp(log_w, dim=1, keepdim=True)
+    m = alive.sum(1).to(log_w.dtype)
+    return m * torch.exp(2.0 * torch.logsumexp(w + log_g, dim=1) - torch.logsumexp(w + 2.0 * log_g, dim=1))
+
+
+def adaptive_increment(log_w, base, key, alive, target, cap) -> torch.Tensor:
+    """Reference of the op ``adaptive_increment``: the temperature increment [B] float64 of each
+    row, by bisection on the conditional ESS in [B]-shaped tensor ops (no host read).
+
+    Args:
+        log_w: [B, N] float64 current (unnormalised) log-weights; -inf for dead particles.
+        base: [B, N] float64, the incremental log-weight at delta = 0 (finite where alive).
+        key: [B, N] float64, what the temperature multiplies (reward or running max; finite where alive).
+        alive: [B, N] bool, the live particles.
+        target: [B] float64, the CESS to reach, in particles (target_ess times the live count).
+        cap: [B] float64, the largest increment allowed (lam - lam_prev; +inf when the final tilt is free).
+
+    Returns ``cap`` itself where CESS(cap) >= target (the tilt is reached), else the lower end of the
+    bisection bracket, a delta with CESS(delta) >= target within a relative 1.5e-13 of the crossing,
+    or 0 when the CESS is below the target already at the bracket's low end (CESS need not be
+    monotone when ``base`` is not constant). A row whose live keys are all equal gets ``cap`` if
+    finite (every delta gives the same weights) and 0 otherwise. With cap = +inf the increment is at
+    most U_MAX / spread. A row outside the method (see check_adaptive_increment) gets NaN; on CPU
+    tensors it raises ValueError instead.
+    """
+    check_adaptive_increment(log_w, base, key, alive, target, cap)
+    bad = _adaptive_faults(log_w, base, key, alive, target, cap) != 0
+    neg = torch.full_like(key, -math.inf)
+    key = torch.where(alive, key, torch.zeros_like(key))
+    base = torch.where(alive, base, neg)
+    spread = torch.where(alive, key, neg).amax(1) - torch.where(alive, key, -neg).amin(1)  # [B]
+    flat = spread <= 0
+    safe = torch.where(flat, torch.ones_like(spread), spread)
+    u_cap = torch.clamp(cap * safe, min=U_MIN * 1e-3, max=U_MAX)  # cap * spread is inf when cap is
+
+    def cess(log_u):
+        return conditional_ess(log_w, base + (log_u.exp() / safe)[:, None] * key, alive)
+
+    lo, hi = torch.clamp(u_cap, max=U_MIN).log(), u_cap.log()
+    start_ok = cess(lo) >= target
+    for _ in range(ITERATIONS):
+        mid = 0.5 * (lo + hi)
+        up = cess(mid) >= target
+        lo, hi = torch.where(up, mid, lo), torch.where(up, hi, mid)
+    finite = torch.isfinite(cap)
+    reach = (cess(u_cap.log()) >= target) | (cap <= 0)
+    # the cap itself (not u_cap / spread, which rounds) so that a row lands exactly on lam
+    below = torch.where(start_ok, lo.exp() / safe, torch.zeros_like(lo))
+    delta = torch.where(reach, torch.where(finite & (cap * safe <= U_MAX), cap, u_cap / safe), below)
+    delta = torch.where(flat, torch.where(finite, cap, torch.zeros_like(cap)), delta)
+    return torch.where(bad, torch.full_like(delta, math.nan), delta)

@@ -33,6 +33,7 @@ __all__ = [
     "langevin_step",
     "ess",
     "normalize_log_weights",
+    "adaptive_increment",
     "gather_particles",
     "Philox",
     "backend",
@@ -51,6 +52,7 @@ SCHEMAS = {
     "langevin_step": "langevin_step(Tensor x, Tensor grad, Tensor step_size, Tensor? noise, Tensor? rng, float? max_norm) -> Tensor",
     "ess": "ess(Tensor log_weights) -> Tensor",
     "normalize_log_weights": "normalize_log_weights(Tensor log_weights) -> Tensor",
+    "adaptive_increment": "adaptive_increment(Tensor log_w, Tensor base, Tensor key, Tensor alive, Tensor target, Tensor cap) -> Tensor",
 }
 
 _REFERENCES = {
@@ -60,6 +62,7 @@ _REFERENCES = {
     "langevin_step": _ref.langevin_step,
     "ess": _ref.ess,
     "normalize_log_weights": _ref.normalize_log_weights,
+    "adaptive_increment": _ref.adaptive_increment,
 }
 
 
@@ -201,6 +204,12 @@ def _normalize_fake(log_weights):
     return torch.empty_like(log_weights)
 
 
+@torch.library.register_fake("tts_fast::adaptive_increment")
+def _adaptive_increment_fake(log_w, base, key, alive, target, cap):
+    torch._check(log_w.dim() == 2, lambda: "log_w must be 2-D [B, N]")
+    return log_w.new_empty((log_w.shape[0],), dtype=torch.float64)
+
+
 # ----------------------------------------------------------------------------------------------
 # Python API
 
@@ -328,6 +337,37 @@ def ess(log_weights: torch.Tensor) -> torch.Tensor:
 def normalize_log_weights(log_weights: torch.Tensor) -> torch.Tensor:
     """Log-weights minus their row log-sum-exp (NaN -> -inf, all -inf row -> -log N): [B, N] -> [B, N]."""
     return torch.ops.tts_fast.normalize_log_weights(log_weights)
+
+
+def adaptive_increment(
+    log_w: torch.Tensor,
+    base: torch.Tensor,
+    key: torch.Tensor,
+    alive: torch.Tensor,
+    target: torch.Tensor,
+    cap: torch.Tensor,
+) -> torch.Tensor:
+    """The adaptive-tempering increment of each prompt row, in one launch (tts_fast.search.tempering).
+
+    For each row, the increment delta >= 0 whose incremental log-weights base + delta * key keep a
+    conditional ESS (Zhou, Johansen & Aston 2016) of at least ``target`` particles under the
+    current weights, found by a fixed 48-step bisection on log(delta * spread) (spread = range of
+    the live keys): no host read, no data-dependent shape, CUDA-graph safe. Rows whose CESS at
+    ``cap`` meets the target get ``cap`` exactly.
+
+    Args:
+        log_w: [B, N] float64 current log-weights, -inf for dead particles (no NaN, no +inf).
+        base: [B, N] float64 incremental log-weight at delta = 0 (finite where alive).
+        key: [B, N] float64 what the temperature multiplies (finite where alive).
+        alive: [B, N] bool live particles.
+        target: [B] float64 CESS to keep, in particles (>= 0).
+        cap: [B] float64 largest increment (>= 0; +inf for a free final tilt).
+
+    Returns:
+        [B] float64 increments. On CPU tensors a row outside these rules raises ValueError naming
+        the argument; on a GPU (where checking would sync the host) such a row returns NaN.
+    """
+    return torch.ops.tts_fast.adaptive_increment(log_w, base, key, alive, target, cap)
 
 
 def gather_particles(state: torch.Tensor, ancestors: torch.Tensor) -> torch.Tensor:

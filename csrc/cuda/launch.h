@@ -1,4 +1,4 @@
-// Host-side entry points of the CUDA kernels (resample.cu, elementwise.cu, weights.cu).
+// Host-side entry points of the CUDA kernels (resample.cu, elementwise.cu, weights.cu, tempering.cu).
 //
 // This header deliberately includes no torch header: the .cu files are compiled by nvcc once per
 // GPU architecture, and keeping ATen out of them keeps that cheap. The torch-facing glue
@@ -76,6 +76,12 @@ void launch_grad_norm_partials(const void* grad, DType dtype, int64_t B, int64_t
 // log_weights [B, N] float32/float64 contiguous -> out [B] (ess) / [B, N] (normalize), same dtype.
 void launch_ess(const void* log_weights, DType dtype, int64_t B, int64_t N, void* out, cudaStream_t stream);
 void launch_normalize(const void* log_weights, DType dtype, int64_t B, int64_t N, void* out, cudaStream_t stream);
+
+// adaptive_increment: log_w, base, key [B, N] float64, alive [B, N] bool, target, cap [B] float64,
+// all contiguous -> out [B] float64 (NaN for a row whose inputs the method does not define).
+void launch_adaptive_increment(const double* log_w, const double* base, const double* key, const bool* alive,
+                               const double* target, const double* cap, int64_t B, int64_t N, double* out,
+                               cudaStream_t stream);
 
 }  // namespace cuda
 }  // namespace tts_fast

@@ -246,6 +246,23 @@ Tensor normalize_log_weights_cuda(const Tensor& log_weights) {
   return result;
 }
 
+// adaptive_increment: [B, N] float64 / bool rows, [B] float64 target and cap -> [B] float64.
+Tensor adaptive_increment_cuda(const Tensor& log_w, const Tensor& base, const Tensor& key, const Tensor& alive,
+                               const Tensor& target, const Tensor& cap) {
+  check_adaptive_increment(log_w, base, key, alive, target, cap);
+  expect_cuda(log_w, "log_w");
+  const DeviceGuard guard(log_w.get_device_index());
+  const Tensor lw = torch::stable::contiguous(log_w), bs = torch::stable::contiguous(base),
+               ky = torch::stable::contiguous(key), al = torch::stable::contiguous(alive),
+               tg = torch::stable::contiguous(target), cp = torch::stable::contiguous(cap);
+  Tensor out = empty_on(lw, {lw.size(0)}, ScalarType::Double);
+  cuda::launch_adaptive_increment(lw.const_data_ptr<double>(), bs.const_data_ptr<double>(), ky.const_data_ptr<double>(),
+                                  al.const_data_ptr<bool>(), tg.const_data_ptr<double>(), cp.const_data_ptr<double>(),
+                                  lw.size(0), lw.size(1), out.mutable_data_ptr<double>(), current_stream(lw));
+  STD_CUDA_KERNEL_LAUNCH_CHECK();
+  return out;
+}
+
 }  // namespace
 
 STABLE_TORCH_LIBRARY_IMPL(tts_fast, CUDA, m) {
@@ -255,6 +272,7 @@ STABLE_TORCH_LIBRARY_IMPL(tts_fast, CUDA, m) {
   m.impl("langevin_step", TORCH_BOX(&langevin_step_cuda));
   m.impl("ess", TORCH_BOX(&ess_cuda));
   m.impl("normalize_log_weights", TORCH_BOX(&normalize_log_weights_cuda));
+  m.impl("adaptive_increment", TORCH_BOX(&adaptive_increment_cuda));
 }
 
 }  // namespace tts_fast
