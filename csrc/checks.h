@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "coefficients.h"
 #include "errors.h"
 #include "resample_math.h"
 #include "stable_api.h"
@@ -75,6 +76,16 @@ inline Scheme check_resample(const Tensor& lw, const std::optional<Tensor>& unif
     TTS_CHECK_VALUE(same_sizes(*uniforms, lw), "uniforms must have the shape of log_weights ", shape_str(lw),
                       ", got ", shape_str(*uniforms));
     check_same_device(*uniforms, "uniforms", lw, "log_weights");
+    // Values on the CPU only (on a GPU the kernel asserts): out of [0, 1) the inverse-cdf targets
+    // leave the row's total and the ancestors are skewed, not an error of any later step.
+    if (uniforms->is_cpu() && uniforms->numel() > 0) {
+      const Tensor c = torch::stable::contiguous(torch::stable::to(*uniforms, ScalarType::Double));
+      const double* p = c.const_data_ptr<double>();
+      const int64_t n = lw.size(1);
+      for (int64_t i = 0; i < c.numel(); ++i)
+        TTS_CHECK_VALUE(p[i] >= 0.0 && p[i] < 1.0, "uniforms must lie in [0, 1), got ", p[i], " at [", i / n, ", ",
+                        i % n, "]");
+    }
   } else {
     check_rng(*rng, lw, "log_weights");
   }
@@ -121,11 +132,36 @@ inline void check_levels(const Tensor& x, const Tensor& level_from, const Tensor
   }
 }
 
+// The per-sample coefficients of renoise / ddim_step from CPU levels and tables (the ops' own
+// formulas, coefficients.h): fn(b, a_from, s_from, a_to, s_to) -> Coef3. Checked before any work:
+// finite tables (alpha, sigma >= 0) and finite coefficients for every sample, which is what "the
+// target level lies on the right side of the source level" comes to for any Gaussian path.
+template <typename CoefFn>
+void check_level_pairs(const Tensor& level_from, const Tensor& level_to, const Tensor& alpha, const Tensor& sigma,
+                       CoefFn coef_of, const char* rule) {
+  if (!(level_from.is_cpu() && level_to.is_cpu() && alpha.is_cpu() && sigma.is_cpu())) return;
+  const Tensor a = torch::stable::contiguous(alpha), s = torch::stable::contiguous(sigma);
+  const double *ap = a.const_data_ptr<double>(), *sp = s.const_data_ptr<double>();
+  for (int64_t l = 0; l < a.numel(); ++l) {
+    TTS_CHECK_VALUE(ap[l] >= 0.0 && ap[l] - ap[l] == 0.0, "alpha must hold finite values >= 0, got ", ap[l], " at ", l);
+    TTS_CHECK_VALUE(sp[l] >= 0.0 && sp[l] - sp[l] == 0.0, "sigma must hold finite values >= 0, got ", sp[l], " at ", l);
+  }
+  const Tensor f = torch::stable::contiguous(level_from), t = torch::stable::contiguous(level_to);
+  const int64_t *fp = f.const_data_ptr<int64_t>(), *tp = t.const_data_ptr<int64_t>();
+  for (int64_t b = 0; b < f.numel(); ++b) {
+    const Coef3 c = coef_of(ap[fp[b]], sp[fp[b]], ap[tp[b]], sp[tp[b]]);
+    const bool finite = c.c0 - c.c0 == 0.0 && c.c1 - c.c1 == 0.0 && c.c2 - c.c2 == 0.0;
+    TTS_CHECK_VALUE(finite, rule, " (sample ", b, ": level_from ", fp[b], ", level_to ", tp[b], ")");
+  }
+}
+
 inline void check_renoise(const Tensor& x, const Tensor& level_from, const Tensor& level_to,
                           const Tensor& alpha, const Tensor& sigma, const std::optional<Tensor>& noise,
                           const std::optional<Tensor>& rng) {
   check_x(x);
   check_levels(x, level_from, level_to, alpha, sigma);
+  check_level_pairs(level_from, level_to, alpha, sigma, renoise_coef,
+                    "level_to must be at least as noisy as level_from, with alpha[level_from] > 0");
   check_one_source(noise.has_value(), "noise", rng.has_value());
   if (noise.has_value()) {
     check_like(*noise, "noise", x);
@@ -141,6 +177,13 @@ inline void check_ddim_step(const Tensor& x, const Tensor& x0_hat, const Tensor&
   check_like(x0_hat, "x0_hat", x);
   check_levels(x, level_from, level_to, alpha, sigma);
   TTS_CHECK_VALUE(eta >= 0.0 && eta <= 1.0, "eta must lie in [0, 1], got ", eta);
+  check_level_pairs(
+      level_from, level_to, alpha, sigma,
+      [eta](double a_i, double s_i, double a_j, double s_j) { return ddim_coef(a_i, s_i, a_j, s_j, eta); },
+      "level_to must be at most as noisy as level_from, with sigma[level_from] > 0");
+  // eta = 0 is deterministic: a random source would be ignored, so it is refused
+  TTS_CHECK_VALUE(eta > 0 || !(noise.has_value() || rng.has_value()),
+                  "eta = 0 draws no noise: pass neither noise nor rng");
   check_one_source(noise.has_value(), "noise", rng.has_value(), /*required=*/eta > 0);
   if (noise.has_value()) {
     check_like(*noise, "noise", x);
@@ -161,9 +204,8 @@ inline void check_langevin_step(const Tensor& x, const Tensor& grad, const Tenso
   if (step_size.is_cpu() && step_size.numel() > 0) {
     const Tensor c = torch::stable::contiguous(torch::stable::to(step_size, ScalarType::Double));
     const double* p = c.const_data_ptr<double>();
-    bool ok = true;
-    for (int64_t i = 0; i < c.numel(); ++i) ok = ok && !(p[i] < 0);
-    TTS_CHECK_VALUE(ok, "step_size must be >= 0");
+    for (int64_t i = 0; i < c.numel(); ++i)
+      TTS_CHECK_VALUE(p[i] >= 0.0 && p[i] - p[i] == 0.0, "step_size must be finite and >= 0, got ", p[i], " at ", i);
   }
   TTS_CHECK_VALUE(!max_norm.has_value() || *max_norm > 0, "max_norm must be > 0 or None, got ",
                     max_norm.value_or(0.0));

@@ -273,3 +273,34 @@ def test_sanitizer_finds_nothing_and_flags_each_reverted_fix(tool, tmp_path, emu
         if fix_tool == tool:
             r = run(tool, tmp_path / name, mutations=mutations, case_filter=flt, cache=emu_cache)
             assert not r.clean, f"{tool} no longer flags {name}: {what}"
+
+
+# ----------------------------------------------------------------------------------------------
+# the device-side argument checks (the CPU ops raise before any work; the kernels assert)
+
+
+def test_kernels_assert_on_values_the_cpu_ops_refuse(emu):
+    """What the host cannot check on a GPU without a sync, the kernels assert in-kernel."""
+    lw = torch.zeros(3, 5, dtype=torch.float64)
+    u = torch.rand(3, 5, dtype=torch.float64)
+    emu.resample(lw, u, scheme="stratified")
+    bad_u = u.clone()
+    bad_u[2, 4] = 1.0
+    with pytest.raises(EmulatorError, match=r"uniforms must lie in \[0, 1\)"):
+        emu.resample(lw, bad_u, scheme="stratified")
+    x = torch.randn(2, 7)
+    ab = torch.linspace(0.999, 0.01, 10, dtype=torch.float64)
+    alpha, sigma = ab.sqrt(), (1 - ab).sqrt()
+    up, down = torch.tensor([1, 3]), torch.tensor([2, 9])
+    emu.renoise(x, up, down, alpha, sigma, noise=torch.randn(2, 7))
+    with pytest.raises(EmulatorError, match="renoise needs level_to at least as noisy"):
+        emu.renoise(x, down, up, alpha, sigma, noise=torch.randn(2, 7))
+    emu.ddim_step(x, x, down, up, alpha, sigma, eta=0.5, noise=torch.randn(2, 7))
+    with pytest.raises(EmulatorError, match="ddim_step at most as noisy"):
+        emu.ddim_step(x, x, up, down, alpha, sigma, eta=0.5, noise=torch.randn(2, 7))
+    with pytest.raises(EmulatorError, match="level_from/level_to must lie in"):
+        emu.renoise(x, up, down + 1, alpha, sigma, noise=torch.randn(2, 7))
+    emu.langevin_step(x, x, torch.tensor([0.1, 0.0]), noise=torch.randn(2, 7))
+    for step in (-0.1, math.nan, math.inf):
+        with pytest.raises(EmulatorError, match="step_size must be finite and >= 0"):
+            emu.langevin_step(x, x, torch.tensor([0.1, step]), noise=torch.randn(2, 7))

@@ -14,6 +14,8 @@ reference-only run, where it is skipped.
 from __future__ import annotations
 
 
+import math
+
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -200,8 +202,8 @@ def test_renoise_matches_reference(device, dtype, shape, source, tables):
 @pytest.mark.parametrize("source", ["noise", "rng", "none"])
 def test_ddim_step_matches_reference(device, dtype, shape, eta, source):
     kernel_under_test(device)
-    if source == "none" and eta > 0:
-        pytest.skip("eta > 0 needs a random source")
+    if (source == "none") != (eta == 0):
+        pytest.skip("a random source is needed when eta > 0 and refused when eta = 0")
     alpha, sigma = vp_tables(30, device)
     x, x0 = _x(shape, dtype, device, 4), _x(shape, dtype, device, 5)
     lf, lt = (t.to(device) for t in _levels(shape[0], 30, device, 6, upward=False))
@@ -344,11 +346,26 @@ def _bad_cases(device):
         ("log_weights", "ess", (torch.zeros(2, 3, 4, device=d),)),
         ("log_weights", "normalize_log_weights", (lw.half(),)),
     ]
-    if d == "cpu":  # value checks that would sync a GPU run on CPU tensors only
+    cases += [  # eta = 0 draws no noise: a source would be ignored, so it is refused
+        ("eta = 0 draws no noise", "ddim_step", (x, x, lv, lv, alpha, sigma, 0.0, x, None)),
+        ("eta = 0 draws no noise", "ddim_step", (x, x, lv, lv, alpha, sigma, 0.0, None, rng)),
+    ]
+    if d == "cpu":  # value checks that would sync a GPU run on CPU tensors only (the kernels assert there)
+        up, down = torch.tensor([0, 5], device=d), torch.tensor([1, 2], device=d)
         cases += [
             ("level_to", "renoise", (x, lv, lv + 10, alpha, sigma, None, rng)),
             ("level_from", "renoise", (x, lv - 1, lv, alpha, sigma, None, rng)),
             ("step_size", "langevin_step", (x, x, -step, None, rng, None)),
+            ("step_size", "langevin_step", (x, x, step * math.nan, None, rng, None)),
+            ("step_size", "langevin_step", (x, x, step * math.inf, None, rng, None)),
+            ("uniforms", "resample", (lw, u + 1.0, None, "systematic")),
+            ("uniforms", "resample", (lw, -u, None, "multinomial")),
+            ("uniforms", "resample", (lw, u * math.nan, None, "ssp")),
+            ("alpha", "renoise", (x, lv, lv, -alpha, sigma, None, rng)),
+            ("sigma", "ddim_step", (x, x, lv, lv, alpha, sigma * math.inf, 0.5, None, rng)),
+            ("level_to must be at least as noisy", "renoise", (x, down, up, alpha, sigma, None, rng)),
+            ("level_to must be at most as noisy", "ddim_step", (x, x, up, down, alpha, sigma, 0.5, None, rng)),
+            ("level_to must be at most as noisy", "ddim_step", (x, x, up, down, alpha, sigma, 0.0, None, None)),
         ]
     else:
         cases += [

@@ -77,12 +77,20 @@ def test_residual_uses_the_sequential_fraction_cdf(device):
 # argument checks: the exact messages (each names the argument and what is allowed)
 
 
+def _vp():
+    """alpha, sigma of a 10-level VP path, level 0 nearly clean, level 9 the noisiest."""
+    ab = torch.linspace(0.999, 0.01, 10, dtype=torch.float64)
+    return ab.sqrt(), (1 - ab).sqrt()
+
+
 def _bad_calls():
     """(reference call, exception type, exact message)."""
     lw = torch.zeros(2, 3, dtype=torch.float64)
     u = torch.rand(2, 3, dtype=torch.float64)
     rng = torch.tensor([0, 0])
-    alpha, sigma = torch.ones(10, dtype=torch.float64), torch.zeros(10, dtype=torch.float64)
+    # constant tables: every level pair is legal (a same-level move), so the checks below each
+    # fail on their own argument
+    alpha, sigma = torch.full((10,), 0.8, dtype=torch.float64), torch.full((10,), 0.6, dtype=torch.float64)
     x = torch.zeros(2, 4)
     lv = torch.zeros(2, dtype=torch.int64)
     step = torch.ones(2)
@@ -149,7 +157,8 @@ def _bad_calls():
         (lambda: dd(x, x, lv, lv, alpha, sigma, 0.5, None, rng.to("meta")), ValueError,
          "rng is on meta; it must be on the CPU or on x's device cpu"),
         (lambda: dd(x, x, lv, lv, alpha, sigma, 0.0, None, rng.to("meta")), ValueError,
-         "rng is on meta; it must be on the CPU or on x's device cpu"),
+         "eta = 0 draws no noise: pass neither noise nor rng"),
+        (lambda: dd(x, x, lv, lv, alpha, sigma, 0.0, x, None), ValueError, "eta = 0 draws no noise: pass neither noise nor rng"),
         (lambda: lg(x, x, step, None, rng.to("meta"), None), ValueError,
          "rng is on meta; it must be on the CPU or on x's device cpu"),
         (lambda: rn(x, lv, lv, alpha, sigma, None, torch.zeros(2)), ValueError,
@@ -162,10 +171,10 @@ def _bad_calls():
         (lambda: dd(x, x, lv, lv, alpha, sigma, math.nan, None, rng), ValueError, "eta must lie in [0, 1], got nan"),
         (lambda: dd(x, x, lv, lv, alpha, sigma, 0.5, None, None), ValueError,
          "a random source is required: pass noise (a tensor) or rng (int64 [seed, offset])"),
-        (lambda: dd(x, x, lv, lv, alpha, sigma, 0.0, x, rng), ValueError, "pass either noise or rng, not both"),
-        (lambda: dd(x, x, lv, lv, alpha, sigma, 0.0, x[:1], None), ValueError,
+        (lambda: dd(x, x, lv, lv, alpha, sigma, 0.5, x, rng), ValueError, "pass either noise or rng, not both"),
+        (lambda: dd(x, x, lv, lv, alpha, sigma, 0.5, x[:1], None), ValueError,
          "noise must match x in shape and dtype: (2, 4) torch.float32, got (1, 4) torch.float32"),
-        (lambda: dd(x, x, lv, lv, alpha, sigma, 0.0, None, torch.zeros(2)), ValueError,
+        (lambda: dd(x, x, lv, lv, alpha, sigma, 0.5, None, torch.zeros(2)), ValueError,
          "rng must be an int64 tensor of shape [2] (seed, offset), got torch.float32 (2,)"),
         (lambda: lg(x, x[:, :2], step, None, rng, None), ValueError,
          "grad must match x in shape and dtype: (2, 4) torch.float32, got (2, 2) torch.float32"),
@@ -173,7 +182,26 @@ def _bad_calls():
         (lambda: lg(x, x, step[:1], None, rng, None), ValueError, "step_size must have shape [B] = [2], got (1,)"),
         (lambda: lg(x, x, step.to("meta"), None, rng, None), ValueError,
          "step_size is on meta but x is on cpu; they must share a device"),
-        (lambda: lg(x, x, torch.tensor([0.5, -1e-30]), None, rng, None), ValueError, "step_size must be >= 0"),
+        (lambda: lg(x, x, torch.tensor([0.5, -1e-30]), None, rng, None), ValueError,
+         "step_size must be finite and >= 0, got -1.0000000031710769e-30 at 1"),
+        (lambda: lg(x, x, torch.tensor([math.nan, 0.5]), None, rng, None), ValueError, "step_size must be finite and >= 0, got nan at 0"),
+        (lambda: lg(x, x, torch.tensor([0.5, math.inf]), None, rng, None), ValueError, "step_size must be finite and >= 0, got inf at 1"),
+        (lambda: rs(lw, torch.tensor([[0.1, 1.0, 0.2], [0.0, 0.5, 0.9]], dtype=torch.float64), None, "ssp"), ValueError,
+         "uniforms must lie in [0, 1), got 1.0 at [0, 1]"),
+        (lambda: rs(lw, torch.tensor([[0.1, 0.3, 0.2], [0.0, 0.5, -0.25]]), None, "multinomial"), ValueError,
+         "uniforms must lie in [0, 1), got -0.25 at [1, 2]"),
+        (lambda: rs(lw, torch.tensor([[0.1, 0.3, 0.2], [math.nan, 0.5, 0.5]]), None, "systematic"), ValueError,
+         "uniforms must lie in [0, 1), got nan at [1, 0]"),
+        (lambda: rn(x, lv, lv, torch.full((10,), -0.5, dtype=torch.float64), sigma, None, rng), ValueError,
+         "alpha must hold finite values >= 0, got -0.5 at 0"),
+        (lambda: rn(x, lv, lv, alpha, torch.full((10,), math.inf, dtype=torch.float64), None, rng), ValueError,
+         "sigma must hold finite values >= 0, got inf at 0"),
+        (lambda: rn(x, torch.tensor([0, 5]), torch.tensor([1, 2]), *_vp(), None, rng), ValueError,
+         "level_to must be at least as noisy as level_from, with alpha[level_from] > 0 (sample 1: level_from 5, level_to 2)"),
+        (lambda: dd(x, x, torch.tensor([3, 1]), torch.tensor([1, 4]), *_vp(), 0.5, None, rng), ValueError,
+         "level_to must be at most as noisy as level_from, with sigma[level_from] > 0 (sample 1: level_from 1, level_to 4)"),
+        (lambda: dd(x, x, torch.tensor([1, 1]), torch.tensor([9, 0]), *_vp(), 0.0, None, None), ValueError,
+         "level_to must be at most as noisy as level_from, with sigma[level_from] > 0 (sample 0: level_from 1, level_to 9)"),
         (lambda: lg(x, x, step, None, rng, 0.0), ValueError, "max_norm must be > 0 or None, got 0.0"),
         (lambda: lg(x, x, step, None, rng, -1.0), ValueError, "max_norm must be > 0 or None, got -1.0"),
         (lambda: lg(x, x, step, None, rng, math.nan), ValueError, "max_norm must be > 0 or None, got nan"),
@@ -210,7 +238,8 @@ def test_reference_accepts_the_edges_of_each_check():
     z = torch.zeros(2, 3)
     assert ref.renoise(x, lo, hi, alpha, sigma, z).shape == (2, 3)
     assert ref.ddim_step(x, x, hi, lo, alpha, sigma, 0.0).shape == (2, 3)
-    assert ref.ddim_step(x, x, hi, lo, alpha, sigma, 0.0, None, torch.tensor([1, 2])).shape == (2, 3)
+    with pytest.raises(ValueError, match="eta = 0 draws no noise"):  # a source it would ignore is refused
+        ref.ddim_step(x, x, hi, lo, alpha, sigma, 0.0, None, torch.tensor([1, 2]))
     assert ref.ddim_step(x, x, hi, lo, alpha, sigma, 1.0, z).shape == (2, 3)
     assert torch.equal(ref.langevin_step(x, x, torch.zeros(2), z, None, 1e-30), x)
     assert ref.resample(torch.zeros(1, 1), torch.zeros(1, 1), None, "ssp").tolist() == [[0]]

@@ -83,6 +83,12 @@ def check_resample(log_weights, uniforms, rng, scheme) -> None:
                 f"uniforms must have the shape of log_weights {tuple(log_weights.shape)}, got {tuple(uniforms.shape)}"
             )
         _check_same_device(uniforms, "uniforms", log_weights, "log_weights")
+        # values on the CPU only (a device read would sync; the CUDA kernel asserts instead)
+        if uniforms.device.type == "cpu" and uniforms.numel():
+            bad = ~((uniforms >= 0) & (uniforms < 1))
+            if bool(bad.any()):
+                r, c = (int(i) for i in bad.nonzero()[0])
+                raise ValueError(f"uniforms must lie in [0, 1), got {float(uniforms[r, c])} at [{r}, {c}]")
     else:
         check_rng(rng, log_weights, "log_weights")
 
@@ -122,9 +128,36 @@ def _check_like(t, name: str, x: torch.Tensor) -> None:
     _check_same_device(t, name, x, "x")
 
 
+def _check_level_pairs(level_from, level_to, alpha, sigma, coefficients, rule: str) -> None:
+    """Finite tables (alpha, sigma >= 0) and finite per-sample coefficients, on CPU tensors only
+    (csrc/checks.h: check_level_pairs): the target level lies on the right side of the source."""
+    if any(t.device.type != "cpu" for t in (level_from, level_to, alpha, sigma)):
+        return
+    for name, table in (("alpha", alpha), ("sigma", sigma)):
+        bad = ~((table >= 0) & torch.isfinite(table))
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0, 0])
+            raise ValueError(f"{name} must hold finite values >= 0, got {float(table[i])} at {i}")
+    finite = torch.ones_like(level_from, dtype=torch.bool)
+    for c in coefficients(level_from, level_to, alpha, sigma):
+        finite &= torch.isfinite(c)
+    if not bool(finite.all()):
+        b = int((~finite).nonzero()[0, 0])
+        raise ValueError(f"{rule} (sample {b}: level_from {int(level_from[b])}, level_to {int(level_to[b])})")
+
+
+def renoise_coefficients(level_from, level_to, alpha, sigma):
+    """Per-sample (ratio, std) with x_to = ratio * x + std * z (float64 [B])."""
+    a_f, s_f, a_t, s_t = alpha[level_from], sigma[level_from], alpha[level_to], sigma[level_to]
+    ratio = a_t / a_f
+    return ratio, torch.sqrt(s_t * s_t - ratio * ratio * (s_f * s_f))
+
+
 def check_renoise(x, level_from, level_to, alpha, sigma, noise, rng) -> None:
     _check_x(x)
     _check_levels(x, level_from, level_to, alpha, sigma)
+    _check_level_pairs(level_from, level_to, alpha, sigma, renoise_coefficients,
+                       "level_to must be at least as noisy as level_from, with alpha[level_from] > 0")
     _check_one_source(noise, "noise", rng)
     if noise is not None:
         _check_like(noise, "noise", x)
@@ -138,6 +171,11 @@ def check_ddim_step(x, x0_hat, level_from, level_to, alpha, sigma, eta, noise, r
     _check_levels(x, level_from, level_to, alpha, sigma)
     if not (0.0 <= eta <= 1.0):
         raise ValueError(f"eta must lie in [0, 1], got {eta}")
+    _check_level_pairs(level_from, level_to, alpha, sigma,
+                       lambda lf, lt, a, s: ddim_coefficients(lf, lt, a, s, eta),
+                       "level_to must be at most as noisy as level_from, with sigma[level_from] > 0")
+    if eta == 0 and (noise is not None or rng is not None):
+        raise ValueError("eta = 0 draws no noise: pass neither noise nor rng")
     _check_one_source(noise, "noise", rng, required=eta > 0)
     if noise is not None:
         _check_like(noise, "noise", x)
@@ -152,8 +190,11 @@ def check_langevin_step(x, grad, step_size, noise, rng, max_norm) -> None:
     if step_size.shape != (x.shape[0],):
         raise ValueError(f"step_size must have shape [B] = [{x.shape[0]}], got {tuple(step_size.shape)}")
     _check_same_device(step_size, "step_size", x, "x")
-    if step_size.device.type == "cpu" and step_size.numel() and bool((step_size < 0).any()):
-        raise ValueError("step_size must be >= 0")
+    if step_size.device.type == "cpu" and step_size.numel():
+        bad = ~((step_size >= 0) & torch.isfinite(step_size))
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0, 0])
+            raise ValueError(f"step_size must be finite and >= 0, got {float(step_size[i])} at {i}")
     if max_norm is not None and not (max_norm > 0):
         raise ValueError(f"max_norm must be > 0 or None, got {max_norm}")
     _check_one_source(noise, "noise", rng)
@@ -345,9 +386,7 @@ def resample(log_weights: torch.Tensor, uniforms: Optional[torch.Tensor], rng: O
 
 def renoise(x, level_from, level_to, alpha, sigma, noise=None, rng=None) -> torch.Tensor:
     check_renoise(x, level_from, level_to, alpha, sigma, noise, rng)
-    a_f, s_f, a_t, s_t = alpha[level_from], sigma[level_from], alpha[level_to], sigma[level_to]
-    ratio = a_t / a_f
-    std = torch.sqrt(s_t * s_t - ratio * ratio * (s_f * s_f))
+    ratio, std = renoise_coefficients(level_from, level_to, alpha, sigma)
     z = _normals(x, noise, rng)
     acc = _acc(x.dtype)
     out = _per_sample(ratio, x) * x.to(acc) + _per_sample(std, x) * z.to(acc)

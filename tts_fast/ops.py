@@ -25,6 +25,7 @@ import torch
 
 from . import _philox
 from . import _reference as _ref
+from ._arguments import as_device, check_int
 
 __all__ = [
     "resample",
@@ -303,6 +304,7 @@ def ddim_step(
     Returns:
         [B, ...] like x.
     """
+    _check_real(eta, "eta")
     return torch.ops.tts_fast.ddim_step(x, x0_hat, level_from, level_to, alpha, sigma, float(eta), noise, rng)
 
 
@@ -326,6 +328,8 @@ def langevin_step(
     Returns:
         [B, ...] like x.
     """
+    if max_norm is not None:
+        _check_real(max_norm, "max_norm")
     return torch.ops.tts_fast.langevin_step(x, grad, step_size, noise, rng, max_norm)
 
 
@@ -380,13 +384,34 @@ def gather_particles(state: torch.Tensor, ancestors: torch.Tensor) -> torch.Tens
     Returns:
         The state of each child, in the layout it came in.
     """
+    if not isinstance(state, torch.Tensor):
+        raise TypeError(f"state must be a tensor, got {type(state).__name__}")
+    if not isinstance(ancestors, torch.Tensor) or ancestors.dtype != torch.int64 or ancestors.dim() != 2:
+        raise ValueError("ancestors must be an int64 tensor [B, N] of row-local indices (what resample returns), got "
+                         + (f"{ancestors.dtype} {tuple(ancestors.shape)}" if isinstance(ancestors, torch.Tensor) else type(ancestors).__name__))
+    if ancestors.device != state.device:
+        raise ValueError(f"ancestors are on {ancestors.device} but state is on {state.device}; they must share a device")
     b, n = ancestors.shape
+    if ancestors.numel():
+        # An asynchronous assert: raised at once on the CPU, a device-side assert on a GPU; no host
+        # read either way, so the search loop (which gathers at every resampling) stays sync-free.
+        in_range = (ancestors.amin() >= 0) & (ancestors.amax() < n)
+        try:
+            torch._assert_async(in_range, f"ancestors must lie in [0, N) = [0, {n})")
+        except RuntimeError as exc:
+            raise ValueError(f"ancestors must lie in [0, N) = [0, {n})") from exc
     flat = (ancestors + torch.arange(b, device=ancestors.device).unsqueeze(1) * n).reshape(-1)
     if state.dim() >= 2 and tuple(state.shape[:2]) == (b, n):
         return state.reshape(b * n, *state.shape[2:]).index_select(0, flat).reshape(state.shape)
     if state.shape[0] != b * n:
         raise ValueError(f"state must be [B, N, ...] = [{b}, {n}, ...] or [B*N, ...], got {tuple(state.shape)}")
     return state.index_select(0, flat)
+
+
+def _check_real(v, name: str) -> None:
+    """A real number (not a bool, not a string); its range is the op's to check."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
 
 
 class Philox:
@@ -397,10 +422,16 @@ class Philox:
     """
 
     def __init__(self, seed: int, device: str | torch.device = "cpu"):
-        self.state = torch.tensor([int(seed), 0], dtype=torch.int64, device=device)
+        """``seed``: an integer in [-2**63, 2**64), the generator's 64-bit key (seeds from 2**63 on are
+        stored as the int64 with the same bits); ``device``: where the counter lives."""
+        check_int(seed, "seed", -(2**63), 2**64)
+        device = as_device(device)
+        bits = seed - 2**64 if seed >= 2**63 else seed
+        self.state = torch.tensor([bits, 0], dtype=torch.int64, device=device)
 
     def take(self, numel: int) -> torch.Tensor:
-        """The rng tensor for a call drawing ``numel`` values (uniforms or normals)."""
+        """The rng tensor for a call drawing ``numel`` values (uniforms or normals; an integer >= 0)."""
+        check_int(numel, "numel", 0)
         current = self.state.clone()
-        self.state[1:].add_(_philox.blocks_for(int(numel)))
+        self.state[1:].add_(_philox.blocks_for(numel))
         return current

@@ -26,6 +26,7 @@ from typing import Callable, Optional
 import torch
 
 from . import ops
+from ._arguments import check_callable, check_choice, check_eta, check_float, check_int
 
 __all__ = [
     "Schedule",
@@ -65,6 +66,20 @@ class Grid:
     alpha: torch.Tensor
     sigma: torch.Tensor
     kind: str
+
+    def __post_init__(self):
+        check_choice(self.kind, "kind", ("vp", "flow"))
+        for name in ("timesteps", "alpha", "sigma"):
+            t = getattr(self, name)
+            if not isinstance(t, torch.Tensor) or t.dtype != torch.float64 or t.dim() != 1:
+                raise ValueError(f"{name} must be a 1-D float64 tensor, got "
+                                 + (f"{t.dtype} {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__))
+        s = self.timesteps.numel()
+        if s < 1 or self.alpha.numel() != s + 1 or self.sigma.numel() != s + 1:
+            raise ValueError(f"a grid of S >= 1 steps has timesteps [S] and alpha, sigma [S + 1]; got {self.timesteps.numel()}, "
+                             f"{self.alpha.numel()} and {self.sigma.numel()}")
+        if not (self.alpha.device == self.sigma.device == self.timesteps.device):
+            raise ValueError("timesteps, alpha and sigma must share a device")
 
     @property
     def num_steps(self) -> int:
@@ -132,11 +147,18 @@ class VPSchedule(Schedule):
     kind = "vp"
 
     def __init__(self, betas: torch.Tensor, spacing: str = "linspace", steps_offset: int = 1):
-        betas = torch.as_tensor(betas, dtype=torch.float64).flatten()
+        try:
+            betas = torch.as_tensor(betas, dtype=torch.float64, device="cpu").flatten()
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(f"betas must be a 1-D array of at least 2 values in (0, 1), got {type(betas).__name__}") from None
         if betas.numel() < 2 or not bool(((betas > 0) & (betas < 1)).all()):
             raise ValueError("betas must be a 1-D array of at least 2 values in (0, 1)")
         if spacing not in ("trailing", "leading", "linspace"):
             raise ValueError(f"spacing must be 'trailing', 'leading' or 'linspace'; got {spacing!r}")
+        # an integral float is taken (configs read from JSON may hold 1.0); 1.5 would be truncated: refused
+        if isinstance(steps_offset, float) and steps_offset.is_integer():
+            steps_offset = int(steps_offset)
+        check_int(steps_offset, "steps_offset", 0)
         self.betas = betas
         self.alpha_bar = torch.cumprod(1.0 - betas, dim=0)
         self.num_train_timesteps = betas.numel()
@@ -145,6 +167,8 @@ class VPSchedule(Schedule):
 
     def alpha_sigma(self, t):
         t = torch.as_tensor(t)
+        if t.is_complex() or t.dtype == torch.bool:
+            raise ValueError(f"t must hold integer train timesteps in [0, {self.num_train_timesteps}), got dtype {t.dtype}")
         idx = t.round().long()
         # Checked on the host only for CPU tensors (reading device values would sync).
         if t.device.type == "cpu" and bool(((idx != t) | (idx < 0) | (idx >= self.num_train_timesteps)).any()):
@@ -155,8 +179,8 @@ class VPSchedule(Schedule):
     def timesteps(self, num_steps: int) -> torch.Tensor:
         """The ``num_steps`` train timesteps of a grid, noisiest first (int64)."""
         T = self.num_train_timesteps
-        if not 1 <= num_steps <= T:
-            raise ValueError(f"num_steps must lie in [1, {T}], got {num_steps}")
+        if not isinstance(num_steps, int) or isinstance(num_steps, bool) or not 1 <= num_steps <= T:
+            raise ValueError(f"num_steps must lie in [1, {T}], got {num_steps!r}")
         if self.spacing == "trailing":
             ts = torch.round(torch.arange(T, 0, -T / num_steps, dtype=torch.float64)) - 1
         elif self.spacing == "leading":
@@ -184,8 +208,8 @@ class FlowSchedule(Schedule):
     kind = "flow"
 
     def __init__(self, shift: float = 1.0, timestep_scale: float = 1000.0):
-        if not shift > 0:
-            raise ValueError(f"shift must be > 0, got {shift}")
+        check_float(shift, "shift", 0.0, low_open=True)
+        check_float(timestep_scale, "timestep_scale", 0.0, low_open=True)
         self.shift = float(shift)
         self.timestep_scale = float(timestep_scale)
 
@@ -194,26 +218,36 @@ class FlowSchedule(Schedule):
         return 1.0 - s, s
 
     def grid(self, num_steps: int, device=None) -> Grid:
-        if num_steps < 1:
-            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+        check_int(num_steps, "num_steps", 1)
         t = torch.linspace(1.0, 0.0, num_steps + 1, dtype=torch.float64)
         t = self.shift * t / (1.0 + (self.shift - 1.0) * t)
         return Grid(t[:-1] * self.timestep_scale, 1.0 - t, t, "flow").to(device or "cpu")
 
 
+def _check_linear(num_train_timesteps, beta_start, beta_end) -> None:
+    check_int(num_train_timesteps, "num_train_timesteps", 2)
+    check_float(beta_start, "beta_start", 0.0, 1.0, low_open=True, high_open=True)
+    check_float(beta_end, "beta_end", 0.0, 1.0, low_open=True, high_open=True)
+
+
 def ddpm_linear(num_train_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02, **kw) -> VPSchedule:
     """DDPM's linear betas (Ho et al. 2020)."""
+    _check_linear(num_train_timesteps, beta_start, beta_end)
     return VPSchedule(torch.linspace(beta_start, beta_end, num_train_timesteps, dtype=torch.float64), **kw)
 
 
 def scaled_linear(num_train_timesteps: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012, **kw) -> VPSchedule:
     """Stable Diffusion's 'scaled_linear' betas (linear in sqrt(beta))."""
+    _check_linear(num_train_timesteps, beta_start, beta_end)
     b = torch.linspace(beta_start**0.5, beta_end**0.5, num_train_timesteps, dtype=torch.float64) ** 2
     return VPSchedule(b, **kw)
 
 
 def cosine(num_train_timesteps: int = 1000, s: float = 0.008, max_beta: float = 0.999, **kw) -> VPSchedule:
     """Nichol & Dhariwal's cosine schedule (betas clipped at max_beta)."""
+    check_int(num_train_timesteps, "num_train_timesteps", 2)
+    check_float(s, "s", 0.0)
+    check_float(max_beta, "max_beta", 0.0, 1.0, low_open=True, high_open=True)
     T = num_train_timesteps
     f = lambda u: math.cos((u / T + s) / (1 + s) * math.pi / 2) ** 2  # noqa: E731
     b = [min(1 - f(i + 1) / f(i), max_beta) for i in range(T)]
@@ -263,10 +297,32 @@ def score_from_x0(x, x0, alpha, sigma):
 # steps with per-sample levels
 
 
-def _levels(level, n: int, device) -> torch.Tensor:
+def _levels(level, n: int, device, name: str) -> torch.Tensor:
+    if isinstance(level, bool) or not isinstance(level, (int, torch.Tensor)):
+        raise ValueError(f"{name} must be an int or an int64 tensor [B] of levels, got {type(level).__name__}")
     if isinstance(level, int):
         return torch.full((n,), level, dtype=torch.int64, device=device)
     return level
+
+
+def _check_sources(noise, generator, eta: float) -> None:
+    """At most one random source, and none when eta = 0 (it would be ignored)."""
+    if noise is not None and generator is not None:
+        raise ValueError("pass either noise or generator, not both")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    if eta == 0 and (noise is not None or generator is not None):
+        raise ValueError("eta = 0 draws no noise: pass neither noise nor generator")
+
+
+def _noise(x, noise, generator, eta: float = 1.0) -> Optional[torch.Tensor]:
+    """The step's normals: ``noise``, or drawn from ``generator``; none when eta = 0."""
+    _check_sources(noise, generator, eta)
+    if eta == 0:
+        return None
+    if noise is None:
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return noise
 
 
 def ddim_step(x, x0_hat, level_from, level_to, grid: Grid, *, eta: float = 1.0, noise=None, generator=None):
@@ -276,11 +332,10 @@ def ddim_step(x, x0_hat, level_from, level_to, grid: Grid, *, eta: float = 1.0, 
         x, x0_hat: [B, ...]. level_from, level_to: [B] int64 or int. grid: the run's Grid (on
         x's device). eta in [0, 1]; noise drawn from ``generator`` unless given.
     """
-    lf = _levels(level_from, x.shape[0], x.device)
-    lt = _levels(level_to, x.shape[0], x.device)
-    if eta > 0 and noise is None:
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    return ops.ddim_step(x, x0_hat, lf, lt, grid.alpha, grid.sigma, eta=eta, noise=noise if eta > 0 else None)
+    check_eta(eta)
+    lf = _levels(level_from, x.shape[0], x.device, "level_from")
+    lt = _levels(level_to, x.shape[0], x.device, "level_to")
+    return ops.ddim_step(x, x0_hat, lf, lt, grid.alpha, grid.sigma, eta=eta, noise=_noise(x, noise, generator, eta))
 
 
 def ancestral_step(x, x0_hat, level_from, level_to, grid: Grid, *, noise=None, generator=None):
@@ -290,11 +345,9 @@ def ancestral_step(x, x0_hat, level_from, level_to, grid: Grid, *, noise=None, g
 
 def renoise(x, level_from, level_to, grid: Grid, *, noise=None, generator=None):
     """Exact forward move q(x_to | x_from) to a noisier level (see :func:`tts_fast.ops.renoise`)."""
-    lf = _levels(level_from, x.shape[0], x.device)
-    lt = _levels(level_to, x.shape[0], x.device)
-    if noise is None:
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    return ops.renoise(x, lf, lt, grid.alpha, grid.sigma, noise=noise)
+    lf = _levels(level_from, x.shape[0], x.device, "level_from")
+    lt = _levels(level_to, x.shape[0], x.device, "level_to")
+    return ops.renoise(x, lf, lt, grid.alpha, grid.sigma, noise=_noise(x, noise, generator))
 
 
 @torch.no_grad()
@@ -318,6 +371,14 @@ def sample(
     Returns:
         [B, ...] samples.
     """
+    check_callable(model, "model", optional=False)
+    check_callable(callback, "callback")
+    check_eta(eta)
+    if not isinstance(grid, Grid):
+        raise ValueError(f"grid must be a tts_fast.schedules.Grid, got {type(grid).__name__}")
+    if not isinstance(x, torch.Tensor) or x.dim() < 1:
+        raise ValueError("x must be a tensor [B, ...] of level-0 noise")
+    _check_sources(None, generator, eta)  # a generator that eta = 0 would ignore is refused before any model call
     n = x.shape[0]
     for i in range(grid.num_steps):
         t = grid.timesteps[i].expand(n).to(x.device)

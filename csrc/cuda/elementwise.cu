@@ -59,8 +59,8 @@ __device__ Coef3 sample_coef(const KernelArgs& a, int64_t b) {
   if (a.op == FusedOp::kLangevin) {
     const double eta = a.step_is_double ? static_cast<const double*>(a.step_size)[b]
                                         : static_cast<double>(static_cast<const float*>(a.step_size)[b]);
-    // The CPU kernel raises on a negative step; here it is a caller bug the host cannot see without a sync.
-    CUDA_KERNEL_ASSERT(!(eta < 0) && "step_size must be >= 0");
+    // The CPU kernel raises on a bad step; here it is a caller bug the host cannot see without a sync.
+    CUDA_KERNEL_ASSERT(eta >= 0 && eta - eta == 0 && "step_size must be finite and >= 0");
     double norm = 0.0;
     if (a.norm_partials != nullptr) {
       double s = 0.0;
@@ -75,8 +75,13 @@ __device__ Coef3 sample_coef(const KernelArgs& a, int64_t b) {
   const bool ok = lf >= 0 && lf < a.n_levels && lt >= 0 && lt < a.n_levels;
   CUDA_KERNEL_ASSERT(ok && "level_from/level_to must lie in [0, len(alpha))");
   if (!ok) return Coef3{kNaN, kNaN, kNaN};
-  if (a.op == FusedOp::kRenoise) return renoise_coef(a.alpha[lf], a.sigma[lf], a.alpha[lt], a.sigma[lt]);
-  return ddim_coef(a.alpha[lf], a.sigma[lf], a.alpha[lt], a.sigma[lt], a.eta);
+  const Coef3 c = a.op == FusedOp::kRenoise ? renoise_coef(a.alpha[lf], a.sigma[lf], a.alpha[lt], a.sigma[lt])
+                                            : ddim_coef(a.alpha[lf], a.sigma[lf], a.alpha[lt], a.sigma[lt], a.eta);
+  // Non-finite coefficients: a target level on the wrong side of the source (or bad tables), which
+  // the CPU kernel refuses before any work (checks.h: check_level_pairs).
+  CUDA_KERNEL_ASSERT(c.c0 - c.c0 == 0 && c.c1 - c.c1 == 0 && c.c2 - c.c2 == 0 &&
+                     "renoise needs level_to at least as noisy as level_from, ddim_step at most as noisy");
+  return c;
 }
 
 template <typename T, typename Idx>

@@ -6,6 +6,8 @@
 // The arithmetic is resample_math.h's, compiled with --fmad=false, so a row matches the CPU kernel
 // and the reference bit for bit whenever exp() agrees (CUDA's exp and the CPU's may differ in the
 // last bit). Scratch rows live in global memory (ws_*, allocated by the caller), so N is unbounded.
+#include <torch/headeronly/macros/Macros.h>  // CUDA_KERNEL_ASSERT (kept on in release builds)
+
 #include "../resample_math.h"
 #include "device_utils.cuh"
 #include "launch.h"
@@ -39,6 +41,11 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   const U* u_tab = nullptr;
   if (uniforms != nullptr) {
     u_tab = uniforms + b * N;
+    // The CPU op refuses these before any work; the host cannot see them here without a sync.
+    for (int64_t k = lane; k < N; k += 32) {
+      const double u = static_cast<double>(u_tab[k]);
+      CUDA_KERNEL_ASSERT(u >= 0.0 && u < 1.0 && "uniforms must lie in [0, 1)");
+    }
   } else {
     const uint64_t seed = rng.device_ptr ? static_cast<uint64_t>(rng.device_ptr[0]) : rng.seed;
     const uint64_t offset = rng.device_ptr ? static_cast<uint64_t>(rng.device_ptr[1]) : rng.offset;
