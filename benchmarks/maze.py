@@ -49,7 +49,7 @@ from _common import RESULTS, ROOT, atomic_write_json, environment, markdown_tabl
 import tts_fast as tts
 from tts_fast._io import save_figure
 from tts_fast.maze import execute as ex
-from tts_fast.maze import planner as load_planner
+from tts_fast.maze import load_planner
 from tts_fast.maze.envs import make_env, maze as get_maze
 from tts_fast.maze.verifiers import WallPenalty, plan_stats
 

@@ -160,7 +160,7 @@ def part_digits(log):
 def part_maze(log):
     import maze as mb  # benchmarks/maze.py: its episodes, settings and search call
     from tts_fast.maze import execute as ex
-    from tts_fast.maze import planner as load_planner
+    from tts_fast.maze import load_planner
     from tts_fast.maze.envs import make_env
     from tts_fast.maze.verifiers import WallPenalty, plan_stats
 
