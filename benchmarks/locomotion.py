@@ -39,10 +39,9 @@ import time
 import numpy as np
 import torch
 
-from _common import RESULTS, ROOT, atomic_write_json, environment, markdown_table, refresh_tables
+from _common import RESULTS, ROOT, atomic_write_json, environment, markdown_table, refresh_tables, save_figure
 
 import tts_fast as tts
-from tts_fast._io import save_figure
 from tts_fast.rl import envs as rl_envs
 
 STEPS = 15
