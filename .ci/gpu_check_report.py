@@ -2,7 +2,7 @@
 
     python .ci/gpu_check_report.py env  --out OUT_DIR [--smoke]       # device, driver, versions (imports torch)
     python .ci/gpu_check_report.py step --out OUT_DIR --name NAME --rc RC --seconds S --limit L
-                                               [--status ok|failed|timeout|skipped] [--note TEXT] [--log FILE]
+                                        [--status ok|failed|timeout|skipped] [--note TEXT] [--log FILE]
     python .ci/gpu_check_report.py final --out OUT_DIR                # summary lines on stdout
 
 Every call after ``env`` reads the JSON written so far, adds to it and replaces it atomically, so a
