@@ -70,9 +70,10 @@ class FluxAdapter(PipelineAdapter):
         distilled = float(self.default_guidance if guidance_scale is None else guidance_scale) if self.guidance_embeds else None
         return cfg, (float(true_cfg_scale) if cfg else 1.0), distilled
 
-    def encode_options(self, *, height, width, guidance_scale, max_sequence_length, original_size, crops_coords_top_left,
-                       target_size) -> dict:
-        """FLUX's own keyword arguments of :meth:`encode` (the distilled guidance, the T5 length)."""
+    def encode_options(self, *, guidance_scale, max_sequence_length, original_size, crops_coords_top_left, target_size,
+                       **other_families) -> dict:
+        """FLUX's own keyword arguments of :meth:`encode` (the distilled guidance, the T5 length); SDXL's
+        micro-conditioning is refused."""
         reject_micro_conditioning(self.kind, original_size, crops_coords_top_left, target_size)
         return {"guidance_scale": guidance_scale, "max_sequence_length": max_sequence_length}
 

@@ -34,9 +34,9 @@ class SDAdapter(PipelineAdapter):
         g = self.default_guidance if guidance_scale is None else float(guidance_scale)
         return g > 1, g, None
 
-    def encode_options(self, *, height, width, guidance_scale, max_sequence_length, original_size, crops_coords_top_left,
-                       target_size) -> dict:
-        """The family's own keyword arguments of :meth:`encode`; options of other families are refused."""
+    def encode_options(self, *, original_size, crops_coords_top_left, target_size, **other_families) -> dict:
+        """The family's own keyword arguments of :meth:`encode` from DiffusersModel's options (SD: none);
+        SDXL's micro-conditioning is refused (it would be ignored)."""
         reject_micro_conditioning(self.kind, original_size, crops_coords_top_left, target_size)
         return {}
 
@@ -96,8 +96,7 @@ class SDXLAdapter(SDAdapter):
     pipeline = "StableDiffusionXLPipeline"
     default_guidance = 5.0
 
-    def encode_options(self, *, height, width, guidance_scale, max_sequence_length, original_size, crops_coords_top_left,
-                       target_size) -> dict:
+    def encode_options(self, *, height, width, original_size, crops_coords_top_left, target_size, **other_families) -> dict:
         """SDXL's micro-conditioning (the image size and crop) for :meth:`encode`."""
         return dict(height=height, width=width, original_size=original_size, crops_coords_top_left=crops_coords_top_left,
                     target_size=target_size)
