@@ -9,6 +9,7 @@ checks ``--option KEY=VALUE`` pairs against the method (``tts-fast profile`` use
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from .._arg_types import key_value, nonnegative_float, nonnegative_int, positive_float, positive_int
 from .._user_errors import UserError
@@ -92,7 +93,7 @@ def build_parser(raise_errors: bool = False) -> argparse.ArgumentParser:
 def model_config_of(args: argparse.Namespace) -> ModelConfig:
     """The :class:`ModelConfig` of parsed options (``--model`` and its family's flags; flags a command
     does not have stay at their defaults)."""
-    names = [f for f in ModelConfig.__dataclass_fields__ if f != "name"]
+    names = [f.name for f in dataclasses.fields(ModelConfig) if f.name != "name"]
     return ModelConfig(args.model, **{f: getattr(args, f) for f in names if hasattr(args, f)})
 
 
