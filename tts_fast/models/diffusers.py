@@ -32,7 +32,7 @@ s = e^mu. So the adapter's FlowSchedule(shift=e^mu) reproduces FluxPipeline's si
 (1024x1024: mu = 1.15, shift = 3.16; 512x512: mu = 0.7125, shift = 2.04).
 
 Particle methods on FLUX run the SDE form of the flow: the engine's DDIM(eta > 0) step on a flow
-grid samples the Gaussian-path posterior, whose marginals are the flow's (docs/design.md); eta = 0 is
+grid samples the Gaussian-path posterior, whose marginals are the flow's (see :mod:`tts_fast.schedules`); eta = 0 is
 the Euler step of FluxPipeline.
 """
 
