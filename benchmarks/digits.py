@@ -112,6 +112,15 @@ def merge(out: str, parts: list) -> int:
     return 0
 
 
+def write_tables(path: str = DEFAULT_OUT) -> int:
+    """The tables of docs/digits.md and README.md from the results at ``path`` (through _common.refresh_tables)."""
+    with open(path, encoding="utf-8") as f:
+        res = json.load(f)
+    refresh_tables(DOC, "digits", digits_tables.available(res), res)
+    print(f"wrote the tables of {DOC} and README.md")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=5, help="number of seeds (0 .. seeds-1)")
@@ -128,11 +137,7 @@ def main(argv=None) -> int:
     if args.merge:
         return merge(args.out, args.merge)
     if args.tables:
-        with open(args.out, encoding="utf-8") as f:
-            res = json.load(f)
-        refresh_tables(DOC, "digits", digits_tables.available(res), res)
-        print(f"wrote the tables of {DOC} and README.md")
-        return 0
+        return write_tables(args.out)
     torch.set_num_threads(args.threads)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     t0 = time.perf_counter()
