@@ -1,4 +1,9 @@
-"""Shared plumbing of the benchmark scripts: environment record, statistics, tables."""
+"""Shared plumbing of the benchmark scripts: environment record, statistics, figures and tables.
+
+Every script writes its results as JSON under ``benchmarks/results/`` and rewrites its tables in
+docs/*.md and README.md from that JSON with ``--tables``, through :func:`refresh_tables`: a table
+sits between ``<!-- PREFIX:NAME:begin -->`` and ``<!-- PREFIX:NAME:end -->`` markers.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 
 import tts_fast  # noqa: E402
-from tts_fast._io import atomic_write_json, replace_marked_block  # noqa: E402,F401
+from tts_fast._io import atomic_path, atomic_write_json, atomic_write_text  # noqa: E402,F401
+
+README = ROOT / "README.md"
 
 
 def environment(device="cpu") -> dict:
@@ -62,12 +69,29 @@ def markdown_table(headers, rows) -> str:
     return "\n".join(out)
 
 
+def save_figure(fig, path, dpi: int = 110) -> None:
+    """A matplotlib figure -> PNG at ``path``, atomically."""
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+
+
+def replace_marked_block(path, marker: str, body: str) -> None:
+    """Replace the text between ``<!-- marker:begin -->`` and ``<!-- marker:end -->`` in a file (atomically)."""
+    path = Path(path)
+    text = path.read_text()
+    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+    i, j = text.find(begin), text.find(end)
+    if i < 0 or j < i:
+        raise ValueError(f"{path} has no block {begin} ... {end}")
+    atomic_write_text(path, text[: i + len(begin)] + "\n" + body.rstrip() + "\n" + text[j:])
+
+
 def refresh_tables(doc, prefix: str, tables, results) -> None:
-    """Write each (name, fn) table fn(results) into ``doc``'s block ``prefix:name``, and into README.md
-    where README has that block too."""
-    readme = ROOT / "README.md"
+    """The one way the benchmarks write their tables: each (name, fn) table fn(results) into ``doc``'s
+    block ``prefix:name`` (which must exist), and into README.md's too where README has that block."""
+    doc = Path(doc)
     for name, fn in tables:
         body = fn(results)
         replace_marked_block(doc, f"{prefix}:{name}", body)
-        if f"<!-- {prefix}:{name}:begin -->" in readme.read_text():
-            replace_marked_block(readme, f"{prefix}:{name}", body)
+        if doc.resolve() != README.resolve() and f"<!-- {prefix}:{name}:begin -->" in README.read_text():
+            replace_marked_block(README, f"{prefix}:{name}", body)

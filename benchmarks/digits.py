@@ -2,7 +2,7 @@
 
     python benchmarks/digits.py                       # everything (about 30 min on 2 CPU cores)
     python benchmarks/digits.py --seeds 2 --per-digit 1 --out /tmp/d.json   # a quick look
-    python benchmarks/readme_tables.py                # regenerate the tables in docs/digits.md
+    python benchmarks/digits.py --tables              # the tables in docs/digits.md and README.md from the JSON
 
 Setting (like the paper's ImageNet experiment, small): an unconditional diffusion model, the
 'verifier' classifier as the reward log p(target | x0) for a target digit, and a held-out
@@ -38,16 +38,16 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import digits_tables
+from _common import RESULTS, ROOT, atomic_write_json as write_json, refresh_tables
 
-import tts_fast  # noqa: E402
-from tts_fast.search import BFS, LocalSearch  # noqa: E402
-from tts_fast.zoo import experiment as ex  # noqa: E402
-from tts_fast.zoo.data import load_split  # noqa: E402
-from tts_fast._io import atomic_write_json as write_json  # noqa: E402
+import tts_fast
+from tts_fast.search import BFS, LocalSearch
+from tts_fast.zoo import experiment as ex
+from tts_fast.zoo.data import load_split
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_OUT = os.path.join(HERE, "results", "digits.json")
+DEFAULT_OUT = str(RESULTS / "digits.json")
+DOC = ROOT / "docs" / "digits.md"
 
 MAIN_METHODS = ("bon", "fk", "das", "svdd", "sop", "zero_order", "bfs_best")
 NS = (2, 4, 8, 16)
@@ -112,6 +112,15 @@ def merge(out: str, parts: list) -> int:
     return 0
 
 
+def write_tables(path: str = DEFAULT_OUT) -> int:
+    """The tables of docs/digits.md and README.md from the results at ``path`` (through _common.refresh_tables)."""
+    with open(path, encoding="utf-8") as f:
+        res = json.load(f)
+    refresh_tables(DOC, "digits", digits_tables.available(res), res)
+    print(f"wrote the tables of {DOC} and README.md")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=5, help="number of seeds (0 .. seeds-1)")
@@ -123,9 +132,12 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=DEFAULT_OUT)
     p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                    help="only merge the tables, runs and quality of these result files (parts run separately) into --out")
+    p.add_argument("--tables", action="store_true", help="only rewrite the tables of docs/digits.md and README.md from --out")
     args = p.parse_args(argv)
     if args.merge:
         return merge(args.out, args.merge)
+    if args.tables:
+        return write_tables(args.out)
     torch.set_num_threads(args.threads)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     t0 = time.perf_counter()

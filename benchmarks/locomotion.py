@@ -39,10 +39,9 @@ import time
 import numpy as np
 import torch
 
-from _common import RESULTS, ROOT, atomic_write_json, environment, markdown_table, refresh_tables
+from _common import RESULTS, ROOT, atomic_write_json, environment, markdown_table, refresh_tables, save_figure
 
 import tts_fast as tts
-from tts_fast._io import save_figure
 from tts_fast.rl import envs as rl_envs
 
 STEPS = 15
@@ -81,7 +80,7 @@ def run(env: str, dataset: str, seeds, episodes: int, out_path: str, families=No
     """Evaluate every method of ``configs`` (and the distilled policy) on (env, dataset); merge into ``out_path``."""
     torch.set_num_threads(1)
     probe = np.zeros((1, rl_envs.task(env).obs_dim), np.float32)
-    policy = tts.rl.policy(env, dataset, probe, device="cpu")
+    policy = tts.rl.load_policy(env, dataset, probe, device="cpu")
     q = tts.rl.q_verifier(env, dataset, probe, device="cpu")
     ck = tts.rl.load_checkpoint(env, dataset)
     try:
@@ -107,7 +106,7 @@ def run(env: str, dataset: str, seeds, episodes: int, out_path: str, families=No
             act = tts.rl.distilled_actor(env, dataset, cfg["teacher"])
         else:
             act = actor_for(cfg, policy, q, seed=0)
-        ev = tts.rl.evaluate(env, act, seeds=seeds, episodes=episodes, max_steps=max_steps, extrapolate=max_steps is not None, desc=desc)
+        ev = tts.rl.evaluate_actor(env, act, seeds=seeds, episodes=episodes, max_steps=max_steps, extrapolate=max_steps is not None, desc=desc)
         row = {k: cfg[k] for k in ("family", "method", "n")}
         row.update(opts=cfg["opts"], budget_per_state=cfg.get("budget"), seed_scores=ev.seed_scores.tolist(), score=ev.score,
                    stderr=ev.stderr, returns=ev.returns.tolist(), nfe_per_action=ev.nfe_per_action, seconds=time.perf_counter() - t0,

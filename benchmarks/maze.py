@@ -44,12 +44,11 @@ import time
 import numpy as np
 import torch
 
-from _common import RESULTS, ROOT, atomic_write_json, environment, markdown_table, mean_se, refresh_tables
+from _common import RESULTS, ROOT, atomic_write_json, environment, markdown_table, mean_se, refresh_tables, save_figure
 
 import tts_fast as tts
-from tts_fast._io import save_figure
 from tts_fast.maze import execute as ex
-from tts_fast.maze import planner as load_planner
+from tts_fast.maze import load_planner
 from tts_fast.maze.envs import make_env, maze as get_maze
 from tts_fast.maze.verifiers import WallPenalty, plan_stats
 

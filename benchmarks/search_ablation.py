@@ -11,9 +11,10 @@ Problem "tilted target": overlapping modes, where exact answers are known: the w
 population (difference scoring) against p0 f as N grows, and local search (both moves) as the
 number of MCMC rounds grows.
 
-    python benchmarks/search_ablation.py [--quick] [--readme]
+    python benchmarks/search_ablation.py [--quick]
+    python benchmarks/search_ablation.py --tables    # the tables in README.md from the JSON
 
-writes benchmarks/results/search_ablation.json and, with --readme, the tables in README.md.
+writes benchmarks/results/search_ablation.json; ``--tables`` rewrites README's search tables from it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import time
 
 import torch
 
-from _common import RESULTS, ROOT, atomic_write_json, environment, markdown_table, mean_se, replace_marked_block
+from _common import README, RESULTS, atomic_write_json, environment, markdown_table, mean_se, refresh_tables
 
 import tts_fast as tts
 
@@ -136,13 +137,17 @@ def fmt(m, se, digits=2):
     return f"{m:.{digits}f} ± {se:.{digits}f}"
 
 
-def readme_tables(data) -> dict:
+def _by_label_and_n(data) -> tuple:
     rows = data["rare_mode"]
-    ns = sorted({r["n"] for r in rows})
-    by = {(r["label"], r["n"]): r for r in rows}
+    return sorted({r["n"] for r in rows}), {(r["label"], r["n"]): r for r in rows}
+
+
+def table_main(data) -> str:
+    """Every method x N: reward (hit rate) [model NFE per prompt] on the rare-mode problem."""
+    ns, by = _by_label_and_n(data)
     main_labels = ["best-of-N", "svdd", "das", "fk", "bfs_best", "zero-order", "search over paths", "dfs threshold",
                    "dfs quantile", "dfs calibrated", "local (recurrence)", "local (langevin)", "bfs_best + local", "dfs + local"]
-    head = ["method"] + [f"N={n}: NFE/prompt" for n in ns[:0]] + [f"N={n} reward (hit rate) [NFE]" for n in ns]
+    head = ["method"] + [f"N={n} reward (hit rate) [NFE]" for n in ns]
     body = []
     for lab in main_labels:
         cells = []
@@ -151,7 +156,12 @@ def readme_tables(data) -> dict:
             g = f"+{r['grad_nfe_per_prompt']:.0f}g" if r["grad_nfe_per_prompt"] else ""
             cells.append(f"{fmt(r['reward'], r['reward_se'])} ({r['hit_rate']:.2f}) [{r['nfe_per_prompt']:.0f}{g}]")
         body.append([lab] + cells)
-    main = markdown_table(head, body)
+    return markdown_table(head, body)
+
+
+def table_ablation(data) -> str:
+    """The BFS design space at the middle N: temperature x scoring x resampling scheme, and pruning."""
+    ns, by = _by_label_and_n(data)
     n_mid = 8 if 8 in ns else ns[len(ns) // 2]
     abl_rows = []
     for t, s in itertools.product(["constant", "increase", "inf"], ["current", "difference", "max"]):
@@ -161,7 +171,11 @@ def readme_tables(data) -> dict:
         abl_rows.append([f"{t} / {s}"] + cells)
     bon = by[("best-of-N", n_mid)]
     abl = markdown_table(["temperature / scoring"] + list(tts.ops.SCHEMES) + ["prune [NFE]"], abl_rows)
-    abl += f"\n\nN = {n_mid}, {n_mid * STEPS} model NFE per prompt (prune: what it spent). Best-of-N at the same NFE: {fmt(bon['reward'], bon['reward_se'])}."
+    return abl + f"\n\nN = {n_mid}, {n_mid * STEPS} model NFE per prompt (prune: what it spent). Best-of-N at the same NFE: {fmt(bon['reward'], bon['reward_se'])}."
+
+
+def table_exact(data) -> str:
+    """The tilted-target problem: the weighted BFS population's error as N grows, then local search's."""
     t = data["tilted_target"]
     loc = markdown_table(
         ["move", "rounds per level", "mean error", "variance / target variance"],
@@ -172,17 +186,24 @@ def readme_tables(data) -> dict:
         [[r["n"], r["rows"], ", ".join(f"{v:+.3f}" for v in r["error"]), ", ".join(f"{v:.3f}" for v in r["se"]), f"{r['ess']:.1f}"]
          for r in t["bfs_difference"]],
     )
-    return {"search:main": main, "search:ablation": abl, "search:exact": bfs + "\n\n" + loc}
+    return bfs + "\n\n" + loc
 
 
-def main():
+TABLES = (("main", table_main), ("ablation", table_ablation), ("exact", table_exact))  # README.md blocks search:NAME
+
+
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="one seed, N in {4, 8}: a smoke run")
-    ap.add_argument("--readme", action="store_true", help="also rewrite the tables in README.md")
+    ap.add_argument("--tables", action="store_true", help="only rewrite the tables in README.md from --out")
     ap.add_argument("--out", default=str(RESULTS / "search_ablation.json"))
     ap.add_argument("--only", nargs="+", default=None, metavar="LABEL",
                     help="re-run only these methods of the rare-mode table and merge them into --out")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.tables:
+        refresh_tables(README, "search", TABLES, json.load(open(args.out)))
+        print("wrote the search tables of README.md")
+        return
     torch.set_num_threads(max(1, torch.get_num_threads()))
     t0 = time.perf_counter()
     data = {
@@ -202,9 +223,6 @@ def main():
         data["tilted_target"] = run_tilted(args.quick)
         data["seconds"] = time.perf_counter() - t0
     atomic_write_json(args.out, data)
-    if args.readme:
-        for marker, body in readme_tables(data).items():
-            replace_marked_block(ROOT / "README.md", marker, body)
     print(f"wrote {args.out} in {time.perf_counter() - t0:.0f} s")
 
 

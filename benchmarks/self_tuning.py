@@ -37,13 +37,12 @@ import time
 import numpy as np
 import torch
 
-from _common import RESULTS, ROOT, atomic_write_json, environment, markdown_table, mean_se, replace_marked_block
+from _common import RESULTS, ROOT, atomic_write_json, environment, markdown_table, mean_se, refresh_tables
 
 import tts_fast as tts
 
 OUT = RESULTS / "self_tuning.json"
 DOC = ROOT / "docs" / "self_tuning.md"
-README = ROOT / "README.md"
 SCALES = (0.01, 1.0, 100.0)
 PARTS = ("units", "target", "digits", "maze")
 
@@ -160,7 +159,7 @@ def part_digits(log):
 def part_maze(log):
     import maze as mb  # benchmarks/maze.py: its episodes, settings and search call
     from tts_fast.maze import execute as ex
-    from tts_fast.maze import planner as load_planner
+    from tts_fast.maze import load_planner
     from tts_fast.maze.envs import make_env
     from tts_fast.maze.verifiers import WallPenalty, plan_stats
 
@@ -251,12 +250,8 @@ TABLES = {"units": table_units, "target": table_target, "digits": table_digits, 
 
 
 def write_tables(res):
-    for part, fn in TABLES.items():
-        if part in res:
-            replace_marked_block(DOC, f"self_tuning:{part}", fn(res))
-    if "digits" in res and "maze" in res:
-        replace_marked_block(README, "self_tuning:digits", table_digits(res))
-        replace_marked_block(README, "self_tuning:maze", table_maze(res))
+    """The tables of the parts ``res`` holds, into docs/self_tuning.md (and README.md's digits and maze blocks)."""
+    refresh_tables(DOC, "self_tuning", [(part, fn) for part, fn in TABLES.items() if part in res], res)
 
 
 def main(argv=None):

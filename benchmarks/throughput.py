@@ -27,22 +27,27 @@ overhead (search ops + host control as a fraction of the step).
     python benchmarks/throughput.py --arch sd15 --particles 4 8 16 32        # CUDA
     python benchmarks/throughput.py --smoke                                   # tiny networks (CPU)
 
-Writes benchmarks/results/throughput_<arch>_<cuda|cpu>.json (with --readme and a full-size CUDA
-run, also the README table). A smoke run checks the harness and says nothing about GPU speed.
+    python benchmarks/throughput.py --tables                                 # README tables from the CUDA JSONs
+
+Writes benchmarks/results/throughput_<arch>_<cuda|cpu>.json; ``--tables`` rewrites README's table of
+each architecture that has a full-size CUDA result there. A smoke run checks the harness and says
+nothing about GPU speed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 
 import torch
 
-from _common import RESULTS, ROOT, atomic_write_json, environment, markdown_table, replace_marked_block
+from _common import README, RESULTS, atomic_write_json, environment, markdown_table, refresh_tables
 
 import tts_fast as tts
 from tts_fast.models import architectures
+from tts_fast.models.diffusers import adapter_of
 
 SIZES = {"sd15": 512, "sdxl": 1024, "flux": 1024}
 
@@ -117,7 +122,7 @@ def run(args, save=None) -> dict:
     """The measurements of ``args``; ``save(data)`` is called after every row (partial results)."""
     device = torch.device(args.device)
     smoke = args.smoke or device.type == "cpu"
-    dtype = torch.float32 if device.type == "cpu" else (torch.bfloat16 if args.arch == "flux" else torch.float16)
+    dtype = adapter_of(args.arch).default_dtype(device)  # fp32 on the CPU, the pipeline's half dtype on a GPU
     size = 32 if smoke else SIZES[args.arch]
     steps = args.steps
     pipe = architectures.build_pipeline(args.arch, smoke=smoke, device=device, dtype=dtype)
@@ -223,7 +228,20 @@ def readme_table(data: dict) -> str:
     return head + "\n\n" + markdown_table(["N", "setting", "NFE/s", "model evals/s", "vs peer", "search overhead"], body)
 
 
-def main():
+def write_tables() -> None:
+    """README's throughput table of every architecture with a full-size CUDA result (smoke runs say nothing about GPU speed)."""
+    for arch in architectures.ARCHITECTURES:
+        path = RESULTS / f"throughput_{arch}_cuda.json"
+        if not path.exists():
+            continue
+        data = json.loads(path.read_text())
+        if data.get("smoke"):
+            raise SystemExit(f"{path} is a smoke run: README's tables need a full-size CUDA run")
+        refresh_tables(README, "throughput", [(arch, readme_table)], data)
+        print(f"wrote README's {arch} throughput table from {path}")
+
+
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--arch", default="sd15", choices=architectures.ARCHITECTURES)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -235,10 +253,12 @@ def main():
     ap.add_argument("--methods", nargs="+", default=["bfs_best", "dfs", "dfs fixed slots", "bfs_best + local"])
     ap.add_argument("--decode-scale", type=float, default=1.0)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--readme", action="store_true", help="write the README table (full-size CUDA runs only)")
+    ap.add_argument("--tables", action="store_true", help="only rewrite README's tables from the full-size CUDA results")
     ap.add_argument("--out", default=None, help="output JSON, rewritten after every row "
                                                 "(default benchmarks/results/throughput_<arch>_<cuda|cpu>.json)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.tables:
+        return write_tables()
     smoke = args.smoke or args.device == "cpu"
     args.particles = args.particles or ([2, 4] if smoke else [4, 8, 16, 32])
     args.steps = args.steps or (8 if smoke else 50)
@@ -248,10 +268,6 @@ def main():
     data = run(args, save=lambda d: atomic_write_json(out, d))  # as it goes: a run cut short keeps its rows
     atomic_write_json(out, data)
     print(f"wrote {out}")
-    if args.readme:
-        if data["smoke"]:
-            raise SystemExit("--readme needs a full-size CUDA run; a smoke run says nothing about GPU throughput")
-        replace_marked_block(ROOT / "README.md", f"throughput:{args.arch}", readme_table(data))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ import pytest
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
-from tts_fast import cli_run  # noqa: E402
+from tts_fast import cli  # noqa: E402
+from tts_fast.cli import run as cli_run  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _tiny_diffusers import tiny_clip, tiny_sd  # noqa: E402
@@ -35,7 +36,7 @@ def _args(weights, out, *extra, prompts=PROMPTS):
             "--particles", "2", "--steps", "2", "--out", str(out), "--device", "cpu", "--no-progress"]
     for p in prompts:
         argv += ["--prompt", p]
-    return cli_run.build_parser().parse_args(argv + list(extra))
+    return cli.build_parser().parse_args(argv + list(extra))
 
 
 def _records(out):
@@ -175,4 +176,4 @@ def test_errors(weights, tmp_path, capsys):
     assert cli_run.main(_args(weights, tmp_path / "o", "--option", "nonsense=1")) == 2
     assert "unknown option" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        cli_run.build_parser().parse_args(["run", "--model", "sd3", "--weights", "x", "--verifier", "clip", "--out", "o"])
+        cli.build_parser().parse_args(["run", "--model", "sd3", "--weights", "x", "--verifier", "clip", "--out", "o"])

@@ -12,6 +12,7 @@ import torch
 
 from tts_fast import cli
 from tts_fast import _io
+from tts_fast.cli import demo_report
 
 ALL_DEMO = ["baseline", "bon", "bfs_best", "fk", "das", "svdd", "dfs", "local", "bfs_local", "bfs_local_dual"]
 
@@ -133,6 +134,6 @@ def test_atomic_writes_leave_old_file_on_failure(tmp_path):
     png = tmp_path / "p.png"
     png.write_bytes(b"old")
     with pytest.raises(KeyboardInterrupt):
-        _io.save_figure(Interrupting(), str(png))
+        demo_report.save_png(Interrupting(), str(png))
     assert png.read_bytes() == b"old"
     assert sorted(os.listdir(tmp_path)) == ["p.png", "r.json"]

@@ -113,7 +113,7 @@ def test_plain_sampling_reproduces_stock_pipeline(pipes, tmp_module, kind):
 # ----------------------------------------------------------------------------------------------
 # every method on every pipeline
 
-METHODS = list(tts.search.__globals__["METHODS"])
+METHODS = list(tts.search.METHODS)
 OPTIONS = {
     "zero_order": {"iterations": 1},
     "dfs": {"quantile": 0.5, "max_backtracks": 1},

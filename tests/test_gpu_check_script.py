@@ -1,6 +1,6 @@
-"""benchmarks/gpu_check.sh and its report writer, cheaply: the scripts parse, the report's parsers
+""".ci/gpu_check.sh and its report writer, cheaply: the scripts parse, the report's parsers
 read small JUnit / pytest / compute-sanitizer samples, and the report CLI turns a folder of
-results into gpu_check.json. (The whole --smoke run takes minutes; benchmarks/gpu_check.sh
+results into gpu_check.json. (The whole --smoke run takes minutes; .ci/gpu_check.sh
 --smoke is run by hand before a GPU call, see docs/gpu.md.)"""
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH = os.path.join(ROOT, "benchmarks")
-sys.path.insert(0, BENCH)
+CI = os.path.join(ROOT, ".ci")  # the device-check tooling lives with the CI scripts
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+sys.path.insert(0, CI)
 
 import gpu_check_report as report  # noqa: E402
 
@@ -40,19 +41,19 @@ tests/test_ops.py::test_resample_empty_batch[cuda] SKIPPED (no CUDA device) [  3
 
 def test_scripts_parse():
     for name in ("gpu_check.sh", "gpu_wheels.sh"):
-        r = subprocess.run(["bash", "-n", os.path.join(BENCH, name)], capture_output=True, text=True)
+        r = subprocess.run(["bash", "-n", os.path.join(CI, name)], capture_output=True, text=True)
         assert r.returncode == 0, (name, r.stderr)
 
 
 def test_gpu_check_needs_an_output_folder():
-    r = subprocess.run(["bash", os.path.join(BENCH, "gpu_check.sh")], capture_output=True, text=True, timeout=30)
+    r = subprocess.run(["bash", os.path.join(CI, "gpu_check.sh")], capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "usage" in r.stderr
 
 
 def test_the_device_call_is_written_down_and_the_wheels_are_ignored():
-    with open(os.path.join(BENCH, "gpu_check.sh"), encoding="utf-8") as f:
+    with open(os.path.join(CI, "gpu_check.sh"), encoding="utf-8") as f:
         head = f.read(4000)
-    assert 'run(command="bash benchmarks/gpu_check.sh $OUT", carry=[".gpu_wheels"]' in head
+    assert 'run(command="bash .ci/gpu_check.sh $OUT", carry=[".gpu_wheels"]' in head
     with open(os.path.join(ROOT, ".gitignore"), encoding="utf-8") as f:
         assert "/.gpu_wheels/" in f.read().split()
 
@@ -94,11 +95,11 @@ def test_report_cli_builds_the_json(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "tests.xml").write_text(JUNIT)
-    shutil.copy(os.path.join(BENCH, "results", "ops_cpu.json"), out / "ops_cpu.json")
-    shutil.copy(os.path.join(BENCH, "results", "throughput_sd15_cpu.json"), out / "throughput_sd15_n8_g7.5.json")
+    shutil.copy(os.path.join(RESULTS, "ops_cpu.json"), out / "ops_cpu.json")
+    shutil.copy(os.path.join(RESULTS, "throughput_sd15_cpu.json"), out / "throughput_sd15_n8_g7.5.json")
     log = tmp_path / "sanitizer.log"
     log.write_text("========= ERROR SUMMARY: 0 errors\n")
-    cli = [sys.executable, os.path.join(BENCH, "gpu_check_report.py")]
+    cli = [sys.executable, os.path.join(CI, "gpu_check_report.py")]
     steps = [["step", "--name", "build", "--rc", "0", "--seconds", "61.5", "--limit", "150"],
              ["step", "--name", "tests", "--rc", "124", "--seconds", "120.2", "--limit", "120"],
              ["step", "--name", "sanitizer", "--rc", "0", "--seconds", "30", "--limit", "60", "--log", str(log)],

@@ -10,7 +10,8 @@ import torch
 
 import tts_fast as tts
 from tts_fast.maze import data, envs, execute
-from tts_fast.maze.planner import MazePlanner, TemporalUnet, planner, trained_mazes
+from tts_fast.maze.planner import MazePlanner, TemporalUnet
+from tts_fast.maze.weights import load_planner, trained_mazes
 from tts_fast.maze.verifiers import GoalReached, Smoothness, Sum, WallPenalty, plan_stats
 
 needs_ogbench = pytest.mark.skipif(not envs.ogbench_available(), reason="ogbench not installed (pip install 'tts_fast[maze]')")
@@ -29,7 +30,7 @@ def tiny_planner(maze="medium", tasks=None, horizon=16, seed=0):
 
 
 def test_import_tts_fast_does_not_import_the_simulator():
-    code = ("import sys, tts_fast as tts; p = tts.maze.planner; w = tts.maze.WallPenalty('medium'); "
+    code = ("import sys, tts_fast as tts; p = tts.maze.load_planner; w = tts.maze.WallPenalty('medium'); "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('ogbench', 'mujoco', 'gymnasium')]; "
             "assert not bad, bad; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -74,7 +75,7 @@ def test_simulator_without_ogbench_is_a_clear_error(monkeypatch):
 
 
 def test_unknown_maze_errors():
-    for fn in (envs.maze, WallPenalty, planner, data.dataset_path, envs.make_env):
+    for fn in (envs.maze, WallPenalty, load_planner, data.dataset_path, envs.make_env):
         with pytest.raises(ValueError, match="unknown maze 'umaze'"):
             fn("umaze")
 
@@ -188,25 +189,25 @@ def test_broken_planner_files_are_named_with_what_was_expected(tmp_path):
 
     sys.path.insert(0, os.path.dirname(__file__))
     from _bad_files import bad_weight_files
-    from tts_fast.maze.planner import weights_path
+    from tts_fast.maze.weights import weights_path
 
     for kind, path in bad_weight_files(tmp_path, weights_path("medium"), "pointmaze_medium.pt").items():
         with pytest.raises(ValueError, match="is not a tts_fast maze planner checkpoint") as e:
-            planner("medium", weights_dir=os.path.dirname(path), device="cpu")
+            load_planner("medium", weights_dir=os.path.dirname(path), device="cpu")
         assert path in str(e.value) and "`weights_only` set to `False`" not in str(e.value), kind
     wrong = tmp_path / "wrong"
     wrong.mkdir()
     shutil.copy(tts.zoo.weights_path("unet"), wrong / "pointmaze_medium.pt")
     with pytest.raises(ValueError, match=r"pointmaze_medium.pt is not a tts_fast maze planner checkpoint: it holds kind='unet'"):
-        planner("medium", weights_dir=str(wrong), device="cpu")
+        load_planner("medium", weights_dir=str(wrong), device="cpu")
     shutil.copy(weights_path("large"), wrong / "pointmaze_medium.pt")
     with pytest.raises(ValueError, match=r"pointmaze_medium.pt is the planner of maze 'large', not of 'medium'"):
-        planner("medium", weights_dir=str(wrong), device="cpu")
+        load_planner("medium", weights_dir=str(wrong), device="cpu")
     torch.save(tiny_planner().net.state_dict(), wrong / "pointmaze_medium.pt")
     with pytest.raises(ValueError, match=r"not a tts_fast maze planner checkpoint \(expected a dict with keys kind, config, state_dict"):
-        planner("medium", weights_dir=str(wrong), device="cpu")
+        load_planner("medium", weights_dir=str(wrong), device="cpu")
     with pytest.raises(FileNotFoundError, match="train them"):
-        planner("medium", weights_dir=str(tmp_path / "missing"))
+        load_planner("medium", weights_dir=str(tmp_path / "missing"))
 
 
 def test_broken_dataset_files_are_named(tmp_path):
@@ -349,7 +350,7 @@ def test_execution_oracle_succeeds_and_wall_plan_fails():
 
 @needs_weights
 def test_shipped_planner_plans_medium():
-    p = planner("medium", device="cpu")
+    p = load_planner("medium", device="cpu")
     assert p.num_prompts == 5 and p.sample_shape == (p.horizon, 2)
     v = WallPenalty("medium")
     res = tts.search(p, v, "bon", n_particles=4, num_steps=16, seed=0, progress=False)
@@ -397,7 +398,7 @@ def test_dfs_spends_more_on_harder_tasks():
     m = envs.maze("medium")
     easy = np.stack([m.ij_to_xy((1, 1)), m.ij_to_xy((2, 1))])
     hard = np.stack(m.task_xy(4))
-    p = planner("medium", [easy] * 3 + [hard] * 3, device="cpu")
+    p = load_planner("medium", [easy] * 3 + [hard] * 3, device="cpu")
     v = WallPenalty("medium")
     res = tts.search(p, v, "dfs", threshold=v.threshold(), start=12, backtrack=12, every=1, n_particles=4, num_steps=16,
                      seed=0, budget=6 * 4 * 16 * 4, progress=False)

@@ -323,10 +323,11 @@ def test_one_prompts_backtracks_are_not_charged_to_the_next():
     def granted(walkers, extra, n_particles, budget, spent):
         ctx = SimpleNamespace(row_budget=budget, n_particles=n_particles, steps_cost=lambda: 1,
                               counter=SimpleNamespace(per_prompt=torch.tensor(spent)))
-        run = SimpleNamespace(ctx=ctx, n_back=torch.zeros(8, dtype=torch.int64))
+        state = SimpleNamespace(n_back=torch.zeros(8, dtype=torch.int64))
         w = torch.tensor(walkers)
-        return DFS(threshold=0.0, max_backtracks=None)._may_backtrack(
-            run, w, torch.ones(len(walkers), dtype=torch.bool), torch.tensor(extra), torch.zeros(len(spent), dtype=torch.int64)
+        return DFS(threshold=0.0, max_backtracks=None)._grant_backtracks(
+            ctx, state, ids=w, below=torch.ones(len(walkers), dtype=torch.bool), extra_levels=torch.tensor(extra),
+            committed=torch.zeros(len(spent), dtype=torch.int64)
         ).tolist()
 
     # one walker per prompt: each row can afford its own backtrack of 3

@@ -244,7 +244,7 @@ def test_trained_agent_file_loads_with_metadata(tiny):
 @needs_weights
 def test_shipped_agent_loads_with_the_right_shapes():
     states = torch.randn(5, 17)
-    pol = tts.rl.policy("halfcheetah", "medium", states, device="cpu")
+    pol = tts.rl.load_policy("halfcheetah", "medium", states, device="cpu")
     q = tts.rl.q_verifier("halfcheetah", "medium", states, device="cpu")
     assert pol.sample_shape == (6,) and pol.num_prompts == q.num_prompts == 5
     a0 = pol(torch.randn(5, 6), torch.full((5,), 999.0), torch.arange(5))
@@ -254,7 +254,7 @@ def test_shipped_agent_loads_with_the_right_shapes():
     assert ck["meta"]["dataset"]["dataset_id"] == "tts_fast/halfcheetah/medium-v0"
     assert os.path.getsize(tts.rl.weights.weights_path("halfcheetah", "medium")) < 5e6
     with pytest.raises(ValueError, match=r"states must be \[P, 17\]"):
-        tts.rl.policy("halfcheetah", "medium", torch.randn(2, 11))
+        tts.rl.load_policy("halfcheetah", "medium", torch.randn(2, 11))
 
 
 RL_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "results")
@@ -264,7 +264,7 @@ RL_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def test_every_shipped_agent_loads_acts_and_names_the_data_it_learnt_from(env, dataset):
     t = envs.task(env)
     states = torch.randn(3, t.obs_dim)
-    pol, q = tts.rl.policy(env, dataset, states, device="cpu"), tts.rl.q_verifier(env, dataset, states, device="cpu")
+    pol, q = tts.rl.load_policy(env, dataset, states, device="cpu"), tts.rl.q_verifier(env, dataset, states, device="cpu")
     a0 = pol(torch.randn(3, t.act_dim), torch.full((3,), 999.0), torch.arange(3))
     assert a0.shape == (3, t.act_dim) and bool((a0.abs() <= 1).all()) and q(a0, torch.arange(3)).shape == (3,)
     assert os.path.getsize(tts.rl.weights.weights_path(env, dataset)) < 5e6
@@ -295,7 +295,7 @@ def _env_states(env, n, seed=0, steps=30):
 @needs_weights
 def test_best_of_n_by_q_raises_the_critics_value():
     states = _env_states("halfcheetah", 48)
-    pol, q = tts.rl.policy("halfcheetah", "medium", states, device="cpu"), tts.rl.q_verifier("halfcheetah", "medium", states, device="cpu")
+    pol, q = tts.rl.load_policy("halfcheetah", "medium", states, device="cpu"), tts.rl.q_verifier("halfcheetah", "medium", states, device="cpu")
     plain = tts.search(pol, q, "bon", n_particles=1, num_steps=15, batch_size=48, seed=3, progress=False)
     bon = tts.search(pol, q, "bon", n_particles=8, num_steps=15, batch_size=48, seed=3, progress=False)
     assert bon.nfe_per_prompt.tolist() == [8 * 15] * 48
@@ -308,9 +308,9 @@ def test_best_of_n_by_q_raises_the_critics_value():
 @needs_rl
 @needs_weights
 def test_evaluation_counts_nfe_and_is_seeded():
-    pol = tts.rl.policy("halfcheetah", "medium", torch.zeros(1, 17), device="cpu")
+    pol = tts.rl.load_policy("halfcheetah", "medium", torch.zeros(1, 17), device="cpu")
     q = tts.rl.q_verifier("halfcheetah", "medium", torch.zeros(1, 17), device="cpu")
-    run = lambda: tts.rl.evaluate("halfcheetah", tts.rl.search_actor(pol, q, "bon", n_particles=2, seed=1), seeds=[0, 1], episodes=2,
+    run = lambda: tts.rl.evaluate_actor("halfcheetah", tts.rl.search_actor(pol, q, "bon", n_particles=2, seed=1), seeds=[0, 1], episodes=2,
                                   max_steps=5, progress=False)  # noqa: E731
     a, b = run(), run()
     assert a.returns.shape == (2, 2) and a.steps == 5
@@ -318,7 +318,7 @@ def test_evaluation_counts_nfe_and_is_seeded():
     np.testing.assert_array_equal(a.returns, b.returns)
     np.testing.assert_allclose(a.scores, envs.normalized_score("halfcheetah", a.returns))
     with pytest.raises(ValueError, match="episodes must be an integer >= 1"):
-        tts.rl.evaluate("halfcheetah", run, episodes=0)
+        tts.rl.evaluate_actor("halfcheetah", run, episodes=0)
 
 
 # -- self-distillation -----------------------------------------------------------------------------
@@ -410,13 +410,13 @@ def test_replay_buffer_is_saved_in_collection_order_up_to_its_fill(tmp_path):
 
 def test_cut_episodes_extrapolate_only_where_episodes_never_terminate():
     with pytest.raises(ValueError, match="extrapolate=True is refused for env 'hopper'"):
-        tts.rl.evaluate("hopper", lambda s, k: (np.zeros((len(s), 3)), np.ones(len(s))), max_steps=5, extrapolate=True)
+        tts.rl.evaluate_actor("hopper", lambda s, k: (np.zeros((len(s), 3)), np.ones(len(s))), max_steps=5, extrapolate=True)
 
 
 @needs_rl
 def test_extrapolated_score_scales_the_cut_return():
     zero = lambda s, k: (np.zeros((len(s), 6)), np.ones(len(s)))  # noqa: E731
-    cut = tts.rl.evaluate("halfcheetah", zero, seeds=[0], episodes=2, max_steps=10, extrapolate=True, progress=False)
+    cut = tts.rl.evaluate_actor("halfcheetah", zero, seeds=[0], episodes=2, max_steps=10, extrapolate=True, progress=False)
     np.testing.assert_allclose(cut.scores, envs.normalized_score("halfcheetah", cut.returns * 100))
     assert cut.extrapolated and cut.nfe_per_action == 1.0 and cut.saturation == 0.0
 
@@ -425,7 +425,7 @@ def test_extrapolated_score_scales_the_cut_return():
 def test_saturation_counts_action_coordinates_at_the_box_edge():
     # two of six coordinates at the edge (one beyond it: the box clips it to 1) -> 1/3, whatever the step
     edge = lambda s, k: (np.tile([1.5, -0.995, 0.98, 0.0, 0.5, -0.5], (len(s), 1)), np.ones(len(s)))  # noqa: E731
-    ev = tts.rl.evaluate("halfcheetah", edge, seeds=[0, 1], episodes=1, max_steps=3, progress=False)
+    ev = tts.rl.evaluate_actor("halfcheetah", edge, seeds=[0, 1], episodes=1, max_steps=3, progress=False)
     assert ev.saturation == pytest.approx(1 / 3)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tts_fast import _png, cli
-from tts_fast._cli_common import CLIError
+from tts_fast._user_errors import UserError
 from tts_fast.distributed import assign, summary
 from tts_fast.runs import comparable, make_groups, read_prompts
 
@@ -57,7 +57,7 @@ def test_prompt_files_text_and_jsonl(tmp_path):
 ])
 def test_bad_jsonl_lines_name_the_file_and_line(tmp_path, line, match):
     jl = _write(tmp_path / "p.jsonl", ['{"prompt": "1"}', line])
-    with pytest.raises(CLIError, match=match) as e:
+    with pytest.raises(UserError, match=match) as e:
         read_prompts([], jl)
     assert "p.jsonl:2" in str(e.value)
 
@@ -74,7 +74,7 @@ def test_a_group_takes_its_prompts_own_seed_and_options_over_the_base(tmp_path):
     g = make_groups(read_prompts([], jl), 1, 0, {"lam": 1.0, "resample_at": "every"})
     assert (g[0].seed, g[0].options) == (0, {"lam": 1.0, "resample_at": "every"})
     assert (g[1].seed, g[1].options) == (99, {"lam": 3, "resample_at": "every"})
-    with pytest.raises(CLIError, match="--prompt-batch 1"):
+    with pytest.raises(UserError, match="--prompt-batch 1"):
         make_groups(read_prompts([], jl), 2, 0, {})
 
 
@@ -274,11 +274,10 @@ def test_ray_without_ray_installed_names_the_extra(tmp_path, monkeypatch):
     import sys
 
     from tts_fast.distributed import ray as on_ray
-    from tts_fast.runs import prepare
-    from tts_fast.runs.options import build_parser
+    from tts_fast.runs import parse_config, prepare
 
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as when it is not installed
-    job = prepare(build_parser().parse_args(["--model", "digits", "--prompt", "1", "--out", str(tmp_path / "o"), "--ray", "local"]))
+    job = prepare(parse_config(["--model", "digits", "--prompt", "1", "--out", str(tmp_path / "o"), "--ray", "local"]))
     with pytest.raises(ImportError, match=r"tts_fast\[ray\]"):
         on_ray.execute(job, "local")
     assert not (tmp_path / "o").exists()

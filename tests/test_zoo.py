@@ -136,7 +136,7 @@ def test_broken_weight_files_are_named_with_what_was_expected(tmp_path):
     # valid torch files of the wrong kind
     wrong = tmp_path / "wrong"
     wrong.mkdir()
-    from tts_fast.maze.planner import weights_path as maze_weights
+    from tts_fast.maze.weights import weights_path as maze_weights
 
     shutil.copy(maze_weights("medium"), wrong / "digits_unet.pt")  # a maze planner
     with pytest.raises(ValueError, match=r"digits_unet.pt is not a tts_fast digits zoo checkpoint: it holds kind='pointmaze_planner'"):

@@ -2,9 +2,12 @@
 
     import tts_fast as tts
     result = tts.search(model, verifier, "bfs_best", n_particles=8, num_steps=50)
+
+``tts.search`` is the search package, callable as the search function
+(:func:`tts_fast.search.api.search`), so that ``import tts_fast.search.dfs`` works too.
 """
 
-from . import models, ops, schedules, verifiers, zoo
+from . import models, ops, schedules, search, verifiers, zoo
 from .models import Denoiser
 from .search.counting import NFE
 from .search import (
@@ -16,7 +19,6 @@ from .search import (
     SearchResult,
     ZeroOrder,
     presets,
-    search,
 )
 from .verifiers import Verifier
 

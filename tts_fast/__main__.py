@@ -1,4 +1,4 @@
-"""``python -m tts_fast demo`` = ``tts-fast demo``."""
+"""``python -m tts_fast COMMAND ...`` = ``tts-fast COMMAND ...`` (demo, run, profile)."""
 
 import sys
 

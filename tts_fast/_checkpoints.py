@@ -1,16 +1,23 @@
-"""Loading weight files of tts_fast (zoo, maze planners, verifier heads) with errors that say what is wrong.
+"""Loading weight files of tts_fast (zoo, maze planners, offline-RL agents, verifier heads) with errors
+that say what is wrong.
 
 ``torch.load`` on a truncated, corrupted or foreign file raises whatever its reader trips over (a
 zip-reader RuntimeError, an UnpicklingError that suggests ``weights_only=False``, an EOFError, a
 struct.error). :func:`load_weights` keeps ``weights_only=True`` (loading never runs code) and turns
 those into one ValueError that names the file and what it should have held; :func:`expect_dict`
 and :func:`expect_state_dict` check the structure of what was loaded.
+
+The three domain packages (``zoo``, ``maze``, ``rl``) store the same kind of file, a dict with a
+``kind`` tag, the network ``config`` (constructor arguments) and state dicts; they load it with
+:func:`load_checkpoint` (checked once, cached per file version) and build their networks with
+:func:`build_network`.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-from typing import Iterable
+from typing import Callable, Iterable, Optional
 
 import torch
 
@@ -69,3 +76,59 @@ def expect_state_dict(obj, path, what: str) -> dict:
         got = f"a {type(obj).__name__}" + (f" of {len(obj)} entries" if isinstance(obj, dict) else "")
         raise ValueError(f"{os.fspath(path)} is not {what} (expected a state dict: a dict of named tensors; it holds {got})")
     return obj
+
+
+def load_checkpoint(path, *, what: str, expected: str, keys: Iterable[str], kinds: Iterable[str], missing: str,
+                    check: Optional[Callable[[dict, str], None]] = None) -> dict:
+    """A tagged checkpoint dict, checked once and cached per file version (path and modification time).
+
+    Args:
+        path: the file.
+        what: what it should be, with its article (e.g. "a tts_fast maze planner checkpoint").
+        expected: its expected content, for messages (e.g. "a dict with keys kind, config, ...").
+        keys: the keys the dict must hold.
+        kinds: the values allowed for its ``kind`` key.
+        missing: the message of the FileNotFoundError for a missing file (say how to make one).
+        check: ``check(checkpoint, path)``, the caller's own structure checks (a module-level
+            function: it is part of the cache key).
+
+    The dict is shared by every caller of the same file version: do not modify it.
+
+    Raises:
+        FileNotFoundError: ``missing``, when there is no file at ``path``.
+        ValueError: naming the file, when it is not such a checkpoint (unreadable, not a dict with
+            ``keys``, another ``kind``, or refused by ``check``).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(missing)
+    return _load_cached(path, os.path.getmtime(path), what, expected, tuple(keys), tuple(kinds), check)
+
+
+@functools.lru_cache(maxsize=32)
+def _load_cached(path: str, mtime: float, what: str, expected: str, keys: tuple, kinds: tuple, check) -> dict:
+    ck = expect_dict(load_weights(path, what, expected), path, what, keys)
+    if ck["kind"] not in kinds:
+        allowed = repr(kinds[0]) if len(kinds) == 1 else f"one of {', '.join(kinds)}"
+        raise ValueError(f"{path} is not {what}: it holds kind={ck['kind']!r} (expected {allowed})")
+    if check is not None:
+        check(ck, path)
+    return ck
+
+
+def build_network(cls, config: dict, state: dict, path, *, what: Optional[str] = None) -> torch.nn.Module:
+    """``cls(**config)`` with the weights ``state``, in eval mode, or a ValueError naming the file.
+
+    Args:
+        cls: the network class (an ``nn.Module``).
+        config: its constructor arguments, as stored in the checkpoint.
+        state: its state dict.
+        path: the checkpoint file, for the message.
+        what: the network, for the message (default the class name).
+    """
+    try:
+        net = cls(**config)
+        net.load_state_dict(state)
+    except (TypeError, ValueError, RuntimeError) as e:  # config or weights of another network
+        raise ValueError(f"{os.fspath(path)} does not hold a {what or cls.__name__} ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    return net.eval()

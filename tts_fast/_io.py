@@ -34,6 +34,7 @@ def _umask() -> int:
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
+    """``data`` -> ``path``, atomically and synced to disk; returns the path."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -43,17 +44,13 @@ def atomic_write_bytes(path, data: bytes) -> Path:
 
 
 def atomic_write_text(path, text: str) -> Path:
+    """UTF-8 ``text`` -> ``path``, atomically."""
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path, obj, indent: int = 2) -> Path:
+    """``obj`` as indented JSON (keys in their order, a final newline) -> ``path``, atomically."""
     return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
-
-
-def save_figure(fig, path, **kw) -> None:
-    """matplotlib figure -> PNG, atomically."""
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, format="png", **kw)
 
 
 def check_writable_dir(path) -> str:
@@ -69,14 +66,3 @@ def check_writable_dir(path) -> str:
     except OSError as e:
         raise OSError(f"cannot write to output folder {path}: {e.strerror or e}") from None
     return path
-
-
-def replace_marked_block(path, marker: str, body: str) -> None:
-    """Replace the text between ``<!-- marker:begin -->`` and ``<!-- marker:end -->`` in a file."""
-    path = Path(path)
-    text = path.read_text()
-    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
-    i, j = text.find(begin), text.find(end)
-    if i < 0 or j < i:
-        raise ValueError(f"{path} has no block {begin} ... {end}")
-    atomic_write_text(path, text[: i + len(begin)] + "\n" + body.rstrip() + "\n" + text[j:])

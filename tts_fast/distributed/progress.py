@@ -1,6 +1,11 @@
-"""Progress of a run: a bar per rank (prompts done / total, NFE/s) and the final throughput line."""
+"""Progress of a run: what every launcher says at the start (resume) and does at the end (the summary,
+the throughput line), and a bar per rank (prompts done / total, NFE/s)."""
 
 from __future__ import annotations
+
+import sys
+
+from . import summary
 
 
 class RankProgress:
@@ -57,3 +62,23 @@ def final_line(run: dict, out: str) -> str:
     resumed = f", {run['prompts_resumed']} resumed" if run["prompts_resumed"] else ""
     return (f"tts-fast run: {run['prompts_computed']} prompt(s) on {run['world_size']} {'rank' if run['launcher'] != 'ray' else 'worker'}(s) "
             f"in {run['wall_seconds']:.1f} s: {pps:.2f} prompts/s, {nps:.0f} NFE/s{failed}{resumed}; summary: {out}/summary.md")
+
+
+def announce(job, todo_prompts: int) -> int:
+    """Say what is already done in ``job.out`` (all of it, or a resume); returns the prompts resumed."""
+    resumed = len(job.specs) - todo_prompts
+    if not todo_prompts:
+        print(f"tts-fast run: all {len(job.specs)} prompt(s) already done in {job.out}", flush=True)
+    elif resumed:
+        print(f"tts-fast run: resuming: {resumed} prompt(s) already done, {todo_prompts} to go", flush=True)
+    return resumed
+
+
+def finish(job, run: dict) -> dict:
+    """Write the summary of ``job.out`` with this invocation's totals ``run`` (:func:`this_run`), say the
+    failures and the throughput line; returns the summary dict."""
+    result = summary.write(job, run)
+    if result["failed"]:
+        print(f"tts-fast run: {result['failed']} prompt(s) failed (listed in {job.out}/summary.md)", file=sys.stderr, flush=True)
+    print(final_line(run, job.out), flush=True)
+    return result

@@ -13,17 +13,17 @@ Needs the optional extra ``ray`` (``pip install 'tts_fast[ray]'``).
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 
-from .._cli_common import CLIError
 from .._extras import require
+from .._user_errors import UserError
 from ..runs.job import prepare
-from ..runs.options import build_parser
+from ..runs.options import parse_config
 from ..runs.records import pending
 from ..runs.worker import Worker
-from . import summary
-from .progress import RankProgress, final_line, rank_stats, this_run
+from .progress import RankProgress, announce, finish, rank_stats, this_run
 
 RESTARTS = 2  # times Ray restarts a dead worker and retries its group
 
@@ -34,8 +34,8 @@ class _Actor:
     def __init__(self, job, device: str, rank: int, world_size: int):
         import torch
 
-        if job.args.threads is not None:
-            torch.set_num_threads(job.args.threads)
+        if job.config.threads is not None:
+            torch.set_num_threads(job.config.threads)
         self.worker = Worker(job, torch.device(device), rank=rank, world_size=world_size, launcher="ray")
 
     def run_group(self, group) -> dict:
@@ -51,16 +51,18 @@ def _connect(ray, address: str) -> bool:
     return True
 
 
-def execute(job, address: str = "auto", workers=None) -> int:
+def execute(job, address: str = None, workers=None) -> int:
     """Run ``job`` on a Ray cluster; the driver writes the summary. Returns 0, or 1 when a prompt failed
     or a worker died for good.
 
     Args:
-        address: 'auto', 'local' or 'ray://host:port' (ignored when ``ray.init`` was already called).
-        workers: number of actors (default: one per GPU of the cluster, else one per CPU; never more
-            than the pending groups).
+        address: 'auto', 'local' or 'ray://host:port' (ignored when ``ray.init`` was already called);
+            default: the job's ``--ray``, else 'auto'.
+        workers: number of actors (default: the job's ``--ray-workers``, else one per GPU of the
+            cluster, else one per CPU; never more than the pending groups).
     """
-    return _execute(job, address, workers)[0]
+    config = job.config
+    return _execute(job, address or config.ray or "auto", workers or config.ray_workers)[0]
 
 
 def _execute(job, address, workers) -> tuple:
@@ -68,29 +70,25 @@ def _execute(job, address, workers) -> tuple:
     ray = require("ray", "ray", "tts_fast.distributed.ray")
     from ray.util import ActorPool
 
-    args = job.args
+    config = job.config
     started = _connect(ray, address)
     try:
         t0 = time.perf_counter()
         todo = pending(job)
-        resumed = len(job.specs) - sum(len(g.members) for g in todo)
-        if not todo:
-            print(f"tts-fast run: all {len(job.specs)} prompt(s) already done in {args.out}", flush=True)
-        elif resumed:
-            print(f"tts-fast run: resuming: {resumed} prompt(s) already done, {len(job.specs) - resumed} to go", flush=True)
+        resumed = announce(job, sum(len(g.members) for g in todo))
         gpus = int(ray.cluster_resources().get("GPU", 0))
-        if args.device.startswith("cuda") and not gpus:
-            raise CLIError(f"--device {args.device}: the Ray cluster has no GPU")
-        if args.device not in ("auto", "cpu", "cuda"):
-            raise CLIError(f"--device {args.device}: with --ray use auto, cuda or cpu (Ray gives each worker its own GPU)")
-        use_gpu = gpus > 0 and args.device != "cpu"
+        if config.device.startswith("cuda") and not gpus:
+            raise UserError(f"--device {config.device}: the Ray cluster has no GPU")
+        if config.device not in ("auto", "cpu", "cuda"):
+            raise UserError(f"--device {config.device}: with --ray use auto, cuda or cpu (Ray gives each worker its own GPU)")
+        use_gpu = gpus > 0 and config.device != "cpu"
         n = workers or (gpus if use_gpu else max(1, int(ray.cluster_resources().get("CPU", 1))))
         n = min(n, len(todo))
         outcomes = []
         if n:
             actor = ray.remote(num_gpus=1 if use_gpu else 0, num_cpus=1, max_restarts=RESTARTS, max_task_retries=RESTARTS)(_Actor)
             pool = ActorPool([actor.remote(job, "cuda" if use_gpu else "cpu", r, n) for r in range(n)])
-            bar = RankProgress(sum(len(g.members) for g in todo), enabled=not args.no_progress, desc=f"ray x{n}")
+            bar = RankProgress(sum(len(g.members) for g in todo), enabled=config.progress, desc=f"ray x{n}")
             try:
                 for outcome in pool.map_unordered(lambda a, g: a.run_group.remote(g), todo):
                     outcomes.append(outcome)
@@ -104,11 +102,7 @@ def _execute(job, address, workers) -> tuple:
         wall = time.perf_counter() - t0
         ranks = [rank_stats([o for o in outcomes if o["rank"] == r], r, wall) for r in range(n)]
         run = this_run(ranks, wall, "ray", resumed)
-        result = summary.write(job, run)
-        if result["failed"]:
-            print(f"tts-fast run: {result['failed']} prompt(s) failed (listed in {args.out}/summary.md)", file=sys.stderr, flush=True)
-        print(final_line(run, args.out), flush=True)
-        return (1 if run["prompts_failed"] else 0), result
+        return (1 if run["prompts_failed"] else 0), finish(job, run)
     finally:
         if started:
             ray.shutdown()
@@ -118,15 +112,12 @@ def run(argv, *, address: str = "auto", workers=None) -> dict:
     """``tts-fast run`` options (a list of strings, without ``run``) -> run them on Ray; the summary dict
     (what summary.json holds; its ``this_run`` has prompts/s).
 
-    Uses the cluster of an earlier ``ray.init`` when there is one. Raises CLIError (naming the
+    Uses the cluster of an earlier ``ray.init`` when there is one. Raises UserError (naming the
     option) for bad input, before any worker starts, and RuntimeError when a worker died for good.
     """
-    args = build_parser(raise_errors=True).parse_args(list(argv))
-    if args.ray is None:
-        args.ray = address
-    if workers is not None:
-        args.ray_workers = workers
-    status, result = _execute(prepare(args), args.ray, args.ray_workers)
+    config = parse_config(argv)
+    config = dataclasses.replace(config, ray=config.ray or address, ray_workers=workers or config.ray_workers)
+    status, result = _execute(prepare(config), config.ray, config.ray_workers)
     if result is None:
         raise RuntimeError("a Ray worker died for good: finished prompts are saved; call run() again to complete the set")
     return result

@@ -31,7 +31,6 @@ UNIT = 4.0
 OFFSET = 4.0
 RADIUS = 0.7
 GOAL_TOL = 1.0
-START_NOISE = 1.0  # ogbench: U(-noise, noise) * unit / 4 per axis, noise = 1
 
 _LAYOUTS = {
     "medium": """
@@ -202,10 +201,6 @@ class Maze:
         return self.ij_to_xy(s), self.ij_to_xy(g)
 
     # -- shortest paths over cells (BFS, cached per goal cell) ------------------------------------
-
-    def distances(self, goal_ij) -> np.ndarray:
-        """BFS cell distance of every cell to goal_ij (-1: wall or unreachable)."""
-        return _bfs(self.name, tuple(goal_ij)).copy()
 
     def next_cells(self, goal_ij) -> np.ndarray:
         """[rows, cols, 2] the neighbour cell the oracle moves to from each cell (ogbench's rule)."""

@@ -22,8 +22,6 @@ wall ring) maps to [-1, 1] per axis. :meth:`MazePlanner.decode` un-normalises to
 
 from __future__ import annotations
 
-import functools
-import os
 from typing import Optional, Sequence
 
 import numpy as np
@@ -33,12 +31,10 @@ import torch.nn.functional as F
 
 from .. import schedules as _schedules
 from .._embeddings import sinusoidal_embedding
-from .._checkpoints import expect_dict, expect_state_dict, load_weights
 from .._device_checks import prompt_rows
 from ..models.base import Denoiser, per_sample_timesteps
 from .envs import check_maze_name, maze as _maze
 
-WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 TRAIN_STEPS = 256
 
 
@@ -252,84 +248,3 @@ class MazePlanner(Denoiser):
     def to(self, device) -> "MazePlanner":
         return MazePlanner(self.net, self.maze.name, self.tasks, horizon=self.horizon, stride=self.stride,
                            schedule=self.schedule, device=device, meta=self.meta)
-
-
-# ----------------------------------------------------------------------------------------------
-# shipped weights
-
-
-def weights_path(maze_name: str, weights_dir: Optional[str] = None) -> str:
-    """``{dir}/pointmaze_{maze}.pt``; dir: given, else $TTS_FAST_MAZE_WEIGHTS, else the shipped folder."""
-    folder = weights_dir or os.environ.get("TTS_FAST_MAZE_WEIGHTS") or WEIGHTS_DIR
-    return os.path.join(folder, f"pointmaze_{check_maze_name(maze_name)}.pt")
-
-
-_WHAT = "a tts_fast maze planner checkpoint"
-_KEYS = ("kind", "config", "state_dict")
-_CONFIG_KEYS = ("net", "horizon", "stride")
-
-
-@functools.lru_cache(maxsize=8)
-def _load(path: str, mtime: float) -> dict:
-    ck = load_weights(path, _WHAT, f"a dict with keys {', '.join(_KEYS)}, meta (written by python -m tts_fast.maze.train)")
-    ck = expect_dict(ck, path, _WHAT, _KEYS)
-    if ck["kind"] != "pointmaze_planner":
-        raise ValueError(f"{path} is not {_WHAT}: it holds kind={ck['kind']!r} (expected 'pointmaze_planner')")
-    expect_dict(ck["config"], path, "the config of " + _WHAT, _CONFIG_KEYS)
-    expect_dict(ck["config"]["net"], path, "the network config of " + _WHAT, ("transition_dim", "dim", "dim_mults"))
-    expect_state_dict(ck["state_dict"], path, _WHAT)
-    return ck
-
-
-def load_checkpoint(maze_name: str, weights_dir: Optional[str] = None) -> dict:
-    """The planner checkpoint of a maze: {'kind': 'pointmaze_planner', 'config', 'state_dict', 'meta'}.
-
-    Raises FileNotFoundError for a missing file and ValueError naming the file for one that is not a
-    planner checkpoint of this maze (truncated, corrupted, another kind of file, another maze's).
-    """
-    path = weights_path(maze_name, weights_dir)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"no planner weights for maze {maze_name!r} at {path}; train them with "
-            f"`python -m tts_fast.maze.train --maze {maze_name} --out DIR` and pass weights_dir=DIR"
-        )
-    ck = _load(path, os.path.getmtime(path))
-    trained_on = ck["config"].get("maze")
-    if trained_on is not None and trained_on != maze_name:
-        raise ValueError(f"{path} is the planner of maze {trained_on!r}, not of {maze_name!r} (its coordinates would be wrong)")
-    return ck
-
-
-def trained_mazes(weights_dir: Optional[str] = None) -> list[str]:
-    """Mazes with planner weights in the (shipped) weights folder."""
-    from .envs import MAZES
-
-    return [m for m in MAZES if os.path.isfile(weights_path(m, weights_dir))]
-
-
-def planner(maze_name: str, tasks=None, *, horizon: Optional[int] = None, device=None,
-            weights_dir: Optional[str] = None) -> MazePlanner:
-    """The pretrained planner of a maze.
-
-    Args:
-        maze_name: 'medium', 'large' or 'giant' (shipped; 'ultra' after training it).
-        tasks: [P, 2, 2] world (start, goal) pairs, one per prompt row (default: the maze's 5
-            evaluation tasks without noise).
-        horizon: waypoints per plan (default: the training horizon).
-        device: 'cpu', 'cuda', ... (default: CUDA when available).
-    """
-    check_maze_name(maze_name)
-    ck = load_checkpoint(maze_name, weights_dir)
-    try:
-        net = TemporalUnet(**ck["config"]["net"])
-        net.load_state_dict(ck["state_dict"])
-    except (TypeError, ValueError, RuntimeError) as e:  # config or weights of another network
-        raise ValueError(f"{weights_path(maze_name, weights_dir)} does not hold a TemporalUnet planner "
-                         f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
-    m = _maze(maze_name)
-    if tasks is None:
-        tasks = [np.stack(m.task_xy(k)) for k in range(1, len(m.tasks) + 1)]
-    if device is None or device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return MazePlanner(net, maze_name, tasks, horizon=horizon or ck["config"]["horizon"], stride=ck["config"]["stride"],
-                       device=device, meta=ck.get("meta"))

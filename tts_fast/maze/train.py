@@ -31,7 +31,8 @@ from .._io import atomic_path
 from .._training import train_step
 from . import data as _data
 from .envs import MAZES, check_maze_name
-from .planner import Normalizer, TemporalUnet, num_params, planner_schedule, weights_path
+from .planner import Normalizer, TemporalUnet, num_params, planner_schedule
+from .weights import weights_path
 
 # Per-maze plan shape: H waypoints every `stride` steps. The dataset's expert covers about 1.4 units
 # (a third of a cell) in 10 steps; H is chosen so that (H - 1) * stride steps cover the longest of

@@ -19,7 +19,7 @@ from typing import Optional
 
 import torch
 
-from ._sd import _as_list, _reject_unused
+from ._adapter import PipelineAdapter, as_list, reject_micro_conditioning, reject_unused
 
 
 def calculate_mu(image_seq_len: int, config) -> float:
@@ -45,8 +45,37 @@ def equivalent_shift(mu: float, time_shift_type: str = "exponential") -> float:
     raise ValueError(f"unknown time_shift_type {time_shift_type!r}")
 
 
-class FluxAdapter:
+class FluxAdapter(PipelineAdapter):
+    """FLUX.1: the transformer on packed 2x2 latent tokens, T5 + CLIP text, distilled guidance
+    (``default_guidance``: FluxPipeline's 3.5 for the embedding)."""
+
     kind = "flux"
+    pipeline = "FluxPipeline"
+    default_guidance = 3.5
+    size_multiple = 16
+    gpu_dtype = torch.bfloat16
+
+    def guidance(self, guidance_scale: Optional[float], true_cfg_scale: float, guidance_rescale: float, has_negative: bool) -> tuple:
+        """(cfg, guidance scale of the CFG mix, distilled guidance or None) from DiffusersModel's options.
+
+        FLUX: ``guidance_scale`` is the distilled guidance embedding (default :attr:`default_guidance`;
+        None for transformers without one); true classifier-free guidance runs when
+        ``true_cfg_scale`` > 1, with a negative prompt.
+        """
+        if true_cfg_scale > 1 and not has_negative:
+            raise ValueError("true_cfg_scale > 1 needs a negative_prompt (or negative_prompt_embeds)")
+        if guidance_rescale:
+            raise ValueError("guidance_rescale applies to SD/SDXL classifier-free guidance, not to FLUX")
+        cfg = true_cfg_scale > 1
+        distilled = float(self.default_guidance if guidance_scale is None else guidance_scale) if self.guidance_embeds else None
+        return cfg, (float(true_cfg_scale) if cfg else 1.0), distilled
+
+    def encode_options(self, *, guidance_scale, max_sequence_length, original_size, crops_coords_top_left, target_size,
+                       **other_families) -> dict:
+        """FLUX's own keyword arguments of :meth:`encode` (the distilled guidance, the T5 length); SDXL's
+        micro-conditioning is refused."""
+        reject_micro_conditioning(self.kind, original_size, crops_coords_top_left, target_size)
+        return {"guidance_scale": guidance_scale, "max_sequence_length": max_sequence_length}
 
     def __init__(self, pipe):
         self.pipe = pipe
@@ -93,11 +122,11 @@ class FluxAdapter:
         max_sequence_length=512,
         **unused,
     ):
-        _reject_unused(unused, self.kind)
+        reject_unused(unused, self.kind)
         n = len(prompts) if prompts is not None else prompt_embeds.shape[0]
         pe, ppe, txt_ids = self.pipe.encode_prompt(
             prompt=prompts,
-            prompt_2=_as_list(prompts_2, n, "prompts_2"),
+            prompt_2=as_list(prompts_2, n, "prompts_2"),
             device=device,
             num_images_per_prompt=1,
             prompt_embeds=prompt_embeds,
@@ -108,10 +137,10 @@ class FluxAdapter:
         table = {"encoder_hidden_states": pe, "pooled_projections": ppe}
         uncond = None
         if cfg:
-            neg = _as_list(negative_prompt, n, "negative_prompt")
+            neg = as_list(negative_prompt, n, "negative_prompt")
             ne, npe, neg_ids = self.pipe.encode_prompt(
                 prompt=neg,
-                prompt_2=_as_list(negative_prompt_2, n, "negative_prompt_2"),
+                prompt_2=as_list(negative_prompt_2, n, "negative_prompt_2"),
                 device=device,
                 num_images_per_prompt=1,
                 prompt_embeds=negative_prompt_embeds,
@@ -123,7 +152,7 @@ class FluxAdapter:
                 raise ValueError(f"negative prompt embeddings {tuple(ne.shape)} must match the prompt embeddings {tuple(pe.shape)}")
             uncond = {"encoder_hidden_states": ne, "pooled_projections": npe}
         if self.guidance_embeds:
-            g = torch.full((n,), float(3.5 if guidance_scale is None else guidance_scale), device=device, dtype=torch.float32)
+            g = torch.full((n,), float(self.default_guidance if guidance_scale is None else guidance_scale), device=device, dtype=torch.float32)
             table["guidance"] = g
             if uncond is not None:
                 uncond["guidance"] = g

@@ -7,26 +7,38 @@ particles at per-particle timesteps.
 
 from __future__ import annotations
 
+from typing import Optional
 
 import torch
 
-
-def _as_list(v, n: int, name: str):
-    """None, a string (shared by all prompts) or a list of n strings -> None or a list of n."""
-    if v is None:
-        return None
-    if isinstance(v, str):
-        return [v] * n
-    v = list(v)
-    if len(v) != n or not all(isinstance(s, str) for s in v):
-        raise ValueError(f"{name} must be a string or a list of {n} strings (one per prompt)")
-    return v
+from ._adapter import PipelineAdapter, as_list, reject_micro_conditioning, reject_unused
 
 
-class SDAdapter:
+class SDAdapter(PipelineAdapter):
     """SD 1.x / 2.x: ``unet(x, t, encoder_hidden_states)``."""
 
     kind = "sd"
+    pipeline = "StableDiffusionPipeline"
+    default_guidance = 7.5
+    size_multiple = 8
+    gpu_dtype = torch.float16
+
+    def guidance(self, guidance_scale: Optional[float], true_cfg_scale: float, guidance_rescale: float, has_negative: bool) -> tuple:
+        """(cfg, guidance scale of the CFG mix, distilled guidance or None) from DiffusersModel's options.
+
+        SD/SDXL: classifier-free guidance with ``guidance_scale`` (default :attr:`default_guidance`),
+        on when it is > 1 (diffusers' convention).
+        """
+        if true_cfg_scale != 1.0:
+            raise ValueError("true_cfg_scale is a FLUX option; SD/SDXL use guidance_scale")
+        g = self.default_guidance if guidance_scale is None else float(guidance_scale)
+        return g > 1, g, None
+
+    def encode_options(self, *, original_size, crops_coords_top_left, target_size, **other_families) -> dict:
+        """The family's own keyword arguments of :meth:`encode` from DiffusersModel's options (SD: none);
+        SDXL's micro-conditioning is refused (it would be ignored)."""
+        reject_micro_conditioning(self.kind, original_size, crops_coords_top_left, target_size)
+        return {}
 
     def __init__(self, pipe):
         self.pipe = pipe
@@ -50,14 +62,14 @@ class SDAdapter:
         return (self.in_channels, height // f, width // f)
 
     def encode(self, prompts, *, cfg, negative_prompt, prompt_embeds, negative_prompt_embeds, device, encode_kwargs, **unused):
-        _reject_unused(unused, self.kind)
+        reject_unused(unused, self.kind)
         n = len(prompts) if prompts is not None else prompt_embeds.shape[0]
         pe, ne = self.pipe.encode_prompt(
             prompts,
             device,
             1,
             cfg,
-            negative_prompt=_as_list(negative_prompt, n, "negative_prompt"),
+            negative_prompt=as_list(negative_prompt, n, "negative_prompt"),
             prompt_embeds=prompt_embeds,
             negative_prompt_embeds=negative_prompt_embeds,
             **encode_kwargs,
@@ -81,6 +93,13 @@ class SDXLAdapter(SDAdapter):
     """SDXL: two text encoders, pooled text embeddings and size/crop time ids as added conditions."""
 
     kind = "sdxl"
+    pipeline = "StableDiffusionXLPipeline"
+    default_guidance = 5.0
+
+    def encode_options(self, *, height, width, original_size, crops_coords_top_left, target_size, **other_families) -> dict:
+        """SDXL's micro-conditioning (the image size and crop) for :meth:`encode`."""
+        return dict(height=height, width=width, original_size=original_size, crops_coords_top_left=crops_coords_top_left,
+                    target_size=target_size)
 
     def __init__(self, pipe):
         super().__init__(pipe)
@@ -108,16 +127,16 @@ class SDXLAdapter(SDAdapter):
         target_size=None,
         **unused,
     ):
-        _reject_unused(unused, self.kind)
+        reject_unused(unused, self.kind)
         n = len(prompts) if prompts is not None else prompt_embeds.shape[0]
         pe, ne, ppe, npe = self.pipe.encode_prompt(
             prompt=prompts,
-            prompt_2=_as_list(prompts_2, n, "prompts_2"),
+            prompt_2=as_list(prompts_2, n, "prompts_2"),
             device=device,
             num_images_per_prompt=1,
             do_classifier_free_guidance=cfg,
-            negative_prompt=_as_list(negative_prompt, n, "negative_prompt"),
-            negative_prompt_2=_as_list(negative_prompt_2, n, "negative_prompt_2"),
+            negative_prompt=as_list(negative_prompt, n, "negative_prompt"),
+            negative_prompt_2=as_list(negative_prompt_2, n, "negative_prompt_2"),
             prompt_embeds=prompt_embeds,
             negative_prompt_embeds=negative_prompt_embeds,
             pooled_prompt_embeds=pooled_prompt_embeds,
@@ -147,9 +166,3 @@ class SDXLAdapter(SDAdapter):
     def call(self, x, t, encoder_hidden_states, text_embeds, time_ids):
         added = {"text_embeds": text_embeds, "time_ids": time_ids}
         return self.net(x, t, encoder_hidden_states=encoder_hidden_states, added_cond_kwargs=added, return_dict=False)[0]
-
-
-def _reject_unused(unused: dict, kind: str) -> None:
-    given = sorted(k for k, v in unused.items() if v is not None and k not in ("height", "width", "max_sequence_length"))
-    if given:
-        raise ValueError(f"option(s) {given} do not apply to {kind} pipelines")

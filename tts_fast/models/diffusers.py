@@ -32,7 +32,7 @@ s = e^mu. So the adapter's FlowSchedule(shift=e^mu) reproduces FluxPipeline's si
 (1024x1024: mu = 1.15, shift = 3.16; 512x512: mu = 0.7125, shift = 2.04).
 
 Particle methods on FLUX run the SDE form of the flow: the engine's DDIM(eta > 0) step on a flow
-grid samples the Gaussian-path posterior, whose marginals are the flow's (DESIGN.md); eta = 0 is
+grid samples the Gaussian-path posterior, whose marginals are the flow's (see :mod:`tts_fast.schedules`); eta = 0 is
 the Euler step of FluxPipeline.
 """
 
@@ -49,10 +49,25 @@ from .. import schedules as _schedules
 from .._chunking import AdaptiveChunks
 from .._device_checks import prompt_rows
 from .._extras import require
+from ._flux import FluxAdapter, calculate_mu, equivalent_shift
+from ._sd import SDAdapter, SDXLAdapter
 from .backends import BACKENDS, make_runner
 from .base import Denoiser
 
-__all__ = ["DiffusersModel", "schedule_from_scheduler"]
+__all__ = ["DiffusersModel", "schedule_from_scheduler", "ADAPTERS", "adapter_of"]
+
+# The adapter of each pipeline kind (DiffusersModel.kind); their class attributes are the families' defaults.
+ADAPTERS = {"sd": SDAdapter, "sdxl": SDXLAdapter, "flux": FluxAdapter}
+_ARCHITECTURE_KINDS = {"sd15": "sd", "sdxl": "sdxl", "flux": "flux"}
+
+
+def adapter_of(architecture: str) -> type:
+    """The adapter class of an architecture ('sd15', 'sdxl', 'flux' as in tts_fast.models.architectures and
+    ``--model``): its ``pipeline``, ``default_guidance``, ``size_multiple`` and ``default_dtype(device)``."""
+    if architecture not in _ARCHITECTURE_KINDS:
+        raise ValueError(f"architecture must be one of {', '.join(_ARCHITECTURE_KINDS)}; got {architecture!r}")
+    return ADAPTERS[_ARCHITECTURE_KINDS[architecture]]
+
 
 _UNSUPPORTED_FLOW_OPTIONS = ("shift_terminal", "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "invert_sigmas", "stochastic_sampling")
 
@@ -86,8 +101,6 @@ def schedule_from_scheduler(scheduler, *, image_seq_len: Optional[int] = None) -
         if cfg.get("use_dynamic_shifting"):
             if image_seq_len is None:
                 raise ValueError("this scheduler shifts its sigmas by resolution (use_dynamic_shifting): image_seq_len is needed")
-            from ._flux import calculate_mu, equivalent_shift
-
             shift = equivalent_shift(calculate_mu(image_seq_len, cfg), cfg.get("time_shift_type", "exponential"))
         else:
             shift = float(cfg.get("shift", 1.0))
@@ -221,79 +234,47 @@ class DiffusersModel(Denoiser):
         if isinstance(pipe, (str, bytes)) or hasattr(pipe, "__fspath__"):
             pipe = _load_pipeline(pipe, torch_dtype, device)
         self.pipe = pipe
-        self.kind = _pipeline_kind(pipe)
-        if self.kind == "flux":
-            from ._flux import FluxAdapter
-
-            self._adapter = FluxAdapter(pipe)
-        else:
-            from ._sd import SDAdapter, SDXLAdapter
-
-            self._adapter = SDXLAdapter(pipe) if self.kind == "sdxl" else SDAdapter(pipe)
+        self._adapter = ADAPTERS[_pipeline_kind(pipe)](pipe)
+        self.kind = self._adapter.kind
         net = self._adapter.net
         self.device = torch.device(net.device)
         self.net_dtype = net.dtype
         self.dtype = dtype
-
-        # size
         dh, dw = self._adapter.default_size()
         self.height, self.width = (dh if height is None else height), (dw if width is None else width)
         self.sample_shape = self._adapter.sample_shape(self.height, self.width)
+        extra = self._adapter.encode_options(height=self.height, width=self.width, guidance_scale=guidance_scale,
+                                             max_sequence_length=max_sequence_length, original_size=original_size,
+                                             crops_coords_top_left=crops_coords_top_left, target_size=target_size)
+        self._set_guidance(guidance_scale, true_cfg_scale, guidance_rescale,
+                           has_negative=negative_prompt is not None or negative_prompt_embeds is not None)
+        self._read_schedule()
+        self._encode_args = dict(negative_prompt=negative_prompt, prompts_2=prompts_2, negative_prompt_2=negative_prompt_2,
+                                 encode_kwargs=dict(encode_kwargs or {}), extra=extra)
+        self.set_prompts(prompts, prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_prompt_embeds,
+                         pooled_prompt_embeds=pooled_prompt_embeds, negative_pooled_prompt_embeds=negative_pooled_prompt_embeds)
+        self._set_backend(backend, backend_options, max_batch=max_batch, decode_batch=decode_batch, slots=slots)
+        self._set_decoding(decoder, decode_scale, upcast_vae)
 
-        # guidance
-        if self.kind != "sdxl":
-            given = [k for k, v in (("original_size", original_size), ("target_size", target_size)) if v is not None]
-            given += ["crops_coords_top_left"] if tuple(crops_coords_top_left) != (0, 0) else []
-            if given:
-                raise ValueError(f"{', '.join(given)}: SDXL micro-conditioning, not an option of {self.kind} pipelines")
-        if self.kind == "flux":
-            if true_cfg_scale > 1 and negative_prompt is None and negative_prompt_embeds is None:
-                raise ValueError("true_cfg_scale > 1 needs a negative_prompt (or negative_prompt_embeds)")
-            if guidance_rescale:
-                raise ValueError("guidance_rescale applies to SD/SDXL classifier-free guidance, not to FLUX")
-            self.cfg = true_cfg_scale > 1
-            self.guidance_scale = float(true_cfg_scale) if self.cfg else 1.0
-            self.distilled_guidance = None if not self._adapter.guidance_embeds else float(3.5 if guidance_scale is None else guidance_scale)
-            extra = {"guidance_scale": guidance_scale, "max_sequence_length": max_sequence_length}
-        else:
-            if true_cfg_scale != 1.0:
-                raise ValueError("true_cfg_scale is a FLUX option; SD/SDXL use guidance_scale")
-            g = (7.5 if self.kind == "sd" else 5.0) if guidance_scale is None else float(guidance_scale)
-            self.cfg = g > 1
-            self.guidance_scale = g
-            self.distilled_guidance = None
-            extra = {"height": self.height, "width": self.width} if self.kind == "sdxl" else {}
-            if self.kind == "sdxl":
-                extra.update(original_size=original_size, crops_coords_top_left=crops_coords_top_left, target_size=target_size)
+    def _set_guidance(self, guidance_scale, true_cfg_scale, guidance_rescale, *, has_negative: bool) -> None:
+        """cfg, guidance_scale, distilled_guidance (the family's rule, see the adapters) and guidance_rescale."""
+        self.cfg, self.guidance_scale, self.distilled_guidance = self._adapter.guidance(guidance_scale, true_cfg_scale, guidance_rescale,
+                                                                                        has_negative)
         self.guidance_rescale = float(guidance_rescale)
         if self.guidance_rescale and not self.cfg:
             raise ValueError(f"guidance_rescale={guidance_rescale} rescales classifier-free guidance, which is off (guidance_scale={self.guidance_scale} <= 1)")
 
-        # schedule
+    def _read_schedule(self) -> None:
+        """schedule and prediction_type from the pipeline's scheduler (FLUX: at this image size)."""
         seq = self._adapter.image_seq_len() if self.kind == "flux" else None
-        self.schedule, self.prediction_type = schedule_from_scheduler(pipe.scheduler, image_seq_len=seq)
+        self.schedule, self.prediction_type = schedule_from_scheduler(self.pipe.scheduler, image_seq_len=seq)
         if self.kind == "flux" and self.prediction_type != "flow":
-            raise ValueError(f"FLUX pipelines need a flow-matching scheduler, got {type(pipe.scheduler).__name__}")
+            raise ValueError(f"FLUX pipelines need a flow-matching scheduler, got {type(self.pipe.scheduler).__name__}")
         if self.kind != "flux" and self.prediction_type == "flow":
-            raise ValueError(f"{self.kind} UNets need a VP (DDIM/Euler/...) scheduler, got {type(pipe.scheduler).__name__}")
+            raise ValueError(f"{self.kind} UNets need a VP (DDIM/Euler/...) scheduler, got {type(self.pipe.scheduler).__name__}")
 
-        # text conditioning, once
-        self._encode_args = dict(
-            negative_prompt=negative_prompt,
-            prompts_2=prompts_2,
-            negative_prompt_2=negative_prompt_2,
-            encode_kwargs=dict(encode_kwargs or {}),
-            extra=extra,
-        )
-        self.set_prompts(
-            prompts,
-            prompt_embeds=prompt_embeds,
-            negative_prompt_embeds=negative_prompt_embeds,
-            pooled_prompt_embeds=pooled_prompt_embeds,
-            negative_pooled_prompt_embeds=negative_pooled_prompt_embeds,
-        )
-
-        # memory caps and backend
+    def _set_backend(self, backend: str, backend_options, *, max_batch, decode_batch, slots) -> None:
+        """The memory caps (network rows, VAE batch) and the backend runner of the network call."""
         if max_batch is not None and self.cfg and max_batch < 2:
             raise ValueError("max_batch must be >= 2 with classifier-free guidance (a CFG pair is 2 network rows)")
         self.max_batch = max_batch
@@ -303,10 +284,11 @@ class DiffusersModel(Denoiser):
         self.backend = backend
         self._runner = make_runner(backend, self._adapter.call, max_batch=max_batch, slots=slots, options=backend_options)
 
-        # decoding
+    def _set_decoding(self, decoder, decode_scale, upcast_vae) -> None:
+        """The decoder of the scores taken during search, its scale, and the VAE's dtype."""
         self.decode_scale = float(decode_scale)
         self.decoder = decoder
-        vae = pipe.vae
+        vae = self.pipe.vae
         if vae is None:
             raise ValueError("the pipeline has no VAE: DiffusersModel decodes latents with pipe.vae")
         if upcast_vae is None:

@@ -26,12 +26,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .._checkpoints import build_network
 from .._io import atomic_path
 from .critic import mlp
 from .datasets import load, transitions
 from .evaluate import paper_local
-from .policy import StateNormalizer, as_states
-from .weights import _build, critic as load_critic, load_checkpoint, policy as load_policy, q_verifier, weights_path
+from .policy import SAMPLING_STEPS, StateNormalizer, as_states
+from .weights import load_checkpoint, load_critic, load_policy, q_verifier, weights_path
 
 
 # teacher name -> (tts.search method, whether the paper's per-dataset local-search options apply)
@@ -69,7 +70,7 @@ def search_actions(env: str, dataset: str, states: np.ndarray, *, method: str, n
     out, nfe = [], 0
     for k in range(0, len(states), batch):
         s = torch.from_numpy(states[k:k + batch])
-        res = search(pol.with_states(s), q.with_states(s), method, n_particles=n_particles, num_steps=15, batch_size=len(s),
+        res = search(pol.with_states(s), q.with_states(s), method, n_particles=n_particles, num_steps=SAMPLING_STEPS, batch_size=len(s),
                      seed=seed + k, progress=False, **options)
         out.append(res.samples.detach().numpy())
         nfe += int(res.nfe_per_prompt.sum())
@@ -154,7 +155,7 @@ def distilled_policy(env: str, dataset: str, teacher: str = "paper", weights_dir
         raise ValueError(f"{path} holds no policy distilled from teacher {teacher!r}; make it with "
                          f"`python -m tts_fast.rl.distill --env {env} --dataset {dataset} --teacher {teacher} ...`")
     d = ck["distilled"][teacher]
-    return _build(OneStepPolicy, d["config"], d["state_dict"], path)
+    return build_network(OneStepPolicy, d["config"], d["state_dict"], path)
 
 
 def distilled_actor(env: str, dataset: str, teacher: str = "paper", weights_dir: Optional[str] = None):

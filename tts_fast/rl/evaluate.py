@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .envs import make_env, normalized_score, task
+from .policy import SAMPLING_STEPS
 
 Actor = Callable[[np.ndarray, int], tuple]
 SATURATED = 0.99  # |action coordinate| from which it counts as at the edge of the action box
@@ -27,7 +28,7 @@ SATURATED = 0.99  # |action coordinate| from which it counts as at the edge of t
 
 @dataclass
 class Evaluation:
-    """Outcome of :func:`evaluate`: returns and scores [seeds, episodes], NFE per action, wall seconds.
+    """Outcome of :func:`evaluate_actor`: returns and scores [seeds, episodes], NFE per action, wall seconds.
 
     ``saturation``: the fraction of all action coordinates taken with ``|a| >= SATURATED`` (at the
     edge of the [-1, 1] action box), the sign of a search that exploits its critic out of the data.
@@ -58,7 +59,7 @@ class Evaluation:
         return float(s.std(ddof=1) / np.sqrt(len(s))) if len(s) > 1 else 0.0
 
 
-def evaluate(env: str, act: Actor, *, seeds=range(5), episodes: int = 10, max_steps: Optional[int] = None,
+def evaluate_actor(env: str, act: Actor, *, seeds=range(5), episodes: int = 10, max_steps: Optional[int] = None,
              extrapolate: bool = False, progress: bool = True, desc: str = "") -> Evaluation:
     """Run ``len(seeds) * episodes`` episodes of ``env`` with ``act``, all live environments batched.
 
@@ -126,7 +127,7 @@ def _bar(progress: bool, total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="step", leave=False)
 
 
-def search_actor(policy, verifier, method, *, n_particles: int, num_steps: int = 15, seed: int = 0,
+def search_actor(policy, verifier, method, *, n_particles: int, num_steps: int = SAMPLING_STEPS, seed: int = 0,
                  budget_per_state: Optional[int] = None, **options) -> Actor:
     """An actor that picks each action by ``tts.search(policy.with_states(s), verifier.with_states(s), method, ...)``.
 

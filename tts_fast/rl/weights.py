@@ -1,7 +1,7 @@
 """The shipped agents: one file per (env, dataset) holding the diffusion policy and the twin-Q critic.
 
     import tts_fast as tts
-    policy = tts.rl.policy("halfcheetah", "medium", states)      # a tts.Denoiser; prompt rows = states
+    policy = tts.rl.load_policy("halfcheetah", "medium", states)  # a tts.Denoiser; prompt rows = states
     q = tts.rl.q_verifier("halfcheetah", "medium", states)       # min(Q1, Q2)(s, a0), differentiable
     res = tts.search(policy, q, "bon", n_particles=4, num_steps=15, batch_size=len(states))
 
@@ -12,13 +12,11 @@ one-step policy of a search under the key ``distilled``.
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Optional
 
-import torch
-
-from .._checkpoints import expect_dict, expect_state_dict, load_weights
+from .._checkpoints import build_network, expect_dict, expect_state_dict, load_checkpoint as _load
+from .._devices import resolve_device
 from .critic import QVerifier, TwinQ
 from .envs import DATASETS, TASKS, check_dataset_name, task
 from .policy import ActionScoreNet, DiffusionPolicy
@@ -36,16 +34,10 @@ def weights_path(env: str, dataset: str, weights_dir: Optional[str] = None) -> s
     return os.path.join(folder, f"{env}_{dataset}.pt")
 
 
-@functools.lru_cache(maxsize=16)
-def _load(path: str, mtime: float) -> dict:
-    ck = expect_dict(load_weights(path, _WHAT, f"a dict with keys {', '.join(_KEYS)} (written by python -m tts_fast.rl.train)"),
-                     path, _WHAT, _KEYS)
-    if ck["kind"] != "tts_fast_rl_agent":
-        raise ValueError(f"{path} is not {_WHAT}: it holds kind={ck['kind']!r} (expected 'tts_fast_rl_agent')")
+def _check_structure(ck: dict, path: str) -> None:
     expect_dict(ck["config"], path, "the config of " + _WHAT, ("env", "dataset", "policy", "critic"))
     expect_state_dict(ck["policy"], path, _WHAT)
     expect_state_dict(ck["critic"], path, _WHAT)
-    return ck
 
 
 def load_checkpoint(env: str, dataset: str, weights_dir: Optional[str] = None) -> dict:
@@ -55,11 +47,10 @@ def load_checkpoint(env: str, dataset: str, weights_dir: Optional[str] = None) -
     that is not an agent checkpoint, or one trained on another env or dataset.
     """
     path = weights_path(env, dataset, weights_dir)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no agent weights for {env!r} / {dataset!r} at {path}; train them with "
-                                f"`python -m tts_fast.rl.train --env {env} --dataset {dataset} --data MINARI_PATH --out DIR` "
-                                "and pass weights_dir=DIR")
-    ck = _load(path, os.path.getmtime(path))
+    ck = _load(path, what=_WHAT, expected=f"a dict with keys {', '.join(_KEYS)} (written by python -m tts_fast.rl.train)", keys=_KEYS,
+               kinds=("tts_fast_rl_agent",), check=_check_structure,
+               missing=f"no agent weights for {env!r} / {dataset!r} at {path}; train them with "
+                       f"`python -m tts_fast.rl.train --env {env} --dataset {dataset} --data MINARI_PATH --out DIR` and pass weights_dir=DIR")
     if (ck["config"]["env"], ck["config"]["dataset"]) != (env, dataset):
         raise ValueError(f"{path} holds the agent of {ck['config']['env']!r} / {ck['config']['dataset']!r}, not of {env!r} / {dataset!r}")
     return ck
@@ -70,32 +61,25 @@ def trained_agents(weights_dir: Optional[str] = None) -> list[tuple[str, str]]:
     return [(e, d) for e in TASKS for d in DATASETS if os.path.isfile(weights_path(e, d, weights_dir))]
 
 
-def _build(cls, config: dict, state: dict, path: str):
-    try:
-        net = cls(**config)
-        net.load_state_dict(state)
-    except (TypeError, ValueError, RuntimeError) as e:  # config or weights of another network
-        raise ValueError(f"{path} does not hold a {cls.__name__} ({type(e).__name__}: {str(e).splitlines()[0]})") from None
-    return net.eval()
+def load_policy(env: str, dataset: str, states, *, device=None, weights_dir: Optional[str] = None) -> DiffusionPolicy:
+    """The behaviour diffusion policy of (env, dataset) holding ``states`` [P, obs_dim] as its prompt rows.
 
-
-def _device(device):
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device in (None, "auto") else device
-
-
-def policy(env: str, dataset: str, states, *, device=None, weights_dir: Optional[str] = None) -> DiffusionPolicy:
-    """The behaviour diffusion policy of (env, dataset) holding ``states`` [P, obs_dim] as its prompt rows."""
+    ``device``: 'cpu', 'cuda', ... (default 'auto': CUDA when available).
+    """
     ck = load_checkpoint(env, dataset, weights_dir)
-    net = _build(ActionScoreNet, ck["config"]["policy"], ck["policy"], weights_path(env, dataset, weights_dir))
-    return DiffusionPolicy(net, states, env=env, device=_device(device), meta=ck.get("meta"))
+    net = build_network(ActionScoreNet, ck["config"]["policy"], ck["policy"], weights_path(env, dataset, weights_dir))
+    return DiffusionPolicy(net, states, env=env, device=resolve_device(device), meta=ck.get("meta"))
 
 
-def critic(env: str, dataset: str, weights_dir: Optional[str] = None) -> TwinQ:
-    """The IQL twin-Q critic of (env, dataset)."""
+def load_critic(env: str, dataset: str, weights_dir: Optional[str] = None) -> TwinQ:
+    """The IQL twin-Q critic of (env, dataset), in eval mode on the CPU."""
     ck = load_checkpoint(env, dataset, weights_dir)
-    return _build(TwinQ, ck["config"]["critic"], ck["critic"], weights_path(env, dataset, weights_dir))
+    return build_network(TwinQ, ck["config"]["critic"], ck["critic"], weights_path(env, dataset, weights_dir))
 
 
 def q_verifier(env: str, dataset: str, states, *, device=None, weights_dir: Optional[str] = None) -> QVerifier:
-    """The Q-function verifier min(Q1, Q2)(s, a0) of (env, dataset) holding ``states`` [P, obs_dim]."""
-    return QVerifier(critic(env, dataset, weights_dir), states, device=_device(device))
+    """The Q-function verifier min(Q1, Q2)(s, a0) of (env, dataset) holding ``states`` [P, obs_dim].
+
+    ``device``: 'cpu', 'cuda', ... (default 'auto': CUDA when available).
+    """
+    return QVerifier(load_critic(env, dataset, weights_dir), states, device=resolve_device(device))

@@ -7,25 +7,24 @@ the same :class:`Job`.
 
 from __future__ import annotations
 
-import os
+import dataclasses
 from dataclasses import dataclass
 
-from .._cli_common import CLIError, check_options
-from .families import FAMILIES
+from .._user_errors import UserError
+from .config import RunConfig
+from .families import ModelFamily, family_of, refuse_pipeline_options
+from .options import check_method_options
 from .probe import probe_search
 from .prompts import Group, PromptSpec, make_groups, read_prompts
 
-# options of the diffusers pipelines that mean nothing for the built-in models (refused, not ignored)
-_PIPELINE_ONLY = ("verifier_weights", "aesthetic_head", "tokenizer", "guidance", "negative_prompt", "height", "width", "dtype", "max_batch")
 
-
-@dataclass
+@dataclass(frozen=True)
 class Job:
-    """What every worker of a run needs: ``args`` (the parsed options), the model ``family`` class,
+    """What every worker of a run needs: the ``config`` (its verifier filled in), the model ``family``,
     the prompt ``specs``, the search ``groups`` and the ``settings`` dict stored in every record."""
 
-    args: object
-    family: type
+    config: RunConfig
+    family: ModelFamily
     specs: list
     groups: list
     settings: dict
@@ -33,76 +32,56 @@ class Job:
     @property
     def out(self) -> str:
         """The output folder (--out)."""
-        return self.args.out
+        return self.config.out
 
 
-def settings_of(args) -> dict:
-    """What a record must match to be resumed (everything that changes the result)."""
-    return {
-        "model": args.model,
-        "weights": None if args.weights is None else os.path.abspath(args.weights),
-        "method": args.method,
-        "options": dict(args.option),
-        "particles": args.particles,
-        "steps": args.steps,
-        "budget": args.budget,
-        "verifier": args.verifier,
-        "verifier_weights": args.verifier_weights,
-        "aesthetic_head": args.aesthetic_head,
-        "guidance": args.guidance,
-        "negative_prompt": args.negative_prompt,
-        "height": args.height,
-        "width": args.width,
-        "seed": args.seed,
-        "prompt_batch": args.prompt_batch,
-        "dtype": args.dtype,
-        "decode_scale": args.decode_scale,
-    }
-
-
-def _check_family_options(args, family) -> None:
-    if args.verifier is None:
+def _with_verifier(config: RunConfig, family: ModelFamily) -> RunConfig:
+    """``config`` with the family's default verifier filled in, after checking the family takes it."""
+    model = config.model
+    if model.verifier is None:
         if family.default_verifier is None:
-            raise CLIError(f"--model {args.model} needs --verifier, one of {', '.join(family.verifiers)}")
-        args.verifier = family.default_verifier
-    if args.verifier not in family.verifiers:
-        raise CLIError(f"--verifier {args.verifier} does not apply to --model {args.model} (choose {', '.join(family.verifiers)})")
-    if not getattr(family, "pipeline_options", False):
-        given = [f"--{k.replace('_', '-')}" for k in _PIPELINE_ONLY if getattr(args, k) is not None]
-        given += [f"--backend {args.backend}"] if args.backend != "eager" else []
-        given += ["--decode-scale"] if args.decode_scale != 1.0 else []
-        if given:
-            raise CLIError(f"{', '.join(given)}: not an option of --model {args.model} (they apply to sd15, sdxl, flux)")
-    family.check(args)
+            raise UserError(f"--model {model.name} needs --verifier, one of {', '.join(family.verifiers)}")
+        model = dataclasses.replace(model, verifier=family.default_verifier)
+    if model.verifier not in family.verifiers:
+        raise UserError(f"--verifier {model.verifier} does not apply to --model {model.name} (choose {', '.join(family.verifiers)})")
+    return dataclasses.replace(config, model=model)
 
 
-def prepare(args) -> Job:
-    """Check ``args`` (from :func:`tts_fast.runs.options.add_arguments`) and every prompt; the Job to run.
-
-    Raises CLIError naming the option, or the prompt's file and line, before any work.
-    """
-    if args.ray is None and args.ray_workers is not None:
-        raise CLIError("--ray-workers applies with --ray ADDRESS")
-    family = FAMILIES[args.model]
-    _check_family_options(args, family)
-    specs: list[PromptSpec] = read_prompts(args.prompt, args.prompts_file)
-    for s in specs:
-        try:
-            family.check_prompt(s.text)
-        except CLIError as e:
-            raise CLIError(f"{s.where}: {e}") from None
-    base = check_options(args.method, args.option)
-    groups: list[Group] = make_groups(specs, args.prompt_batch, args.seed, base)
-    schedule = family.schedule(args)
-    probed = []  # distinct option sets (dicts are not hashable), each checked once at its largest group
+def _probe_groups(config: RunConfig, family: ModelFamily, specs: list, groups: list, base: dict) -> None:
+    """Run the search's own checks once per distinct option set, at its largest group (naming the
+    prompt line whose options fail)."""
+    schedule = family.schedule(config.model)
+    probed = []  # distinct option sets (dicts are not hashable)
     for g in groups:
         if g.options in probed:
             continue
         probed.append(g.options)
         where = next(specs[i].where for i in g.members)
         try:
-            opts = check_options(args.method, list(g.options.items()))
-            probe_search(args, schedule, opts, max(len(h.members) for h in groups if h.options == g.options))
-        except CLIError as e:
-            raise CLIError(f"{e}" if g.options == base else f"{where}: {e}") from None
-    return Job(args, family, specs, groups, settings_of(args))
+            opts = check_method_options(config.method, list(g.options.items()))
+            probe_search(config, schedule, opts, max(len(h.members) for h in groups if h.options == g.options))
+        except UserError as e:
+            raise UserError(f"{e}" if g.options == base else f"{where}: {e}") from None
+
+
+def prepare(config: RunConfig) -> Job:
+    """Check ``config`` and every prompt; the Job to run.
+
+    Raises UserError naming the option, or the prompt's file and line, before any work.
+    """
+    if config.ray is None and config.ray_workers is not None:
+        raise UserError("--ray-workers applies with --ray ADDRESS")
+    family = family_of(config.model)
+    config = _with_verifier(config, family)
+    refuse_pipeline_options(config.model, family)
+    family.check(config.model)
+    specs: list[PromptSpec] = read_prompts(config.prompts, config.prompts_file)
+    for s in specs:
+        try:
+            family.check_prompt(s.text)
+        except UserError as e:
+            raise UserError(f"{s.where}: {e}") from None
+    base = check_method_options(config.method, config.options)
+    groups: list[Group] = make_groups(specs, config.prompt_batch, config.seed, base)
+    _probe_groups(config, family, specs, groups, base)
+    return Job(config, family, specs, groups, config.settings())

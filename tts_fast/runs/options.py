@@ -1,12 +1,24 @@
-"""The command-line options of ``tts-fast run`` (shared by the torchrun and Ray launchers)."""
+"""The command-line options of ``tts-fast run`` and the :class:`~tts_fast.runs.config.RunConfig` they make.
+
+The one place that knows the flags' names: :func:`add_arguments` declares them (``tts-fast run``
+and :func:`tts_fast.distributed.ray.run` parse with it), :func:`config_of` turns the parsed
+namespace into the frozen config that everything after reads, and :func:`check_method_options`
+checks ``--option KEY=VALUE`` pairs against the method (``tts-fast profile`` uses it too).
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
-from .._cli_common import CLIError, key_value, nonnegative_float, nonnegative_int, positive_float, positive_int
-from .family_diffusers import DTYPES
+from .._arg_types import key_value, nonnegative_float, nonnegative_int, positive_float, positive_int
+from .._user_errors import UserError
+from .config import DTYPES, ModelConfig, RunConfig
 from .families import FAMILIES
+
+# keyword arguments of tts_fast.search that have their own flags: not method options
+SEARCH_ARGUMENTS = ("model", "verifier", "method", "n_particles", "num_steps", "batch_size", "seed", "local_verifier", "budget",
+                    "progress", "profile")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -69,10 +81,55 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 class _RaisingParser(argparse.ArgumentParser):
     def error(self, message):
-        raise CLIError(message)
+        raise UserError(message)
 
 
 def build_parser(raise_errors: bool = False) -> argparse.ArgumentParser:
     """A standalone parser of the ``tts-fast run`` options (without the subcommand word); with
-    ``raise_errors`` a bad option raises CLIError instead of exiting (for Python callers)."""
+    ``raise_errors`` a bad option raises UserError instead of exiting (for Python callers)."""
     return add_arguments((_RaisingParser if raise_errors else argparse.ArgumentParser)(prog="tts-fast run"))
+
+
+def model_config_of(args: argparse.Namespace) -> ModelConfig:
+    """The :class:`ModelConfig` of parsed options (``--model`` and its family's flags; flags a command
+    does not have stay at their defaults)."""
+    names = [f.name for f in dataclasses.fields(ModelConfig) if f.name != "name"]
+    return ModelConfig(args.model, **{f: getattr(args, f) for f in names if hasattr(args, f)})
+
+
+def config_of(args: argparse.Namespace) -> RunConfig:
+    """The :class:`RunConfig` of options parsed by :func:`add_arguments`: the run's one description."""
+    return RunConfig(
+        model=model_config_of(args), out=args.out, prompts=tuple(args.prompt), prompts_file=args.prompts_file, method=args.method,
+        options=tuple(args.option), particles=args.particles, steps=args.steps, budget=args.budget, seed=args.seed,
+        prompt_batch=args.prompt_batch, device=args.device, threads=args.threads, overwrite=args.overwrite,
+        progress=not args.no_progress, dist_timeout=args.dist_timeout, ray=args.ray, ray_workers=args.ray_workers,
+    )
+
+
+def parse_config(argv) -> RunConfig:
+    """``tts-fast run`` options (a list of strings, without ``run``) -> RunConfig; a bad one raises UserError."""
+    return config_of(build_parser(raise_errors=True).parse_args(list(argv)))
+
+
+def check_method_options(method: str, pairs, reserved=()) -> dict:
+    """``--option KEY=VALUE`` pairs -> the method's keyword options, checked before any work.
+
+    Refuses a key given twice (the last would win silently), keys that are search arguments with
+    their own flags (``reserved`` adds more), and names or values the method refuses (its
+    dataclasses validate them; the same error ``tts_fast.search`` would raise after loading).
+    """
+    from ..search.api import resolve_method
+
+    options = {}
+    for k, v in pairs:
+        if k in options:
+            raise UserError(f"--option {k} is given twice")
+        if k in SEARCH_ARGUMENTS or k in reserved:
+            raise UserError(f"--option {k}: {k} is not a method option (it has its own flag, or is set by the command)")
+        options[k] = v
+    try:
+        resolve_method(method, dict(options))
+    except (ValueError, TypeError) as e:
+        raise UserError(f"--option: {e}") from None
+    return options

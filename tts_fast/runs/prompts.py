@@ -14,7 +14,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .._cli_common import CLIError, _has_nonfinite
+from .._arg_types import has_nonfinite
+from .._user_errors import UserError
 
 _JSONL_KEYS = ("prompt", "seed", "options")
 MAX_SEED = 2**63 - 1
@@ -45,23 +46,23 @@ def _jsonl_spec(line: str, where: str) -> tuple:
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as e:
-        raise CLIError(f"{where}: not a JSON object ({e.msg})") from None
+        raise UserError(f"{where}: not a JSON object ({e.msg})") from None
     if not isinstance(obj, dict):
-        raise CLIError(f"{where}: expected a JSON object with a \"prompt\", got {type(obj).__name__}")
+        raise UserError(f"{where}: expected a JSON object with a \"prompt\", got {type(obj).__name__}")
     unknown = sorted(set(obj) - set(_JSONL_KEYS))
     if unknown:
-        raise CLIError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_JSONL_KEYS)}")
+        raise UserError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_JSONL_KEYS)}")
     text = obj.get("prompt")
     if not isinstance(text, str) or not text.strip():
-        raise CLIError(f"{where}: \"prompt\" must be a non-empty string, got {text!r}")
+        raise UserError(f"{where}: \"prompt\" must be a non-empty string, got {text!r}")
     seed = obj.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED):
-        raise CLIError(f"{where}: \"seed\" must be an integer in 0..2**63-1, got {seed!r}")
+        raise UserError(f"{where}: \"seed\" must be an integer in 0..2**63-1, got {seed!r}")
     options = obj.get("options", {})
     if not isinstance(options, dict) or not all(isinstance(k, str) and k.isidentifier() for k in options):
-        raise CLIError(f"{where}: \"options\" must be an object of method options (identifier keys), got {options!r}")
-    if _has_nonfinite(options):
-        raise CLIError(f"{where}: \"options\" values must be finite")
+        raise UserError(f"{where}: \"options\" must be an object of method options (identifier keys), got {options!r}")
+    if has_nonfinite(options):
+        raise UserError(f"{where}: \"options\" values must be finite")
     return text.strip(), seed, options
 
 
@@ -70,13 +71,13 @@ def read_prompts(prompts, prompts_file: Optional[str]) -> list[PromptSpec]:
     items = [(p, None, {}, f"--prompt #{i + 1}") for i, p in enumerate(prompts)]
     for i, (p, *_rest) in enumerate(items):
         if not p.strip():
-            raise CLIError(f"--prompt #{i + 1} is empty")
+            raise UserError(f"--prompt #{i + 1} is empty")
     if prompts_file:
         try:
             with open(prompts_file, encoding="utf-8") as f:
                 lines = f.read().splitlines()
         except (OSError, UnicodeDecodeError) as e:
-            raise CLIError(f"cannot read --prompts-file: {e}") from None
+            raise UserError(f"cannot read --prompts-file: {e}") from None
         jsonl = prompts_file.endswith(".jsonl")
         for n, line in enumerate(lines, 1):
             if not line.strip():
@@ -87,7 +88,7 @@ def read_prompts(prompts, prompts_file: Optional[str]) -> list[PromptSpec]:
             else:
                 items.append((line.strip(), None, {}, where))
     if not items:
-        raise CLIError("no prompts: give --prompt TEXT (repeatable) or --prompts-file FILE")
+        raise UserError("no prompts: give --prompt TEXT (repeatable) or --prompts-file FILE")
     return [PromptSpec(i, text, seed, options, where) for i, (text, seed, options, where) in enumerate(items)]
 
 
@@ -104,12 +105,12 @@ def make_groups(specs: list[PromptSpec], prompt_batch: int, base_seed: int, base
         first = members[0]
         for s in members[1:]:
             if (s.seed, s.options) != (first.seed, first.options):
-                raise CLIError(
+                raise UserError(
                     f"{first.where} and {s.where} share a search call (--prompt-batch {prompt_batch}) but give different "
                     "seeds or options; give them the same, or use --prompt-batch 1"
                 )
         seed = first.seed if first.seed is not None else base_seed + g
         if seed > MAX_SEED:
-            raise CLIError(f"--seed {base_seed} is too large: prompt group g uses seed + g, which must stay below 2**63")
+            raise UserError(f"--seed {base_seed} is too large: prompt group g uses seed + g, which must stay below 2**63")
         groups.append(Group(g, tuple(s.index for s in members), seed, {**base_options, **first.options}))
     return groups

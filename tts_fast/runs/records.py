@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 
-from .._cli_common import CLIError
+from .._user_errors import UserError
 from .._png import SIGNATURE
 
 RUN_DEPENDENT = ("run",)
@@ -55,7 +55,7 @@ def is_done(job, group, i: int) -> bool:
     """Whether prompt i (of ``group``) has a finished record of this run -- and its image, for image models.
 
     An error record is not done (the prompt is retried). A record of another run (other prompt,
-    settings, seed or options) is a CLIError, unless ``--overwrite`` asks to redo it.
+    settings, seed or options) is a UserError, unless ``--overwrite`` asks to redo it.
     """
     rec = read_record(job.out, i)
     if rec is None:
@@ -66,9 +66,9 @@ def is_done(job, group, i: int) -> bool:
         if rec.get("status") != "ok":
             return False
         return not job.family.images or _is_png(os.path.join(job.out, image_name(i)))
-    if job.args.overwrite:
+    if job.config.overwrite:
         return False
-    raise CLIError(f"{record_path(job.out, i)} holds a record of a different run (prompt, settings, seed or options differ); "
+    raise UserError(f"{record_path(job.out, i)} holds a record of a different run (prompt, settings, seed or options differ); "
                    "use another --out, or --overwrite to redo it")
 
 

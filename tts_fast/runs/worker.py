@@ -35,9 +35,9 @@ class Worker:
         import tts_fast as tts
 
         self.job, self.device, self.progress = job, device, progress
-        self.family = job.family(job.args, device)  # loads the model (and, for pipelines, nothing else yet)
+        self.loaded = job.family.load(job.config.model, device)  # the model (and, for pipelines, nothing else yet)
         self.run_info = {"rank": rank, "world_size": world_size, "launcher": launcher, "host": socket.gethostname(), "pid": os.getpid(),
-                         "device": str(device), "threads": torch.get_num_threads(), "backend": job.args.backend,
+                         "device": str(device), "threads": torch.get_num_threads(), "backend": job.config.model.backend,
                          "torch": torch.__version__, "tts_fast": tts.__version__}
 
     def run_group(self, group) -> dict:
@@ -47,14 +47,14 @@ class Worker:
 
         import tts_fast as tts
 
-        job, args = self.job, self.job.args
+        job, config = self.job, self.job.config
         texts = [job.specs[i].text for i in group.members]
         t0 = time.perf_counter()
-        model, verifier = self.family.prepare(texts)  # a CLIError here (a reward model that cannot load) stops the run
+        model, verifier = self.loaded.prepare(texts)  # a UserError here (a reward model that cannot load) stops the run
         try:
-            result = tts.search(model, verifier, args.method, n_particles=args.particles, num_steps=args.steps, batch_size=len(texts),
-                                seed=group.seed, budget=args.budget, progress=self.progress, **group.options)
-            pixels = self.family.pixels(result)
+            result = tts.search(model, verifier, config.method, n_particles=config.particles, num_steps=config.steps,
+                                batch_size=len(texts), seed=group.seed, budget=config.budget, progress=self.progress, **group.options)
+            pixels = self.loaded.pixels(result)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
         except Exception as e:  # noqa: BLE001 -- any failure of one group is recorded, and the run goes on
@@ -81,7 +81,7 @@ class Worker:
                 "image": image_name(i) if images else None,
                 "reward": float(result.rewards[b]),
                 "particle_rewards": None if result.particle_rewards is None else [float(r) for r in result.particle_rewards[b]],
-                "sample": self.family.sample(result, b),
+                "sample": self.loaded.sample(result, b),
                 "nfe_model": int(result.nfe_per_prompt[b]),
             })
             rec["group"]["nfe"] = group_nfe

@@ -1,5 +1,14 @@
-"""Search methods: noise search, BFS (and its presets), DFS and local search."""
+"""Search methods: noise search, BFS (and its presets), DFS and local search -- and ``tts.search`` itself.
 
+This package is callable: ``tts_fast.search(model, verifier, method, ...)`` is
+:func:`tts_fast.search.api.search`, the one entry point over every method, while
+``import tts_fast.search.dfs as m`` still gives the module (see :mod:`tts_fast._callable_module`).
+One file per family: ``noise`` (best-of-N, zero-order, search over paths), ``bfs``, ``dfs``,
+``local`` (local search), ``presets``; ``engine`` holds the four primitives every method is
+written in, ``counting`` the NFE counts, timers and traces, ``tempering`` BFS's adaptive path.
+"""
+
+from .._callable_module import make_callable
 from . import presets
 from .api import METHODS, resolve_method, search
 from .bfs import BFS
@@ -12,3 +21,6 @@ __all__ = [
     "search", "METHODS", "resolve_method", "SearchResult", "Context", "BFS", "DFS", "LocalSearch",
     "BestOfN", "ZeroOrder", "SearchOverPaths", "presets",
 ]
+
+# tts.search(...) calls the search function; tts_fast.search stays this package
+make_callable(__name__, search)

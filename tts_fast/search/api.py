@@ -140,6 +140,46 @@ def search(
         A :class:`SearchResult` (samples [B, ...], rewards [B], particles [B, N, ...], log_weights,
         nfe, nfe_per_prompt, timings, trace).
     """
+    batch_size, method_obj, local = _check_call(model=model, verifier=verifier, local_verifier=local_verifier, method=method,
+                                                method_options=method_options, n_particles=n_particles, num_steps=num_steps,
+                                                batch_size=batch_size, seed=seed, budget=budget)
+    grid = model.schedule.grid(num_steps)
+    timers = Timers(sync=profile)
+    ctx = Context(
+        model, verifier, local_verifier, grid, batch_size=batch_size, n_particles=n_particles, seed=seed,
+        budget=budget, progress=None, local=local, timers=timers,
+    )
+    runner = BestOfN(eta=method_obj.eta) if isinstance(method_obj, LocalSearch) else method_obj
+    planned = runner.cost(ctx)
+    if planned is not None:
+        ctx.check_cost(planned, f"{method_obj.name} with n_particles={n_particles}, num_steps={num_steps}")
+    bar = _progress_bar(progress, planned * batch_size if planned is not None else budget)
+    ctx.progress = bar
+    t0 = time.perf_counter()
+    try:
+        with torch.no_grad(), collect(ctx.checks):
+            result = runner.run(ctx)
+    finally:
+        if bar is not None:
+            bar.close()
+    ctx.read_checks()
+    ctx.counter.settle()  # result.nfe is the counter's NFE: fixed-slot counts are read here, once
+    if profile and ctx.device.type == "cuda":
+        torch.cuda.synchronize(ctx.device)
+    if budget is not None and result.nfe.model > budget:
+        raise RuntimeError(f"internal error: {method_obj.name} spent {result.nfe.model} model NFE over budget={budget}")
+    result.timings = dict(timers.seconds, total=time.perf_counter() - t0)
+    result.trace = ctx.trace.finalize()
+    result.method = method_obj
+    return result
+
+
+def _check_call(*, model, verifier, local_verifier, method, method_options: dict, n_particles, num_steps, batch_size, seed,
+                budget) -> tuple:
+    """Every check of :func:`search`'s arguments that needs no model call, in the order the errors name them.
+
+    Returns (batch_size, the method object, the LocalSearch attached or None).
+    """
     if not callable(model) or not hasattr(model, "schedule") or not hasattr(model, "sample_shape"):
         raise TypeError("model must be a tts_fast.Denoiser (callable with .schedule and .sample_shape)")
     if not isinstance(verifier, Verifier):
@@ -180,36 +220,7 @@ def search(
             f"budget={budget} is too small for one sample per prompt: one trajectory costs "
             f"{num_steps * steps_cost} model NFE (num_steps x local_steps) for each of {batch_size} prompts"
         )
-
-    grid = model.schedule.grid(num_steps)
-    timers = Timers(sync=profile)
-    ctx = Context(
-        model, verifier, local_verifier, grid, batch_size=batch_size, n_particles=n_particles, seed=seed,
-        budget=budget, progress=None, local=local, timers=timers,
-    )
-    runner = BestOfN(eta=method_obj.eta) if isinstance(method_obj, LocalSearch) else method_obj
-    planned = runner.cost(ctx)
-    if planned is not None:
-        ctx.check_cost(planned, f"{method_obj.name} with n_particles={n_particles}, num_steps={num_steps}")
-    bar = _progress_bar(progress, planned * batch_size if planned is not None else budget)
-    ctx.progress = bar
-    t0 = time.perf_counter()
-    try:
-        with torch.no_grad(), collect(ctx.checks):
-            result = runner.run(ctx)
-    finally:
-        if bar is not None:
-            bar.close()
-    ctx.read_checks()
-    ctx.counter.settle()  # result.nfe is the counter's NFE: fixed-slot counts are read here, once
-    if profile and ctx.device.type == "cuda":
-        torch.cuda.synchronize(ctx.device)
-    if budget is not None and result.nfe.model > budget:
-        raise RuntimeError(f"internal error: {method_obj.name} spent {result.nfe.model} model NFE over budget={budget}")
-    result.timings = dict(timers.seconds, total=time.perf_counter() - t0)
-    result.trace = ctx.trace.finalize()
-    result.method = method_obj
-    return result
+    return batch_size, method_obj, local
 
 
 def _progress_bar(enabled: bool, total):

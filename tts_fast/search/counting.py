@@ -1,6 +1,6 @@
 """NFE accounting and stage timers that every search method reports through SearchResult.
 
-Counting rules (DESIGN.md): an NFE is one denoiser evaluation of one particle (a CFG pair is one
+Counting rules (docs/design.md): an NFE is one denoiser evaluation of one particle (a CFG pair is one
 NFE, flagged by ``cfg``); backward passes through the denoiser and verifier evaluations are
 counted separately, one per sample.
 """

@@ -47,6 +47,25 @@ call (no wasted evaluations, but finding them is a host read per iteration and t
 changes), 'fixed' keeps every walker in its slot and masks the finished ones (the step reads
 nothing on the host and has constant shapes, so it suits CUDA graphs and compiled networks; the
 host asks whether all walkers finished once every ``sync_every`` iterations).
+
+Symbols (name in the code -> the paper's, Zhang et al. 2025 Sec. 4.2 -> meaning):
+
+    B, N, S       batch_size, n_particles, num_steps: prompts, walkers per prompt, denoising steps
+    W = B * N     walkers, in one flat batch ordered by prompt row (walker w serves row w // N)
+    level [W]     i: each walker's step on the grid, 0 (pure noise) .. S (finished)
+    x [W, ...]    x_i: each walker's state at its level
+    step          what one model call gives for a batch of walkers: ``xi`` (x_i, after local search
+                  when it is on), ``x0_hat`` (x0_hat(x_i), what the verifier scores) and ``aux``
+                  (what the guided step needs)
+    checks        the check levels start, start + every, ... (K of them); ``check_of[i]`` = k, or -1
+    thresholds    delta_i [S]: a check at level i fails when r < delta_i (-inf: never fails)
+    back          Delta_T: how many levels a failed check sends a walker back
+    target        j = max(i - Delta_T, 0): where it goes (0: a fresh start from new noise)
+    below         walkers whose reward at a check is under the threshold(s)
+    rejected      the ``below`` walkers granted a backtrack (under max_backtracks and the budget):
+                  sent back to their target (the trace's ``rejected``; ``sent_back`` at calibration)
+    fallback      the ``below`` walkers not granted one: they go on from their best state at that check
+    n_back [W]    backtracks taken by each walker
 """
 
 from __future__ import annotations
@@ -159,7 +178,7 @@ class DFS:
                 raise ValueError("sync_every paces the end checks of slots='fixed'; the compact loop checks every iteration")
 
     def plan(self, grid):
-        """(Delta_T, check levels, per-step thresholds [S] float64 or None)."""
+        """(back = Delta_T, check levels, absolute thresholds delta_i [S] float64 or None)."""
         s = grid.num_steps
         back = self.backtrack if self.backtrack is not None else max(1, round(0.4 * s))
         start = self.start if self.start is not None else min(round(0.5 * s), s - 1)
@@ -167,17 +186,17 @@ class DFS:
         if start >= s:
             raise ValueError(f"start must be < num_steps={s}, got {start}")
         checks = list(range(start, s, every))
-        tau = None
+        thresholds = None
         if self.threshold is not None:
             if isinstance(self.threshold, (list, tuple)):
                 if len(self.threshold) != s:
                     raise ValueError(f"threshold must be a float or a sequence of num_steps={s} values, got {len(self.threshold)}")
-                tau = torch.tensor(self.threshold, dtype=torch.float64)
+                thresholds = torch.tensor(self.threshold, dtype=torch.float64)
             else:
-                tau = torch.full((s,), float(self.threshold), dtype=torch.float64)
+                thresholds = torch.full((s,), float(self.threshold), dtype=torch.float64)
             if self.threshold_schedule == "increase":
-                tau = tau / grid.shape("increase").cpu()
-        return back, checks, tau
+                thresholds = thresholds / grid.shape("increase").cpu()
+        return back, checks, thresholds
 
     def cost(self, ctx) -> Optional[int]:
         """Adaptive: at least N * S * local_steps per prompt; the budget caps the rest (checks the plan)."""
@@ -186,41 +205,27 @@ class DFS:
 
     def run(self, ctx):
         b, n, s = ctx.batch_size, ctx.n_particles, ctx.num_steps
-        r_steps = ctx.steps_cost()
-        back, checks, tau = self.plan(ctx.grid)
+        back, checks, thresholds = self.plan(ctx.grid)
         if self.threshold is None and self.quantile is not None and n < 2:
             # The quantile includes the walker's own reward, so a lone walker never falls below it.
             raise ValueError("DFS with only a quantile threshold compares the walkers of a prompt: use n_particles >= 2 "
                              "or give an absolute threshold")
         if self.max_backtracks is None and ctx.row_budget is None:
             raise ValueError("DFS with max_backtracks=None needs a budget, or it may never stop")
-        ctx.check_cost(n * s * r_steps, f"{n} DFS walkers of {s} steps")
-        dev = ctx.device
-        w = b * n
-        check_of = torch.full((s,), -1, dtype=torch.int64, device=dev)
-        checks_t = torch.tensor(checks, dtype=torch.int64, device=dev)  # set up before the loop: no copies inside it
-        check_of[checks_t] = torch.arange(len(checks), device=dev)
-        run = _Run(
-            ctx=ctx, rows=ctx.rows(n), checks=checks, checks_t=checks_t, check_of=check_of, back=back,
-            tau=None if tau is None else tau.to(dev),
-            x=ctx.init_noise(w),
-            level=torch.zeros(w, dtype=torch.int64, device=dev),
-            done=torch.zeros(w, dtype=torch.bool, device=dev),
-            n_back=torch.zeros(w, dtype=torch.int64, device=dev),
-            best=_Best(len(checks), w, dev),
-            # one spare ring buffer (the last) takes the masked-out appends of fixed slots
-            hist=torch.full((b * len(checks) + 1, (self.history or DEFAULT_HISTORY) if self.quantile is not None else 1), math.nan, dtype=torch.float64, device=dev),
-            hist_count=torch.zeros(b * len(checks) + 1, dtype=torch.int64, device=dev),
-        )
-        run.final = torch.empty_like(run.x)
-        first = self._calibrate(run) if self.calibrate is not None else None
+        ctx.check_cost(n * s * ctx.steps_cost(), f"{n} DFS walkers of {s} steps")
+        plan = _Plan.of(checks, back, num_steps=s, device=ctx.device)
+        rows = ctx.rows(n)
+        walkers = _Walkers.start(ctx.init_noise(b * n), rows, thresholds=None if thresholds is None else thresholds.to(ctx.device))
+        best = _Best(len(checks), b * n, ctx.device)
+        history = _History(b * len(checks), (self.history or DEFAULT_HISTORY) if self.quantile is not None else 1, ctx.device)
+        first = self._calibrate(ctx, plan, walkers, best) if self.calibrate is not None else None
         if self.slots == "fixed":
-            self._loop_fixed(run, lockstep=first is None)
+            self._run_fixed(ctx, plan, walkers, best, history, lockstep=first is None)
         else:
-            self._loop_compact(run)
-        ctx.trace.add(step="final", backtracks=run.n_back.view(b, n))
-        final = run.final
-        r_final = ctx.score(final, run.rows, final=True)
+            self._run_compact(ctx, plan, walkers, best, history)
+        ctx.trace.add(step="final", backtracks=walkers.n_back.view(b, n))
+        final = walkers.final
+        r_final = ctx.score(final, rows, final=True)
         if first is not None:
             # A walker returns the better of its first-descent sample and what it finished with later.
             x_first, r_first = first
@@ -229,203 +234,263 @@ class DFS:
             r_final = torch.where(keep, r_first, r_final)
         return ctx.finish(final, r_final, n)
 
-    # -- the two ways of running the walkers --------------------------------------------------------
+    # -- the two ways of running the walkers: each iteration steps them, checks, accepts or sends back --
 
-    def _loop_compact(self, run):
+    def _run_compact(self, ctx, plan, walkers, best, history):
         """Each iteration: the running walkers only (one host read per iteration to find them)."""
-        ctx, s = run.ctx, run.ctx.num_steps
-        it = 0
+        s = ctx.num_steps
+        iteration = 0
         while True:
-            idx = (~run.done).nonzero().squeeze(1)
-            if idx.numel() == 0:
+            running = (~walkers.done).nonzero().squeeze(1)
+            if running.numel() == 0:
                 break
-            lv, xr = run.level[idx], run.rows[idx]
-            xi, x0_hat, aux = ctx.prepare(run.x[idx], lv, xr)
-            c = (run.check_of[lv] >= 0).nonzero().squeeze(1)
-            reject = torch.zeros(idx.numel(), dtype=torch.bool, device=idx.device)
-            if c.numel():
-                committed = _per_row(ctx, run.rows[idx], (s - lv - 1) * ctx.steps_cost())
-                allowed, xi, x0_hat, aux = self._check(run, idx, lv, xi, x0_hat, aux, c, None, committed, it)
-                reject[c] = allowed
-            acc = (~reject).nonzero().squeeze(1)
-            rej = reject.nonzero().squeeze(1)
-            if acc.numel():
-                a_idx = idx[acc]
-                run.x[a_idx] = ctx.advance(xi[acc], x0_hat[acc], _take(aux, acc), lv[acc], xr[acc], self.eta)
-                run.level[a_idx] = lv[acc] + 1
-                finished = a_idx[run.level[a_idx] == s]
-                run.final[finished] = run.x[finished]
-                run.done[finished] = True
-            if rej.numel():
-                r_idx = idx[rej]
-                j = (lv[rej] - run.back).clamp(min=0)
-                run.x[r_idx] = self._backtracked(ctx, xi[rej], lv[rej], j)
-                run.level[r_idx] = j
-                run.n_back[r_idx] += 1
-            it += 1
+            level, rows = walkers.level[running], walkers.rows[running]
+            step = _Step(*ctx.prepare(walkers.x[running], level, rows))
+            at_check = (plan.check_of[level] >= 0).nonzero().squeeze(1)
+            rejected = torch.zeros(running.numel(), dtype=torch.bool, device=running.device)
+            if at_check.numel():
+                committed = _per_row(ctx, rows, (s - level - 1) * ctx.steps_cost())
+                rejected_at_check, step = self._check(ctx, plan, walkers, best, history, walkers_in_batch=running, level=level, step=step,
+                                                      at=at_check, check_mask=None, committed=committed, iteration=iteration)
+                rejected[at_check] = rejected_at_check
+            go_on, go_back = (~rejected).nonzero().squeeze(1), rejected.nonzero().squeeze(1)  # batch positions
+            if go_on.numel():
+                x_next = ctx.advance(*step.take(go_on), level[go_on], rows[go_on], self.eta)
+                walkers.accept(running[go_on], x_next, level[go_on] + 1, num_steps=s)
+            if go_back.numel():
+                target = plan.target(level[go_back])
+                walkers.send_back(running[go_back], self._sent_back(ctx, step.xi[go_back], level[go_back], target), target)
+            iteration += 1
 
-    def _loop_fixed(self, run, lockstep: bool):
+    def _run_fixed(self, ctx, plan, walkers, best, history, *, lockstep: bool):
         """Each iteration: every walker slot, masked; no host read but the end check every sync_every.
 
         While all walkers are still on their first descent (``lockstep``, known on the host) no
         slot can be at a check level before the first one, so the verifier is not called there.
         """
-        ctx, s = run.ctx, run.ctx.num_steps
-        w = run.x.shape[0]
-        every = torch.arange(w, device=run.x.device)
-        sync_every = self.sync_every or s
-        it = 0
+        s = ctx.num_steps
+        all_walkers = torch.arange(walkers.x.shape[0], device=walkers.x.device)
+        iteration = 0
         while True:
-            for _ in range(sync_every):
-                active = ~run.done
-                lv = run.level.clamp(max=s - 1)  # finished slots run at the last level; their output is dropped
+            for _ in range(self.sync_every or s):
+                active = ~walkers.done
+                level = walkers.level.clamp(max=s - 1)  # finished slots run at the last level; their output is dropped
                 with ctx.counter.masked(active):
-                    xi, x0_hat, aux = ctx.prepare(run.x, lv, run.rows)
-                reject = torch.zeros(w, dtype=torch.bool, device=run.x.device)
-                if not (lockstep and it < run.checks[0]):
-                    at_check = active & (run.check_of[lv] >= 0)
-                    committed = _per_row(ctx, run.rows, torch.where(active, s - lv - 1, 0) * ctx.steps_cost())
-                    reject, xi, x0_hat, aux = self._check(run, every, lv, xi, x0_hat, aux, every, at_check, committed, it)
-                accept = active & ~reject
-                with ctx.counter.masked(accept):
-                    x_next = ctx.advance(xi, x0_hat, aux, lv, run.rows, self.eta)
-                j = (lv - run.back).clamp(min=0)
-                x_back = self._backtracked(ctx, xi, lv, j)
-                run.x = torch.where(_col(accept, x_next), x_next, torch.where(_col(reject, x_back), x_back, run.x))
-                run.level = torch.where(accept, lv + 1, torch.where(reject, j, run.level))
-                run.n_back = run.n_back + reject.to(torch.int64)
-                newly = accept & (run.level == s)
-                run.final = torch.where(_col(newly, run.final), run.x, run.final)
-                run.done = run.done | newly
-                it += 1
-            if bool(run.done.all()):  # the loop's one host read, every sync_every iterations
+                    step = _Step(*ctx.prepare(walkers.x, level, walkers.rows))
+                rejected = torch.zeros_like(active)
+                if not (lockstep and iteration < plan.checks[0]):
+                    at_check = active & (plan.check_of[level] >= 0)
+                    committed = _per_row(ctx, walkers.rows, torch.where(active, s - level - 1, 0) * ctx.steps_cost())
+                    rejected, step = self._check(ctx, plan, walkers, best, history, walkers_in_batch=all_walkers, level=level, step=step,
+                                                 at=all_walkers, check_mask=at_check, committed=committed, iteration=iteration)
+                accepted = active & ~rejected
+                with ctx.counter.masked(accepted):
+                    x_next = ctx.advance(step.xi, step.x0_hat, step.aux, level, walkers.rows, self.eta)
+                target = plan.target(level)
+                x_back = self._sent_back(ctx, step.xi, level, target)
+                walkers.accept(accepted, x_next, level + 1, num_steps=s)
+                walkers.send_back(rejected, x_back, target)
+                iteration += 1
+            if bool(walkers.done.all()):  # the loop's one host read, every sync_every iterations
                 break
-        ctx.trace.add(step="slots", iterations=it, slot_evaluations=ctx.counter.slot_evaluations)
+        ctx.trace.add(step="slots", iterations=iteration, slot_evaluations=ctx.counter.slot_evaluations)
 
     # -- what both share -----------------------------------------------------------------------------
 
-    def _check(self, run, walkers, lv, xi, x0_hat, aux, pos, mask, committed, it):
-        """Score the batch positions ``pos`` (at check levels where ``mask``; all of them if None).
+    def _check(self, ctx, plan, walkers, best, history, *, walkers_in_batch, level, step, at, check_mask, committed, iteration):
+        """Score the batch positions ``at`` and decide: (rejected [len(at)], the step with fallbacks restored).
 
-        Returns (rejected [len(pos)] or [batch] for fixed slots, xi, x0_hat, aux with the
-        best-so-far states restored for walkers that failed but may not backtrack).
+        Args:
+            walkers_in_batch: [m] the walker index of each batch position (sorted).
+            level: [m] their levels.
+            step: the batch's :class:`_Step`.
+            at: the positions to score: those at check levels (compact), or every position (fixed).
+            check_mask: fixed slots: [m] which positions really are at a check (the others' scores
+                are discarded); None when every position of ``at`` is.
+            committed: [B] model NFE the running walkers still need if they pass.
+            iteration: for the trace.
         """
-        ctx = run.ctx
-        w_pos, lv_pos = walkers[pos], lv[pos]
-        ok = torch.ones_like(w_pos, dtype=torch.bool) if mask is None else mask
-        k = run.check_of[lv_pos].clamp(min=0)
-        r = ctx.score(x0_hat[pos], run.rows[w_pos], count=mask).to(torch.float64)
-        run.best.update(k, w_pos, r, xi[pos], x0_hat[pos], aux, pos, ok)
-        fail = ok.clone()
-        if run.tau is not None:
-            fail &= r < run.tau[lv_pos]
+        ids, lv = walkers_in_batch[at], level[at]
+        real = torch.ones_like(ids, dtype=torch.bool) if check_mask is None else check_mask
+        k = plan.check_of[lv].clamp(min=0)
+        r = ctx.score(step.x0_hat[at], walkers.rows[ids], count=check_mask).to(torch.float64)
+        best.update(k, ids, r, step.xi[at], step.x0_hat[at], step.aux, at, real)
+        below = real.clone()
+        if walkers.thresholds is not None:
+            below &= r < walkers.thresholds[lv]
         if self.quantile is not None:
-            spare = run.hist.shape[0] - 1
-            key = torch.where(ok, run.rows[w_pos] * len(run.checks) + k, spare)
-            _append(run.hist, run.hist_count, key, r)
-            fail &= r < torch.nanquantile(run.hist[key], self.quantile, dim=1)
-        extra = lv_pos + 1 - (lv_pos - run.back).clamp(min=0)
-        allowed = self._may_backtrack(run, w_pos, fail, extra, committed)
-        fallback = fail & ~allowed
-        xi, x0_hat, aux = run.best.restore(k, w_pos, pos, fallback, xi, x0_hat, aux)
+            key = torch.where(real, walkers.rows[ids] * len(plan.checks) + k, history.spare)
+            below &= r < history.add_and_quantile(key, r, self.quantile)
+        rejected = self._grant_backtracks(ctx, walkers, ids=ids, below=below, extra_levels=lv + 1 - plan.target(lv), committed=committed)
+        fallback = below & ~rejected
+        step = best.restore(k, ids, at, fallback, step)
         # fixed slots trace every slot with a 'checked' mask (selecting the checked ones would read the device)
-        extra_keys = {} if mask is None else {"checked": mask}
-        ctx.trace.add(step=it, **extra_keys, walkers=w_pos, levels=lv_pos, rewards=r, rejected=allowed, fallback=fallback.sum())
-        return allowed, xi, x0_hat, aux
+        checked = {} if check_mask is None else {"checked": check_mask}
+        ctx.trace.add(step=iteration, **checked, walkers=ids, levels=lv, rewards=r, rejected=rejected, fallback=fallback.sum())
+        return rejected, step
 
-    def _calibrate(self, run):
+    def _calibrate(self, ctx, plan, walkers, best):
         """First descent of every walker with checks deferred; sets the thresholds, returns the first samples.
 
         The thresholds are the ``calibrate``-quantiles of the rewards at each check level over all
         walkers (combined with the absolute thresholds: a check fails only when both fail). Walkers
         that failed a check re-enter at their first failed check, from the state stored there.
         """
-        ctx, checks, s = run.ctx, run.checks, run.ctx.num_steps
-        w = run.x.shape[0]
-        every = torch.arange(w, device=ctx.device)
-        r_checks = torch.empty((len(checks), w), dtype=torch.float64, device=ctx.device)
-        x = run.x
-        for i in range(s):
-            xi, x0_hat, aux = ctx.prepare(x, i, run.rows)
-            if i in checks:
-                k = checks.index(i)
-                r = ctx.score(x0_hat, run.rows).to(torch.float64)
+        s = ctx.num_steps
+        all_walkers = torch.arange(walkers.x.shape[0], device=ctx.device)
+        x_first, r_checks = self._first_descent(ctx, plan, walkers, best, all_walkers)
+        walkers.final = x_first.clone()  # the compact loop writes finished walkers into it; x_first stays the first samples
+        r_first = ctx.score(x_first, walkers.rows, final=True)
+        calibrated = torch.nanquantile(r_checks, self.calibrate, dim=1)  # [K]
+        thresholds = torch.full((s,), -math.inf, dtype=torch.float64, device=ctx.device)
+        thresholds[plan.checks_t] = calibrated
+        ctx.trace.add(step="calibration", levels=plan.checks, thresholds=calibrated, rewards=r_checks)
+        below = r_checks < calibrated[:, None]
+        if walkers.thresholds is not None:
+            below &= r_checks < walkers.thresholds[plan.checks_t][:, None]
+            thresholds = torch.minimum(thresholds, walkers.thresholds)  # r < min(a, b) iff both fail
+        walkers.thresholds = thresholds
+        k_first = below.to(torch.int8).argmax(0)  # the first failed check (0 where none failed)
+        level = plan.checks_t[k_first]
+        target = plan.target(level)
+        rejected = self._grant_backtracks(ctx, walkers, ids=all_walkers, below=below.any(0), extra_levels=s - target,
+                                          committed=_per_row(ctx, walkers.rows, torch.zeros_like(target)))
+        x_back = self._sent_back(ctx, best.store["x"][k_first, all_walkers], level, target)
+        walkers.x = torch.where(_col(rejected, x_first), x_back, x_first)
+        walkers.level = torch.where(rejected, target, torch.full_like(target, s))
+        walkers.done = ~rejected
+        walkers.n_back = rejected.to(torch.int64)
+        ctx.trace.add(step="calibration_backtracks", sent_back=rejected)
+        return x_first, r_first
+
+    def _first_descent(self, ctx, plan, walkers, best, all_walkers):
+        """The plain sampler for every walker, keeping the best state at each check: (samples, rewards [K, W])."""
+        r_checks = torch.empty((len(plan.checks), all_walkers.numel()), dtype=torch.float64, device=ctx.device)
+        x = walkers.x
+        for i in range(ctx.num_steps):
+            step = _Step(*ctx.prepare(x, i, walkers.rows))
+            if i in plan.checks:
+                k = plan.checks.index(i)
+                r = ctx.score(step.x0_hat, walkers.rows).to(torch.float64)
                 r_checks[k] = r
-                run.best.update(torch.full_like(every, k), every, r, xi, x0_hat, aux, every, None)
-            x = ctx.advance(xi, x0_hat, aux, i, run.rows, self.eta)
-        run.final = x.clone()  # the compact loop writes finished walkers into it; x stays the first samples
-        r_first = ctx.score(x, run.rows, final=True)
-        cal = torch.nanquantile(r_checks, self.calibrate, dim=1)  # [K]
-        tau = torch.full((s,), -math.inf, dtype=torch.float64, device=ctx.device)
-        tau[run.checks_t] = cal
-        ctx.trace.add(step="calibration", levels=checks, thresholds=cal, rewards=r_checks)
-        fail = r_checks < cal[:, None]
-        if run.tau is not None:
-            fail &= r_checks < run.tau[run.checks_t][:, None]
-            tau = torch.minimum(tau, run.tau)  # r < min(a, b) iff both fail
-        run.tau = tau
-        failed = fail.any(0)
-        k_first = fail.to(torch.int8).argmax(0)  # the first failed check (0 where none failed)
-        lv = run.checks_t[k_first]
-        j = (lv - run.back).clamp(min=0)
-        go = self._may_backtrack(run, every, failed, s - j, _per_row(ctx, run.rows, torch.zeros_like(j)))
-        x_k = run.best.store["x"][k_first, every]
-        run.x = torch.where(_col(go, x), self._backtracked(ctx, x_k, lv, j), x)
-        run.level = torch.where(go, j, torch.full_like(j, s))
-        run.done = ~go
-        run.n_back = go.to(torch.int64)
-        ctx.trace.add(step="calibration_backtracks", sent_back=go)
-        return x, r_first
+                best.update(torch.full_like(all_walkers, k), all_walkers, r, step.xi, step.x0_hat, step.aux, all_walkers, None)
+            x = ctx.advance(step.xi, step.x0_hat, step.aux, i, walkers.rows, self.eta)
+        return x, r_checks
 
-    def _backtracked(self, ctx, x_at, lv, j):
-        """x_at at levels lv sent back to levels j: the exact forward kernel, a fresh noise where j = 0."""
-        moved = ctx.renoise(x_at, lv, j)
+    @staticmethod
+    def _sent_back(ctx, x_at, level, target):
+        """x_at at ``level`` sent back to ``target``: the exact forward kernel, a fresh noise where target = 0."""
+        moved = ctx.renoise(x_at, level, target)
         fresh = ctx.init_noise(x_at.shape[0])
-        return torch.where(_col(j == 0, moved), fresh, moved)
+        return torch.where(_col(target == 0, moved), fresh, moved)
 
-    def _may_backtrack(self, run, walkers, fail, extra_levels, committed):
-        """Which failing walkers may backtrack: under max_backtracks, and within the row's budget.
+    def _grant_backtracks(self, ctx, walkers, *, ids, below, extra_levels, committed):
+        """Which ``below`` walkers may backtrack: under max_backtracks, and within the row's budget.
 
-        ``walkers`` [m] sorted, ``fail`` [m] the candidates, ``extra_levels`` [m] the levels a
-        backtrack adds for each, ``committed`` [B] the NFE the running walkers still need if they
-        pass. The row must still finish every walker afterwards: spent + committed + extra <=
-        budget. Candidates of a row are granted in walker order while the slack lasts.
+        ``ids`` [m] sorted walker indices, ``below`` [m] the candidates, ``extra_levels`` [m] the
+        levels a backtrack adds for each, ``committed`` [B] the NFE the running walkers still need
+        if they pass. The row must still finish every walker afterwards: spent + committed + extra
+        <= budget. Candidates of a row are granted in walker order while the slack lasts.
         """
-        ctx = run.ctx
-        ok = fail.clone()
+        ok = below.clone()
         if self.max_backtracks is not None:
-            ok &= run.n_back[walkers] < self.max_backtracks
+            ok &= walkers.n_back[ids] < self.max_backtracks
         if ctx.row_budget is None:
             return ok
         slack = ctx.row_budget - ctx.counter.per_prompt - committed  # [B]
         extra = torch.where(ok, extra_levels * ctx.steps_cost(), torch.zeros_like(extra_levels))
-        c_rows = walkers // ctx.n_particles
+        rows = ids // ctx.n_particles
         # Cumulative extra per row in walker order (walkers are sorted, and so are their rows).
         csum = extra.cumsum(0)
-        first = torch.searchsorted(c_rows, c_rows, right=False)
+        first = torch.searchsorted(rows, rows, right=False)
         before = torch.where(first > 0, csum[(first - 1).clamp(min=0)], torch.zeros_like(csum))
-        return ok & (csum - before <= slack[c_rows])
+        return ok & (csum - before <= slack[rows])
 
 
-@dataclass
-class _Run:
-    """The state of a DFS run: walkers' x [W, ...] at level [W], flags, counts, thresholds."""
+@dataclass(frozen=True)
+class _Plan:
+    """The fixed shape of a run: check levels (a list and a tensor), ``check_of`` [S] and Delta_T."""
 
-    ctx: object
-    rows: torch.Tensor
     checks: list
     checks_t: torch.Tensor
     check_of: torch.Tensor
     back: int
-    tau: Optional[torch.Tensor]
+
+    @classmethod
+    def of(cls, checks: list, back: int, *, num_steps: int, device) -> "_Plan":
+        check_of = torch.full((num_steps,), -1, dtype=torch.int64, device=device)
+        checks_t = torch.tensor(checks, dtype=torch.int64, device=device)  # set up before the loop: no copies inside it
+        check_of[checks_t] = torch.arange(len(checks), device=device)
+        return cls(checks, checks_t, check_of, back)
+
+    def target(self, level: torch.Tensor) -> torch.Tensor:
+        """j = max(level - Delta_T, 0): where a walker at ``level`` is sent back to."""
+        return (level - self.back).clamp(min=0)
+
+
+@dataclass
+class _Step:
+    """What ``ctx.prepare`` gives for a batch of walkers: xi, x0_hat and aux (see the legend)."""
+
+    xi: torch.Tensor
+    x0_hat: torch.Tensor
+    aux: Optional[dict]
+
+    def take(self, sel) -> tuple:
+        """(xi, x0_hat, aux) of the batch positions ``sel``, as ``ctx.advance`` takes them."""
+        return self.xi[sel], self.x0_hat[sel], _take(self.aux, sel)
+
+
+@dataclass
+class _Walkers:
+    """The walkers' state: x and level [W], done, n_back, the finished samples and the thresholds.
+
+    ``accept`` and ``send_back`` write results at ``at``: walker indices [m] with values [m, ...]
+    (compact slots), or a mask [W] with values [W, ...] (fixed slots: no host read, no shape change).
+    """
+
+    rows: torch.Tensor
     x: torch.Tensor
     level: torch.Tensor
     done: torch.Tensor
     n_back: torch.Tensor
-    best: "_Best"
-    hist: torch.Tensor
-    hist_count: torch.Tensor
-    final: Optional[torch.Tensor] = None
+    final: torch.Tensor
+    thresholds: Optional[torch.Tensor]
+
+    @classmethod
+    def start(cls, noise: torch.Tensor, rows: torch.Tensor, *, thresholds) -> "_Walkers":
+        w, dev = noise.shape[0], noise.device
+        return cls(rows=rows, x=noise, level=torch.zeros(w, dtype=torch.int64, device=dev), done=torch.zeros(w, dtype=torch.bool, device=dev),
+                   n_back=torch.zeros(w, dtype=torch.int64, device=dev), final=torch.empty_like(noise), thresholds=thresholds)
+
+    def accept(self, at, x_next, level_next, *, num_steps: int) -> None:
+        """The walkers ``at`` passed (or had no check): they move to ``level_next``; those at num_steps finish."""
+        self.x = _put(self.x, at, x_next)
+        self.level = _put(self.level, at, level_next)
+        finished = _narrow(at, level_next == num_steps)
+        self.final = _put(self.final, finished, _gather(self.x, finished))
+        self.done = _mark(self.done, finished)
+
+    def send_back(self, at, x_back, target) -> None:
+        """The walkers ``at`` were rejected: they restart from ``x_back`` at ``target``, one backtrack more."""
+        self.x = _put(self.x, at, x_back)
+        self.level = _put(self.level, at, target)
+        self.n_back = _put(self.n_back, at, _gather(self.n_back, at) + 1)
+
+
+class _History:
+    """Rewards seen per (prompt row, check) for the quantile threshold: ring buffers, the last one a spare
+    that takes the masked-out appends of fixed slots."""
+
+    def __init__(self, keys: int, size: int, device):
+        self.rewards = torch.full((keys + 1, size), math.nan, dtype=torch.float64, device=device)
+        self.count = torch.zeros(keys + 1, dtype=torch.int64, device=device)
+        self.spare = keys
+
+    def add_and_quantile(self, key: torch.Tensor, r: torch.Tensor, q: float) -> torch.Tensor:
+        """Append rewards r [m] under ``key`` [m]; the q-quantile of each entry's buffer, this reward included."""
+        _append(self.rewards, self.count, key, r)
+        return torch.nanquantile(self.rewards[key], q, dim=1)
 
 
 class _Best:
@@ -454,17 +519,17 @@ class _Best:
             old = self.store[name][k, walkers]
             self.store[name][k, walkers] = torch.where(_col(better, v), v, old)
 
-    def restore(self, k, walkers, pos, use, xi, x0_hat, aux):
-        """xi, x0_hat, aux with the stored states put back at positions ``pos`` where ``use``."""
+    def restore(self, k, walkers, pos, use, step: "_Step") -> "_Step":
+        """The step with the stored states put back at positions ``pos`` where ``use``."""
         def put(v, stored):
             v = v.clone()
             v[pos] = torch.where(_col(use, stored), stored, v[pos])
             return v
 
-        xi, x0_hat = put(xi, self.store["x"][k, walkers]), put(x0_hat, self.store["x0"][k, walkers])
+        xi, x0_hat, aux = put(step.xi, self.store["x"][k, walkers]), put(step.x0_hat, self.store["x0"][k, walkers]), step.aux
         if aux is not None:
             aux = {name: (None if v is None else put(v, self.store["aux_" + name][k, walkers])) for name, v in aux.items()}
-        return xi, x0_hat, aux
+        return _Step(xi, x0_hat, aux)
 
 
 def _per_row(ctx, rows, values):
@@ -498,3 +563,29 @@ def _take(aux, sel):
 
 def _col(mask, x):
     return mask.reshape(-1, *([1] * (x.dim() - 1)))
+
+
+def _put(dst: torch.Tensor, at: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+    """``dst`` with ``src`` written at ``at``: walker indices (in place) or a mask (a new tensor, no host read)."""
+    if at.dtype == torch.bool:
+        return torch.where(_col(at, src), src, dst)
+    dst[at] = src
+    return dst
+
+
+def _gather(v: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+    """The values of ``v`` at ``at`` in the shape :func:`_put` takes: v[at] for indices, all of v for a mask."""
+    return v if at.dtype == torch.bool else v[at]
+
+
+def _narrow(at: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """The part of ``at`` where ``keep`` ([m] for indices, [W] for a mask)."""
+    return at & keep if at.dtype == torch.bool else at[keep]
+
+
+def _mark(flags: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+    """``flags`` set to True at ``at``."""
+    if at.dtype == torch.bool:
+        return flags | at
+    flags[at] = True
+    return flags

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import torch
 
 from ..search import DFS, SearchOverPaths, ZeroOrder, search
-from . import digits, digits_classifier
+from .weights import digits, digits_classifier
 from ..verifiers.base import Classifier
 
 # The paper's ImageNet local-search setting (official_repo_spec.md section 6): rho 0.2, mu 0.4,

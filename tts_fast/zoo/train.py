@@ -30,7 +30,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from . import CLASSIFIERS, DIFFUSION_FILE, digits_schedule
+from .model import digits_schedule
+from .weights import CLASSIFIERS, DIFFUSION_FILE
 from .data import load_split
 from .._io import atomic_path
 from .._training import train_step

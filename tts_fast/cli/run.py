@@ -29,15 +29,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._cli_common import CLIError
-
-# A user error of ``run`` (printed as ``tts-fast run: error: ...``, exit status 2).
-RunError = CLIError
+from .._user_errors import UserError
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``run`` on an argparse subparsers object; the handler is :func:`main`."""
-    from .runs.options import add_arguments
+    from ..runs.options import add_arguments
 
     p = subparsers.add_parser(
         "run",
@@ -54,30 +51,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def main(args) -> int:
-    """Handler of ``tts-fast run`` (args from the parser of :func:`add_parser`). Returns the exit status."""
-    from .runs.job import prepare
+    """Handler of ``tts-fast run`` (args from the parser of :func:`add_parser`). Returns the exit status.
+
+    The options become one frozen :class:`~tts_fast.runs.config.RunConfig`, checked with every prompt
+    (:func:`~tts_fast.runs.job.prepare`); the launcher -- one process, torchrun ranks or Ray -- is
+    chosen by :func:`tts_fast.distributed.launchers.choose_launcher`.
+    """
+    from ..distributed.launchers import execute
+    from ..runs.job import prepare
+    from ..runs.options import config_of
 
     try:
-        job = prepare(args)
-        if args.ray is not None:
-            from .distributed import ray as on_ray
-
-            return on_ray.execute(job, args.ray, args.ray_workers)
-        from .distributed import torchrun
-
-        return torchrun.execute(job)
-    except CLIError as e:
+        return execute(prepare(config_of(args)))
+    except UserError as e:
         print(f"tts-fast run: error: {e}", file=sys.stderr)
         return 2
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """A ``tts-fast`` parser with only the ``run`` subcommand."""
-    parser = argparse.ArgumentParser(prog="tts-fast")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    return parser
-
-
-if __name__ == "__main__":  # python -m tts_fast.cli_run run ...
-    ns = build_parser().parse_args()
-    sys.exit(ns.handler(ns))

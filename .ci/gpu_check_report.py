@@ -1,9 +1,9 @@
-"""The report of benchmarks/gpu_check.sh: OUT_DIR/gpu_check.json, rewritten after every step.
+"""The report of .ci/gpu_check.sh: OUT_DIR/gpu_check.json, rewritten after every step.
 
-    python benchmarks/gpu_check_report.py env  --out OUT_DIR [--smoke]       # device, driver, versions (imports torch)
-    python benchmarks/gpu_check_report.py step --out OUT_DIR --name NAME --rc RC --seconds S --limit L
-                                               [--status ok|failed|timeout|skipped] [--note TEXT] [--log FILE]
-    python benchmarks/gpu_check_report.py final --out OUT_DIR                # summary lines on stdout
+    python .ci/gpu_check_report.py env  --out OUT_DIR [--smoke]       # device, driver, versions (imports torch)
+    python .ci/gpu_check_report.py step --out OUT_DIR --name NAME --rc RC --seconds S --limit L
+                                        [--status ok|failed|timeout|skipped] [--note TEXT] [--log FILE]
+    python .ci/gpu_check_report.py final --out OUT_DIR                # summary lines on stdout
 
 Every call after ``env`` reads the JSON written so far, adds to it and replaces it atomically, so a
 run cut at its limit still leaves a valid report of what it measured. Besides the steps (rc, wall

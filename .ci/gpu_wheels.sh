@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The wheels that benchmarks/gpu_check.sh installs on the GPU machine, downloaded HERE (a machine
+# The wheels that .ci/gpu_check.sh installs on the GPU machine, downloaded HERE (a machine
 # that reaches the package registry) into .gpu_wheels/ at the repository root (git-ignored; it
 # travels to the GPU machine only as a `carry` of the device call).
 #
@@ -11,7 +11,7 @@
 # see KINDS.md of the device tool), so the folder stays small. setuptools, wheel and ninja come along
 # for the --no-build-isolation build of the extension.
 #
-#   bash benchmarks/gpu_wheels.sh            # -> .gpu_wheels/*.whl and .gpu_wheels/SIZE
+#   bash .ci/gpu_wheels.sh            # -> .gpu_wheels/*.whl and .gpu_wheels/SIZE
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

@@ -4,17 +4,17 @@
 # it goes, so a run cut at its limit still returns what it measured.
 #
 # On the GPU machine (one H200; Python 3.12, torch 2.11.0+cu130, nvcc 13.0; no network), after
-# `bash benchmarks/gpu_wheels.sh` here (it fills .gpu_wheels/, which the call carries), the device
+# `bash .ci/gpu_wheels.sh` here (it fills .gpu_wheels/, which the call carries), the device
 # tool's call is:
 #
-#   run(command="bash benchmarks/gpu_check.sh $OUT", carry=[".gpu_wheels"], timeout_s=540)
+#   run(command="bash .ci/gpu_check.sh $OUT", carry=[".gpu_wheels"], timeout_s=540)
 #
 # Then copy $OUT/gpu_check.json to benchmarks/results/gpu_check_h200.json (and the ops and
 # throughput JSON files to benchmarks/results/) and read $OUT/gpu_check.log.
 #
 # Here, on the CPU, with the project's virtual environment active (tiny networks, CUDA tests skip):
 #
-#   bash benchmarks/gpu_check.sh --smoke /tmp/smoke_out
+#   bash .ci/gpu_check.sh --smoke /tmp/smoke_out
 #
 # OUT_DIR holds at most 7 files (the device tool returns 8): gpu_check.json (device, driver,
 # versions, every step's rc / wall seconds / limit, every test outcome, the sanitizer's verdict,
@@ -44,7 +44,7 @@ if [ "${1:-}" = "--smoke" ]; then
   shift
 fi
 if [ $# -ne 1 ]; then
-  echo "usage: bash benchmarks/gpu_check.sh [--smoke] OUT_DIR" >&2
+  echo "usage: bash .ci/gpu_check.sh [--smoke] OUT_DIR" >&2
   exit 2
 fi
 mkdir -p "$1" || exit 2
@@ -73,7 +73,7 @@ done
 
 log() { echo "[gpu_check $(($(date +%s) - START))s] $*" | tee -a "$LOG"; }
 
-report() { "$PY" benchmarks/gpu_check_report.py "$@" --out "$OUT_DIR" 2>&1 | tee -a "$LOG" || true; }
+report() { "$PY" .ci/gpu_check_report.py "$@" --out "$OUT_DIR" 2>&1 | tee -a "$LOG" || true; }
 
 # run_step NAME CAP_S MIN_S RESERVE_S COMMAND: COMMAND (a bash string) under a limit of CAP_S,
 # shortened to end RESERVE_S before the deadline; skipped when fewer than MIN_S seconds remain.
@@ -109,7 +109,7 @@ skip_step() {
 log "gpu_check: smoke=$SMOKE out=$OUT_DIR root=$ROOT python=$("$PY" -c 'import sys; print(sys.executable)') total=${TOTAL}s"
 
 # -- env: what the machine is (nvidia-smi in full into the log) ---------------------------------
-run_step env 60 5 "$FINAL_RESERVE" "nvidia-smi || true; nvcc --version || true; '$PY' benchmarks/gpu_check_report.py env --out '$OUT_DIR' $([ $SMOKE = 1 ] && echo --smoke)"
+run_step env 60 5 "$FINAL_RESERVE" "nvidia-smi || true; nvcc --version || true; '$PY' .ci/gpu_check_report.py env --out '$OUT_DIR' $([ $SMOKE = 1 ] && echo --smoke)"
 
 # -- install: the wheels carried in .gpu_wheels (no index on the GPU machine) --------------------
 if [ $SMOKE = 1 ]; then

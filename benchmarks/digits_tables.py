@@ -1,26 +1,13 @@
-"""Regenerate the digits tables in docs/digits.md (and README.md, where it has the markers).
+"""The digits tables of docs/digits.md and README.md, made from benchmarks/results/digits.json.
 
-    python benchmarks/readme_tables.py [--json benchmarks/results/digits.json] [files ...]
+    python benchmarks/digits.py --tables       # rewrites them (through _common.refresh_tables)
 
 Each table sits between ``<!-- digits:NAME:begin -->`` and ``<!-- digits:NAME:end -->`` with NAME
-in quality, main, ablation, joint, hacking. Files are rewritten atomically; markers that a file
-lacks are skipped.
+in quality, main, ablation, joint, hacking (:data:`TABLES`).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import re
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from tts_fast._io import atomic_write_text as write_text  # noqa: E402
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 LABELS = {"bon": "BoN", "fk": "FK", "das": "DAS w/o grad", "svdd": "SVDD", "sop": "SoP", "zero_order": "zero-order", "bfs_best": "BFS-best"}
 
 
@@ -123,41 +110,6 @@ def table_hacking(res: dict) -> str:
 TABLES = {"quality": table_quality, "main": table_main, "ablation": table_ablation, "joint": table_joint, "hacking": table_hacking}
 
 
-def render(res: dict) -> dict:
-    out = {}
-    for name, fn in TABLES.items():
-        try:
-            out[name] = fn(res)
-        except KeyError:
-            continue
-    return out
-
-
-def replace_blocks(text: str, blocks: dict) -> str:
-    for name, body in blocks.items():
-        pat = re.compile(rf"(<!-- digits:{name}:begin -->\n).*?(<!-- digits:{name}:end -->)", re.S)
-        text = pat.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
-    return text
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--json", default=os.path.join(HERE, "results", "digits.json"))
-    p.add_argument("files", nargs="*", default=[os.path.join(ROOT, "docs", "digits.md"), os.path.join(ROOT, "README.md")])
-    args = p.parse_args(argv)
-    with open(args.json, encoding="utf-8") as f:
-        blocks = render(json.load(f))
-    for path in args.files:
-        if not os.path.exists(path):
-            continue
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        new = replace_blocks(text, blocks)
-        if new != text:
-            write_text(path, new)
-            print(f"updated {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def available(res: dict) -> list:
+    """The (name, table) pairs whose part the results hold (a partial run has only some)."""
+    return [(name, fn) for name, fn in TABLES.items() if (res.get("quality") if name == "quality" else res.get("tables", {}).get(name))]

@@ -1,0 +1,200 @@
+"""``tts-fast demo``: every search method on the built-in digits model, a table and two figures.
+
+    tts-fast demo                      # every method, all ten digits
+    tts-fast demo --quick              # a reduced run (seconds)
+    tts-fast demo --digits 3 8 --n-particles 16 --out my_demo
+
+The verifier (a CNN) selects; a held-out evaluator (an MLP that no search sees) measures. Writes
+results.json, table.txt, samples.png and accuracy_vs_nfe.png into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import dataclass
+
+from .._arg_types import positive_int
+from .._user_errors import UserError, user_device
+from . import demo_report as report
+
+DEFAULT_OUT = "tts_fast_demo"
+
+
+def _digit(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"unknown digit {s!r}: digits are integers 0..9") from None
+    if not 0 <= v <= 9:
+        raise argparse.ArgumentTypeError(f"unknown digit {v}: digits are integers 0..9")
+    return v
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    """Register ``demo`` on an argparse subparsers object; the handler is :func:`main`."""
+    from ..zoo.experiment import DEMO_METHODS, SPECS
+
+    p = sub.add_parser(
+        "demo",
+        help="compare every search method on the built-in digits model",
+        description=(
+            "Run plain sampling, best-of-N, BFS-best, FK, DAS, SVDD, DFS, local search and BFS + local search "
+            "on the built-in digits diffusion model, for each target digit, at matched model-NFE budgets. "
+            "The verifier (a CNN) selects; a held-out evaluator (an MLP that no search sees) measures. "
+            "Prints a table and writes results.json, table.txt, samples.png and accuracy_vs_nfe.png."
+        ),
+    )
+    p.add_argument("--digits", type=_digit, nargs="+", default=None, metavar="D", help="target digits (default: all ten; --quick: 0 1)")
+    p.add_argument("--n-particles", type=positive_int, default=None, metavar="N",
+                   help="largest budget, in trajectories per sample: N x steps model NFE (default 8; --quick 4); "
+                   "the demo also runs N/2 and N/4 (>= 2)")
+    p.add_argument("--steps", type=positive_int, default=None, help="denoising steps per trajectory (default 50; --quick 20)")
+    p.add_argument("--per-digit", type=positive_int, default=None, help="samples (searches) per digit and seed (default 1)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="S", help="search seeds (default: 0)")
+    p.add_argument("--methods", nargs="+", default=None, metavar="M",
+                   help=f"methods (default: {' '.join(DEMO_METHODS)}; also: {' '.join(k for k in SPECS if k not in DEMO_METHODS)})")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: ./{DEFAULT_OUT})")
+    p.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ...")
+    p.add_argument("--quick", action="store_true", help="a reduced setting: digits 0 1, N = 4, 20 steps, one sample per digit")
+    p.add_argument("--threads", type=positive_int, default=1,
+                   help="torch CPU threads (default 1: the demo runs many small kernels, for which extra threads only add overhead)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(handler=main)
+    return p
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """The demo's settings after --quick and the defaults: digits, budgets (N per sample), steps, ..."""
+
+    digits: list
+    budgets: list
+    steps: int
+    per_digit: int
+    methods: list
+    seeds: list
+
+
+def budgets(n_max: int) -> list[int]:
+    """The three budgets of the demo: N/4, N/2 and N particles (at least 2 each, no repeats)."""
+    return sorted({max(2, n_max // 4), max(2, n_max // 2), max(2, n_max)})
+
+
+def settings_of(args) -> DemoSettings:
+    """The demo's settings from its flags (checked: a UserError naming the flag)."""
+    from ..zoo import experiment as ex
+
+    quick = args.quick
+    digits = list(dict.fromkeys(args.digits if args.digits is not None else ([0, 1] if quick else list(range(10)))))
+    n_max = args.n_particles or (4 if quick else 8)
+    try:
+        methods = ex.check_methods(args.methods or list(ex.DEMO_METHODS))
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if n_max < 2:
+        raise UserError("--n-particles must be >= 2 (the local-search variants split the budget between particles and recurrence)")
+    return DemoSettings(digits=digits, budgets=budgets(n_max), steps=args.steps or (20 if quick else 50), per_digit=args.per_digit or 1,
+                        methods=methods, seeds=list(args.seeds))
+
+
+def _need_matplotlib():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UserError("the demo draws its figures with matplotlib: pip install 'tts_fast[demo]' (or pip install matplotlib)") from None
+    return plt
+
+
+def _run_all(zoo, s: DemoSettings, progress: bool) -> list:
+    """Every (method, budget, seed) run of the demo, in order (fixed-NFE methods at one budget)."""
+    from ..zoo import experiment as ex
+
+    jobs = [(key, n, seed) for key in s.methods for n in ([1] if ex.SPECS[key].fixed_nfe else s.budgets) for seed in s.seeds]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(jobs), unit="run", desc="demo")
+    runs = []
+    try:
+        for key, n, seed in jobs:
+            if bar is not None:
+                bar.set_description(f"{key} N={n}")
+            runs.append(ex.run(zoo, key, digits_=s.digits, per_digit=s.per_digit, n=n, num_steps=s.steps, seed=seed))
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return runs
+
+
+def _write_results(out: str, s: DemoSettings, device, plt, runs: list, t_start: float) -> None:
+    """Print the tables and write table.txt, results.json, samples.png and accuracy_vs_nfe.png into ``out``."""
+    import torch
+
+    from .._io import atomic_write_json, atomic_write_text
+
+    rows = report.aggregate(runs, s.methods)
+    table = report.format_table(rows, multi_seed=len(s.seeds) > 1)
+    n_max = max(s.budgets)
+    per_digit_table = report.format_per_digit(runs, s.methods, s.digits, n_max)
+    elapsed = time.perf_counter() - t_start
+    header = (
+        f"digits {s.digits}, {s.per_digit} sample(s) per digit per seed, seeds {s.seeds}, {s.steps} steps, device {device}; "
+        f"NFE = model evaluations per returned sample (grad NFE: backward passes through the model)\n"
+        f"verifier = CNN that selects; evaluator = held-out MLP that no search sees (its accuracy is the honest measure)\n"
+        f"(dual) = local-search gradients from a third classifier ('guide'), selection by the verifier\n"
+    )
+    print()
+    print(header)
+    print(table)
+    print()
+    print(f"held-out evaluator accuracy per digit at N = {n_max} ({n_max * s.steps} NFE):")
+    print(per_digit_table)
+    report.plot_grid(plt, runs, s.methods, n_max, os.path.join(out, "samples.png"))
+    report.plot_curves(plt, rows, os.path.join(out, "accuracy_vs_nfe.png"), s.steps)
+    atomic_write_text(os.path.join(out, "table.txt"), header + "\n" + table + "\n\nper digit (evaluator accuracy):\n" + per_digit_table + "\n")
+    atomic_write_json(
+        os.path.join(out, "results.json"),
+        {
+            "settings": {"digits": s.digits, "per_digit": s.per_digit, "seeds": s.seeds, "steps": s.steps, "budgets": s.budgets,
+                         "methods": s.methods, "device": str(device), "torch": str(torch.__version__)},
+            "summary": rows,
+            "runs": [{k: v for k, v in r.items() if k not in ("samples", "targets")} for r in runs],
+            "seconds": elapsed,
+        },
+    )
+    print(f"\nwrote {out}/samples.png, accuracy_vs_nfe.png, table.txt, results.json ({elapsed:.1f}s)")
+
+
+def main(args) -> int:
+    """Handler of ``tts-fast demo`` (args from the parser of :func:`add_parser`). Returns the exit status."""
+    import torch
+
+    from .._io import check_writable_dir
+    from ..zoo import experiment as ex
+
+    s = settings_of(args)
+    plt = _need_matplotlib()
+    try:
+        out = check_writable_dir(args.out)
+    except OSError as e:
+        raise UserError(str(e)) from None
+    device = user_device(args.device)
+    torch.set_num_threads(args.threads)
+    t_start = time.perf_counter()
+    zoo = ex.Zoo(device)
+    print(
+        f"tts-fast demo: {len(s.methods)} methods x budgets {s.budgets} x {len(s.seeds)} seed(s); digits {s.digits}, "
+        f"{s.per_digit} sample(s) per digit, {s.steps} steps, device {device}",
+        flush=True,
+    )
+    runs = _run_all(zoo, s, progress=not args.no_progress)
+    _write_results(out, s, device, plt, runs, t_start)
+    return 0
