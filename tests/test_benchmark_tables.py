@@ -60,10 +60,11 @@ def test_every_table_is_what_its_results_make(monkeypatch, checked, capsys):
     _bench("self_tuning", monkeypatch, check).main(["--tables"])
     _bench("maze", monkeypatch, check).main(["--tables"])
     _bench("locomotion", monkeypatch, check).main(["--tables"])
+    _bench("tempering", monkeypatch, check).main(["--tables"])
     _bench("throughput", monkeypatch, check).main(["--tables"])  # no full-size CUDA result yet: nothing to check
     markers = {m for _, m in seen}
     assert {"digits:main", "digits:hacking", "search:main", "search:exact", "self_tuning:units", "self_tuning:maze",
-            "maze:main", "maze:dfs_threshold", "locomotion:summary", "locomotion:ordering"} <= markers
+            "maze:main", "maze:dfs_threshold", "locomotion:summary", "locomotion:ordering", "tempering:overhead"} <= markers
     # every marked block of README.md and docs/ is covered, except the throughput tables (pending a GPU run)
     files = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     all_blocks = {(f.name, m) for f in files for m in re.findall(r"<!-- (\S+):begin -->", f.read_text())}
