@@ -56,6 +56,11 @@ COMPANIONS = {
     (tts.DFS, "quantile"): dict(calibrate=None),
     (tts.SearchOverPaths, "delta_b"): dict(delta_f=1),
     (tts.BFS, "target_ess"): dict(temperature="adaptive"),
+    # the local-search options act only next to a gradient step (and the K noises with smoothing)
+    (tts.LocalSearch, "mc_samples"): dict(mu=0.1, sigma=0.1),
+    (tts.LocalSearch, "iter_steps"): dict(mu=0.1),
+    (tts.LocalSearch, "sigma"): dict(rho=0.1),
+    (tts.LocalSearch, "max_grad_norm"): dict(rho=0.1),
 }
 
 

@@ -106,9 +106,9 @@ def _parse(text: str) -> np.ndarray:
     return np.array([[1 if c == "#" else 0 for c in r] for r in rows], dtype=np.int64)
 
 
-def check_maze_name(name) -> str:
-    if name not in _LAYOUTS:
-        raise ValueError(f"unknown maze {name!r}; choose one of {', '.join(MAZES)}")
+def check_maze_name(name, argument: str = "maze_name") -> str:
+    if not isinstance(name, str) or name not in _LAYOUTS:
+        raise ValueError(f"{argument} must be one of {', '.join(MAZES)}; got {name!r} (an unknown maze)")
     return name
 
 
@@ -128,7 +128,7 @@ class Maze:
     goal_tol = GOAL_TOL
 
     def __init__(self, name: str):
-        self.name = check_maze_name(name)
+        self.name = check_maze_name(name, "name")
         self.maze_map = _parse(_LAYOUTS[name])
         self.maze_map.setflags(write=False)
         self.tasks = [tuple(map(tuple, t)) for t in _TASKS[name]]
@@ -216,7 +216,7 @@ class Maze:
 @functools.lru_cache(maxsize=None)
 def maze(name: str) -> Maze:
     """The :class:`Maze` called ``name`` ('medium', 'large', 'giant', 'ultra')."""
-    return Maze(check_maze_name(name))
+    return Maze(check_maze_name(name, "name"))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -321,7 +321,7 @@ def register_ultra() -> None:
 
 
 def env_id(name: str) -> str:
-    return f"pointmaze-{check_maze_name(name)}-v0"
+    return f"pointmaze-{check_maze_name(name, 'name')}-v0"
 
 
 def make_env(name: str, **kwargs):
@@ -330,7 +330,7 @@ def make_env(name: str, **kwargs):
     Keyword arguments go to ogbench's maze class (e.g. ``terminate_at_goal=False``) or to
     ``gymnasium.make`` (``max_episode_steps``). No dataset is downloaded.
     """
-    check_maze_name(name)
+    check_maze_name(name, "name")
     _require_ogbench()
     import gymnasium
 

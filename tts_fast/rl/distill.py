@@ -31,7 +31,7 @@ from .._io import atomic_path
 from .critic import mlp
 from .datasets import load, transitions
 from .evaluate import paper_local
-from .policy import SAMPLING_STEPS, StateNormalizer, as_states
+from .policy import SAMPLING_STEPS, StateNormalizer, as_states, check_sizes
 from .weights import load_checkpoint, load_critic, load_policy, q_verifier, weights_path
 
 
@@ -51,6 +51,7 @@ class OneStepPolicy(nn.Module):
 
     def __init__(self, obs_dim: int, act_dim: int, width: int = 256, layers: int = 2):
         super().__init__()
+        check_sizes(obs_dim=obs_dim, act_dim=act_dim, width=width, layers=layers)
         self.config = {"obs_dim": obs_dim, "act_dim": act_dim, "width": width, "layers": layers}
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.normalizer = StateNormalizer(obs_dim)

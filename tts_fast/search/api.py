@@ -64,7 +64,7 @@ def resolve_method(method, options: dict):
         obj = _FACTORIES[method](**own)
         if method in _LOCAL_NAMES:
             return obj, obj
-        local = LocalSearch(**loc) if loc else None
+        local = _joined(LocalSearch(**loc)) if loc else None
         return dataclasses.replace(obj, local=local) if local is not None else obj, local
     if not isinstance(method, _CLASSES):
         raise TypeError(f"method must be a name ({', '.join(METHODS)}) or one of {[c.__name__ for c in _CLASSES]}, got {type(method).__name__}")
@@ -78,7 +78,21 @@ def resolve_method(method, options: dict):
     if options and method.local is not None:
         raise ValueError("the method object already has a LocalSearch; do not pass local-search options too")
     local = LocalSearch(**options) if options else method.local
+    if local is not None:
+        _joined(local)
     return (dataclasses.replace(method, local=local) if local is not method.local else method), local
+
+
+def _joined(local: LocalSearch) -> LocalSearch:
+    """A LocalSearch that runs at every level of a global method: it must change something there,
+    and its own sampler eta (used only when it runs alone) must not be set."""
+    if not local.acts:
+        raise ValueError("local search at every level with local_steps = 1 and rho = mu = 0 changes nothing: "
+                         "set local_steps > 1 (recurrence), rho or mu")
+    if local.eta != 1.0:
+        raise ValueError(f"eta={local.eta!r} of the local search is its sampler's when it runs alone; joined to a global "
+                         "method the steps follow that method's eta: set eta on the method")
+    return local
 
 
 def _prompt_count(model, verifier, local_verifier):

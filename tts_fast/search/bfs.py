@@ -104,6 +104,9 @@ class BFS:
             raise ValueError(f"lam=None lets the ESS rule choose the final tilt; it needs temperature='adaptive', got {self.temperature!r}")
         if self.lam is not None:
             check_float(self.lam, "lam", 0.0, low_open=True)
+            if self.temperature == "inf" and self.lam != 1.0:
+                raise ValueError(f"lam={self.lam!r} would do nothing: the greedy temperature 'inf' gives every child to the "
+                                 "best particles whatever the tilt; use a finite temperature to tilt by lam")
         if self.target_ess is not None:
             if not adaptive:
                 raise ValueError(f"target_ess sets the adaptive temperature's increments; temperature={self.temperature!r} would ignore it")
