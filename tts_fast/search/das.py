@@ -120,9 +120,7 @@ class DAS:
             log_w = log_w + corr + psi - psi_prev
             anc, resampled, log_w, dz, ess = gated_resample(ctx, log_w, self.resampling, self.ess_threshold)
             log_z = log_z + dz
-            # every per-particle quantity follows its ancestor: the state, its prediction, gradient and twist
-            x, x0_hat, g = (ops.gather_particles(v, anc) for v in (x, x0_hat, g))
-            psi_prev = ops.gather_particles(psi, anc)
+            x, x0_hat, g, psi_prev = self._reindex(anc, x, x0_hat, g, psi)
             ctx.trace.add(step=i, ess=ess, resampled=resampled, lam=lam[i], reward_mean=r.view(b, n).mean(1),
                           ancestors=anc, twist=psi_prev)
             x, corr = self._propose(ctx, x, x0_hat, g, i, rows, lam[i + 1], c_z[i])
@@ -139,6 +137,12 @@ class DAS:
             result.latents, result.rewards = x[flat], r_raw[flat]
             result.samples = ctx.decode_full(result.latents)
         return result
+
+    @staticmethod
+    def _reindex(anc, x, x0_hat, g, psi):
+        """After resampling every per-particle quantity follows its ancestor: the state, its
+        x0-prediction, the gradient that shifts its proposal and the twist its next weight subtracts."""
+        return tuple(ops.gather_particles(v, anc) for v in (x, x0_hat, g, psi))
 
     def _twist(self, ctx, x, i, rows):
         """x0_hat(x_i), g_i = grad_{x_i} r(x0_hat(x_i)) and r(x0_hat(x_i)) (float64) in one model call."""

@@ -167,8 +167,8 @@ class DTS:
             if not bool((st.active | st.waiting).any()):  # the loop's host read (every iteration when compact)
                 break
         ctx.checks.add(tree.count.max() <= cap, f"internal error: a DTS tree outgrew its {cap} preallocated nodes")
-        ctx.trace.add(step="tree", rollouts=st.started, nodes=tree.count, root_value=tree.value[tree.root], iterations=it,
-                      slot_evaluations=ctx.counter.slot_evaluations)
+        ctx.trace.add(step="tree", rollouts=st.started, nodes=tree.count, root_children=tree.n_children[tree.root],
+                      root_value=tree.value[tree.root], iterations=it, slot_evaluations=ctx.counter.slot_evaluations)
         if self.select == "boltzmann":
             picked = tree.draw(tree.root[rows], final_u)
         else:
@@ -258,7 +258,9 @@ class DTS:
         st.frontier = torch.where(at_root, child, torch.where(ok, target, st.frontier))
         st.pos = torch.where(at_root, torch.zeros_like(tpos), torch.where(ok, tpos, st.pos))
         st.active = st.active | ok
-        st.waiting = stuck  # slots that met only children still being created try again next iteration
+        # slots that met only children still being created try again next iteration; a tree whose
+        # root is exhausted (all max_children^(S+1) leaves grown) takes no rollout any more
+        st.waiting = stuck & ~tree.exhausted[tree.root[rows]]
         st.started = st.started + ok.view(b, k).sum(1)
 
 
