@@ -14,6 +14,8 @@ Each test names the broken variant it is written against and checks that the var
 """
 
 import math
+import os
+import sys
 
 import pytest
 import torch
@@ -21,6 +23,9 @@ import torch
 import tts_fast as tts
 from tts_fast.search import das as das_module
 from tts_fast.search.engine import Context
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _tilted import overlapping, plain_reference  # noqa: E402
 
 S, LAM = 20, 0.7
 K = 4.5
@@ -53,10 +58,8 @@ _REAL_PROPOSE = das_module.DAS._propose
 @pytest.fixture(scope="module")
 def tilted():
     """Z = E_plain[exp(lam r)] of the plain S-step sampler (with se), from 60 000 plain samples."""
-    model = tts.models.GaussianMixture([[-2.0, 0.0], [2.0, 1.0]], [0.6, 0.6], [0.8, 0.2])
-    verifier = tts.verifiers.GaussianReward([2.0, 1.0], 2.0)
-    ref = tts.search(model, verifier, "bon", n_particles=60000, num_steps=S, seed=123, progress=False)
-    e = (LAM * ref.particle_rewards.reshape(-1).double()).exp()
+    model, verifier = overlapping()
+    _, _, e = plain_reference(model, verifier, LAM, S, 60000)
     return model, verifier, (float(e.mean()), float(e.std()) / math.sqrt(e.numel()))
 
 

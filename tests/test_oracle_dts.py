@@ -15,12 +15,17 @@ the variant really fails it (a patched copy of the rule runs through the same ch
 """
 
 import math
+import os
+import sys
 
 import pytest
 import torch
 
 import tts_fast as tts
 from tts_fast.search import dts as dts_module
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _tilted import overlapping, plain_reference  # noqa: E402
 
 K = 4.5  # standard errors a statistical check allows
 
@@ -237,13 +242,10 @@ BUDGETS = (4, 32, 256)  # rollouts per tree
 def tilted():
     """The plain S-step sampler's law tilted by exp(lam r), from 100 000 weighted plain samples:
     the target's mass right of x = 0 and its mean reward (with standard errors)."""
-    model = tts.models.GaussianMixture([[-2.0, 0.0], [2.0, 1.0]], [0.6, 0.6], [0.8, 0.2])
-    verifier = tts.verifiers.GaussianReward([2.0, 1.0], 2.0)
-    ref = tts.search(model, verifier, "bon", n_particles=100000, num_steps=S, seed=123, progress=False)
-    r = ref.particle_rewards.reshape(-1).double()
-    w = (LAM_T * r).exp()
+    model, verifier = overlapping()
+    x, r, w = plain_reference(model, verifier, LAM_T, S, 100000)
     w = w / w.sum()
-    right = (ref.particles.reshape(-1, 2)[:, 0] > 0).double()
+    right = (x[:, 0] > 0).double()
     stats = {}
     for name, f in (("right", right), ("reward", r)):
         m = float((w * f).sum())
