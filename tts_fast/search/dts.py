@@ -196,7 +196,8 @@ class DTS:
 
         go = st.waiting
         if not compact or bool(go.any()):
-            self._start(ctx, tree, st, rows, go, u, prior, m_roll)
+            with ctx.timers("search_ops", dev):
+                self._start(ctx, tree, st, rows, go, u, prior, m_roll)
 
         lv = tree.level[st.frontier].clamp(0, s - 1)  # idle slots point anywhere; their output is dropped
         if compact:
@@ -212,7 +213,8 @@ class DTS:
             with ctx.counter.masked(st.active):
                 x0_hat = ctx.denoise(x, lv, rows)
             x_next = ctx.step(x, x0_hat, lv, self.eta, noise=noise)
-        new = tree.grow(st.frontier, st.pos, x_next, lv + 1, st.active, rows)
+        with ctx.timers("search_ops", dev):
+            new = tree.grow(st.frontier, st.pos, x_next, lv + 1, st.active, rows)
         finished = st.active & (lv + 1 == s)
         st.frontier = torch.where(st.active, new, st.frontier)
         st.pos = torch.where(st.active, torch.zeros_like(st.pos), st.pos)
@@ -223,11 +225,13 @@ class DTS:
                 r_sub = ctx.score(x_next[fidx], rows[fidx], final=True)
                 r_dtype = r_sub.dtype
                 r = torch.zeros(w, dtype=torch.float64, device=dev).index_copy(0, fidx, r_sub.to(torch.float64))
-                tree.backup(new, r, finished)
+                with ctx.timers("search_ops", dev):
+                    tree.backup(new, r, finished)
         else:
             r_all = ctx.score(x_next, rows, final=True, count=finished)
             r_dtype = r_all.dtype
-            tree.backup(new, r_all.to(torch.float64), finished)
+            with ctx.timers("search_ops", dev):
+                tree.backup(new, r_all.to(torch.float64), finished)
         st.active = st.active & ~finished
         st.waiting = st.waiting | finished
         return r_dtype
