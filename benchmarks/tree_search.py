@@ -281,7 +281,7 @@ def _one_per_call(sources, options):
 def part_dfs_mixed(log):
     sets = {}
     model, _ = _rare_mode()
-    gmm = [("easy" if c[0] < 0 else "hard", (model, tts.verifiers.GaussianReward([c], 1.0), 100 + i))
+    gmm = [(f"[{c[0]:g}, {c[1]:g}]", (model, tts.verifiers.GaussianReward([c], 1.0), 100 + i))
            for i, c in enumerate([[-2.0, 0.0]] * 8 + [[2.0, 0.0]] * 8)]
     sets["gmm"] = gmm
     from tts_fast.zoo import digits, digits_verifier
@@ -294,15 +294,22 @@ def part_dfs_mixed(log):
         t0 = time.perf_counter()
         ref = fit_dfs_reference([(m, v, s + 10_000) for m, v, s in sources], n_particles=MIX_WALKERS, num_steps=MIX_STEPS)
         fit_s = time.perf_counter() - t0
+        # hard / easy: the half of the set whose walkers scored lowest / highest at the reference's last check
+        last = ref.meta["last_check_mean_reward"]
+        order = sorted(range(len(items)), key=lambda i: last[i])
+        tag = {i: ("hard" if k < len(items) // 2 else "easy") for k, i in enumerate(order)}
         res = {}
         for mode, opts in (("reference", ref.options()), ("per-call calibration", {})):
             rows = _one_per_call(sources, opts)
-            groups = {}
-            for (tag, _), (nfe, rew) in zip(items, rows):
-                groups.setdefault(tag, []).append((nfe, rew))
-            res[mode] = {tag: {"nfe": _stat([a for a, _ in g]), "reward": _stat([b for _, b in g])} for tag, g in groups.items()}
-            log(f"  {name} {mode}: " + ", ".join(f"{t} NFE {v['nfe']['mean']:.0f}" for t, v in res[mode].items()))
-        out[name] = {"reference": ref.to_dict(), "fit_seconds": fit_s, "by_mode": res}
+            groups = {"easy": [], "hard": [], "all": []}
+            for i, (nfe, rew) in enumerate(rows):
+                groups[tag[i]].append((nfe, rew))
+                groups["all"].append((nfe, rew))
+            res[mode] = {t: {"nfe": _stat([a for a, _ in g]), "reward": _stat([b for _, b in g])} for t, g in groups.items()}
+            res[mode]["per_prompt"] = [{"prompt": items[i][0], "tag": tag[i], "nfe": rows[i][0], "reward": rows[i][1]} for i in range(len(items))]
+            log(f"  {name} {mode}: " + ", ".join(f"{t} NFE {res[mode][t]['nfe']['mean']:.0f}" for t in ("easy", "hard", "all")))
+        out[name] = {"reference": ref.to_dict(), "fit_seconds": fit_s, "by_mode": res,
+                     "hard_prompts": sorted({items[i][0] for i in tag if tag[i] == "hard"})}
     return {"steps": MIX_STEPS, "walkers": MIX_WALKERS, "budget": 4 * MIX_WALKERS * MIX_STEPS, "sets": out}
 
 
@@ -388,17 +395,12 @@ def table_dfs_mixed(res):
     d = res["dfs_mixed"]
     body = []
     for name, s in d["sets"].items():
-        for mode, groups in s["by_mode"].items():
-            if name == "gmm":
-                cells = [f"{groups[t]['nfe']['mean']:.0f} ± {groups[t]['nfe']['se']:.0f}" for t in ("easy", "hard")]
-                body.append([name, mode, *cells, _pm(groups["easy"]["reward"]) + " / " + _pm(groups["hard"]["reward"])])
-            else:
-                nfe = {t: g["nfe"]["mean"] for t, g in groups.items()}
-                lo, hi = min(nfe, key=nfe.get), max(nfe, key=nfe.get)
-                body.append([name, mode, f"{nfe[lo]:.0f} (digit {lo})", f"{nfe[hi]:.0f} (digit {hi})",
-                             "mean reward " + f"{sum(g['reward']['mean'] for g in groups.values()) / len(groups):.3f}"])
-    return markdown_table(["prompt set", "DFS thresholds", "NFE per prompt: easy (least)", "NFE per prompt: hard (most)",
-                           "reward: easy / hard"], body)
+        for mode, g in s["by_mode"].items():
+            body.append([name, mode, *(f"{g[t]['nfe']['mean']:.0f} ± {g[t]['nfe']['se']:.0f}" for t in ("easy", "hard", "all")),
+                         _pm(g["easy"]["reward"]) + " / " + _pm(g["hard"]["reward"])])
+    hard = "; ".join(f"{name}: {', '.join(s['hard_prompts'])}" for name, s in d["sets"].items())
+    return (markdown_table(["prompt set", "DFS thresholds", "NFE per prompt: easy half", "hard half", "all", "reward: easy / hard"], body)
+            + f"\n\nHard half (lowest reference reward at the last check): {hard}.")
 
 
 TABLES = (("convergence", table_convergence), ("rare", table_rare), ("ripples", table_ripples), ("digits", table_digits),

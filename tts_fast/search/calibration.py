@@ -48,7 +48,8 @@ class DFSReference:
         thresholds: the threshold at each of ``levels`` (reward units, measured, never given).
         rewards_per_level: how many rewards each quantile pools (reference prompts x walkers).
         nfe: model NFE the pre-pass spent.
-        meta: what produced it (seed, walkers, prompts), stored with it.
+        meta: what produced it (seeds, walkers, prompts) and, per source, the mean reward of its
+            walkers at the last check level (``last_check_mean_reward``: which prompts are hard).
     """
 
     quantile: float
@@ -147,6 +148,9 @@ def fit_dfs_reference(sources: Iterable, *, n_particles: int, num_steps: int, qu
         nfe += spent
     r = torch.cat(pooled, dim=1)
     thresholds = torch.quantile(r, quantile, dim=1).tolist()
+    # how each source's walkers did at the last check: which prompts of the set are hard, for reports
+    last = [float(p[-1].mean()) for p in pooled]
     return DFSReference(quantile=float(quantile), num_steps=num_steps, levels=list(levels), thresholds=thresholds,
                         rewards_per_level=int(r.shape[1]), nfe=int(nfe),
-                        meta=dict(meta or {}, n_particles=n_particles, seeds=[int(s) for _, _, s in sources]))
+                        meta=dict(meta or {}, n_particles=n_particles, seeds=[int(s) for _, _, s in sources],
+                                  last_check_mean_reward=last))

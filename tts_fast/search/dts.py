@@ -89,9 +89,11 @@ class DTS:
             4 * n_particles without a budget.
         eta: DDIM eta of the transitions, in (0, 1]: the children of a node must be random draws
             of p_theta(. | x_t) (eta = 0 would make them all the same).
-        slots: 'compact' (only running slots are evaluated; one or two host reads per iteration)
-            or 'fixed' (every slot evaluated and masked; a host read every ``sync_every`` iterations
-            only). Same random numbers, same result.
+        slots: 'compact' (only running slots are evaluated and only finished rollouts decoded and
+            scored; one or two host reads per iteration) or 'fixed' (every slot is evaluated, decoded
+            and scored every iteration with the idle ones masked out of the counts; a host read
+            every ``sync_every`` iterations only: for a costly decoder or verifier, compact wastes
+            less). Same random numbers, same result.
         sync_every: fixed slots only: iterations between the host's end checks (default S).
         local: not supported (local search's guided steps are not draws of p_theta); must be None.
     """
