@@ -353,7 +353,7 @@ class _Tree:
         """Give back the child positions claimed by slots that do not start."""
         at = torch.where(mask, target, torch.full_like(target, self.scratch))
         self.n_children.index_add_(0, at, -mask.to(torch.int64))
-        self._clear_scratch()
+        self.n_children[self.scratch] = 0
 
     # -- the soft Bellman backup ------------------------------------------------------------------
 
@@ -383,7 +383,7 @@ class _Tree:
         for _ in range(self.s + 1):  # levels S-1 .. 0, then the root
             node = self.parent[node]
             self.value[node], self.exhausted[node] = self.soft_value(node)
-        self._clear_scratch()
+        self.value[self.scratch], self.exhausted[self.scratch] = math.nan, False
 
     # -- selection -----------------------------------------------------------------------------------
 
@@ -435,7 +435,7 @@ class _Tree:
             target = torch.where(claim, cur, target)
             tpos = torch.where(claim, nch + rank, tpos)
             self.n_children.index_add_(0, torch.where(claim, cur, torch.full_like(cur, self.scratch)), claim.to(torch.int64))
-            self._clear_scratch()
+            self.n_children[self.scratch] = 0
             found = found | claim
             desc = desc & ~claim
             logits, ch = self.policy_logits(cur, skip_exhausted=True)
