@@ -61,6 +61,7 @@ def test_every_table_is_what_its_results_make(monkeypatch, checked, capsys):
     _bench("maze", monkeypatch, check).main(["--tables"])
     _bench("locomotion", monkeypatch, check).main(["--tables"])
     _bench("tempering", monkeypatch, check).main(["--tables"])
+    _bench("tree_search", monkeypatch, check).main(["--tables"])
     _bench("throughput", monkeypatch, check).main(["--tables"])  # no full-size CUDA result yet: nothing to check
     markers = {m for _, m in seen}
     assert {"digits:main", "digits:hacking", "search:main", "search:exact", "self_tuning:units", "self_tuning:maze",

@@ -118,8 +118,10 @@ OPTIONS = {
     "zero_order": {"iterations": 1},
     "dfs": {"quantile": 0.5, "max_backtracks": 1},
     "local": {"local_steps": 2, "rho": 0.05},
+    "dts": {"rollouts": 4},
+    "dts_star": {"rollouts": 4, "slots": "fixed"},
 }
-FIXED_NFE = {m: 2 * 3 * 3 for m in ("bon", "bfs", "svdd", "das", "fk", "bfs_best")}
+FIXED_NFE = {m: 2 * 3 * 3 for m in ("bon", "bfs", "svdd", "das", "das_guided", "fk", "bfs_best")}
 FIXED_NFE.update(zero_order=2 * (1 + 3) * 3, search_over_paths=None, local=2 * 3 * 3 * 2)
 
 

@@ -38,9 +38,9 @@ def _env():
     return env
 
 
-def _torchrun(k: int, prompts: str, out, popen: bool = False):
+def _torchrun(k: int, prompts: str, out, popen: bool = False, run=RUN):
     # --standalone: a rendezvous on a free local port, so parallel test runs do not collide
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={k}", "-m", "tts_fast", "run", *RUN,
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={k}", "-m", "tts_fast", "run", *run,
            "--prompts-file", prompts, "--out", str(out)]
     if popen:
         return subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -165,3 +165,21 @@ def test_ray_writes_the_records_of_torchrun(prompts, one_rank, tmp_path, capsys)
     assert {r["run"]["launcher"] for r in recs.values()} == {"ray"} and {r["run"]["rank"] for r in recs.values()} == {0, 1}
     assert (s["ok"], s["this_run"]["world_size"], s["this_run"]["prompts_computed"]) == (N, 2, N)
     assert sum(r["prompts"] for r in s["this_run"]["ranks"]) == N
+
+
+def test_dfs_reference_and_records_do_not_depend_on_the_rank_count(tmp_path):
+    """tts-fast run --method dfs fits the prompt set's DFS reference on every rank: 1 and 2 ranks write
+    the same dfs_reference.json and the same records (mixed easy and hard gmm prompts)."""
+    prompts = tmp_path / "gmm.txt"
+    prompts.write_text("".join(f"[{2 if i % 2 else -2}, 0]\n" for i in range(6)))
+    run = ["--model", "gmm", "--method", "dfs", "--particles", "3", "--steps", "10", "--threads", "1", "--no-progress"]
+    outs = []
+    for k in (1, 2):
+        out = tmp_path / f"ranks{k}"
+        p = _torchrun(k, str(prompts), out, run=run)
+        assert p.returncode == 0, p.stdout + p.stderr
+        outs.append(out)
+    assert (outs[0] / "dfs_reference.json").read_text() == (outs[1] / "dfs_reference.json").read_text()
+    for i in range(6):
+        a, b = (json.loads((o / f"{i:05d}.json").read_text()) for o in outs)
+        assert comparable(a) == comparable(b) and "dfs_reference" in a, i

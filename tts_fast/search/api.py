@@ -15,7 +15,9 @@ from ..verifiers.base import Verifier
 from . import presets
 from ._checks import check_int
 from .bfs import BFS
+from .das import DAS
 from .dfs import DFS
+from .dts import DTS
 from .engine import Context, SearchResult
 from .local import LocalSearch
 from .noise import BestOfN, SearchOverPaths, ZeroOrder
@@ -27,17 +29,21 @@ _FACTORIES = {
     "bfs": BFS,
     "svdd": presets.svdd,
     "das": presets.das,
+    "das_guided": presets.das_guided,
     "fk": presets.fk,
     "bfs_best": presets.bfs_best,
     "bfs_auto": presets.bfs_auto,
     "dfs": DFS,
+    "dts": presets.dts,
+    "dts_star": presets.dts_star,
     "local": LocalSearch,
     "local_auto": presets.local_auto,
 }
 METHODS = tuple(_FACTORIES)
 _BFS_PRESETS = ("svdd", "das", "fk", "bfs_best", "bfs_auto")
 _LOCAL_NAMES = ("local", "local_auto")
-_CLASSES = (BestOfN, ZeroOrder, SearchOverPaths, BFS, DFS, LocalSearch)
+_PRESET_CLASSES = {**{name: BFS for name in _BFS_PRESETS}, "das_guided": DAS, "dts": DTS, "dts_star": DTS}
+_CLASSES = (BestOfN, ZeroOrder, SearchOverPaths, BFS, DAS, DFS, DTS, LocalSearch)
 
 
 def _field_names(cls) -> set[str]:
@@ -54,7 +60,7 @@ def resolve_method(method, options: dict):
     if isinstance(method, str):
         if method not in _FACTORIES:
             raise ValueError(f"method must be one of {', '.join(METHODS)} or a method object; got {method!r}")
-        cls = LocalSearch if method in _LOCAL_NAMES else BFS if method in _BFS_PRESETS else _FACTORIES[method]
+        cls = LocalSearch if method in _LOCAL_NAMES else _PRESET_CLASSES.get(method, _FACTORIES[method])
         own = {k: v for k, v in options.items() if k in _field_names(cls)}
         loc = {k: v for k, v in options.items() if k not in own and k in local_fields}
         unknown = sorted(set(options) - set(own) - set(loc))
@@ -131,11 +137,11 @@ def search(
     Args:
         model: a :class:`tts_fast.Denoiser` (x0 = model(x_t, t, cond)).
         verifier: a :class:`tts_fast.Verifier`; selects (resampling weights, thresholds, final pick).
-        method: 'bon', 'zero_order', 'search_over_paths', 'bfs', 'svdd', 'das', 'fk', 'bfs_best',
-            'dfs', 'local', or a method object (BestOfN, ZeroOrder, SearchOverPaths, BFS, DFS,
-            LocalSearch).
+        method: 'bon', 'zero_order', 'search_over_paths', 'bfs', 'svdd', 'das', 'das_guided', 'fk',
+            'bfs_best', 'bfs_auto', 'dfs', 'dts', 'dts_star', 'local', 'local_auto', or a method
+            object (BestOfN, ZeroOrder, SearchOverPaths, BFS, DAS, DFS, DTS, LocalSearch).
         n_particles: particles (BFS), samples (best-of-N), neighbours (zero-order), paths (search
-            over paths) or walkers (DFS) per prompt.
+            over paths), walkers (DFS) or rollouts in flight per tree (DTS) per prompt.
         num_steps: model calls of one trajectory (the sampling grid).
         batch_size: prompt rows searched together. When the model or a verifier holds prompts
             (``num_prompts``), they must agree and batch_size must equal that count (the default);
@@ -144,7 +150,7 @@ def search(
         local_verifier: the second verifier of the dual-verifier scheme: gradients of local search
             come from it, selection from ``verifier``.
         budget: cap on model NFE for the whole call (each prompt gets budget // batch_size); never
-            exceeded. Fixed-cost plans above it are refused; DFS and zero-order search adapt to it.
+            exceeded. Fixed-cost plans above it are refused; DFS, DTS and zero-order search adapt to it.
         progress: show a progress bar (in model NFE).
         profile: synchronise the device around stages so that ``timings`` are exact.
         **method_options: fields of the method (e.g. temperature=..., lam=...) and of LocalSearch
