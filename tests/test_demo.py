@@ -41,6 +41,7 @@ def test_demo_end_to_end_reduced(tmp_path, capsys):
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     res = json.loads((out / "results.json").read_text())
     assert res["settings"]["digits"] == [0, 1] and res["settings"]["budgets"] == [2, 4]
+    assert res["settings"]["threads"] == 1  # the thread policy's default (tts_fast._threads)
     summary = {(r["method"], r["n"]): r for r in res["summary"]}
     # Matched budgets: every method spends at most N x steps model NFE per sample, baseline one trajectory.
     assert summary[("baseline", 1)]["nfe_per_row"] == 10

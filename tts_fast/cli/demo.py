@@ -15,6 +15,7 @@ import os
 import time
 from dataclasses import dataclass
 
+from .. import _threads as threads
 from .._arg_types import positive_int
 from .._user_errors import UserError, user_device
 from . import demo_report as report
@@ -58,8 +59,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: ./{DEFAULT_OUT})")
     p.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ...")
     p.add_argument("--quick", action="store_true", help="a reduced setting: digits 0 1, N = 4, 20 steps, one sample per digit")
-    p.add_argument("--threads", type=positive_int, default=1,
-                   help="torch CPU threads (default 1: the demo runs many small kernels, for which extra threads only add overhead)")
+    threads.add_argument(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(handler=main)
     return p
@@ -164,7 +164,8 @@ def _write_results(out: str, s: DemoSettings, device, plt, runs: list, t_start: 
         os.path.join(out, "results.json"),
         {
             "settings": {"digits": s.digits, "per_digit": s.per_digit, "seeds": s.seeds, "steps": s.steps, "budgets": s.budgets,
-                         "methods": s.methods, "device": str(device), "torch": str(torch.__version__)},
+                         "methods": s.methods, "device": str(device), "torch": str(torch.__version__),
+                         "threads": torch.get_num_threads()},
             "summary": rows,
             "runs": [{k: v for k, v in r.items() if k not in ("samples", "targets")} for r in runs],
             "seconds": elapsed,
@@ -187,7 +188,7 @@ def main(args) -> int:
     except OSError as e:
         raise UserError(str(e)) from None
     device = user_device(args.device)
-    torch.set_num_threads(args.threads)
+    threads.apply(args.threads)
     t_start = time.perf_counter()
     zoo = ex.Zoo(device)
     print(

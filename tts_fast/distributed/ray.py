@@ -17,6 +17,7 @@ import dataclasses
 import sys
 import time
 
+from .. import _threads as threads
 from .._extras import require
 from .._user_errors import UserError
 from ..runs.job import prepare
@@ -34,8 +35,7 @@ class _Actor:
     def __init__(self, job, device: str, rank: int, world_size: int):
         import torch
 
-        if job.config.threads is not None:
-            torch.set_num_threads(job.config.threads)
+        threads.apply(job.config.threads)
         self.worker = Worker(job, torch.device(device), rank=rank, world_size=world_size, launcher="ray")
 
     def run_group(self, group) -> dict:
