@@ -138,3 +138,17 @@ def test_atomic_writes_leave_old_file_on_failure(tmp_path):
         demo_report.save_png(Interrupting(), str(png))
     assert png.read_bytes() == b"old"
     assert sorted(os.listdir(tmp_path)) == ["p.png", "r.json"]
+
+
+def test_demo_workers_give_the_results_of_one_process(tmp_path):
+    """The searches spread over 2 worker processes give the runs of one process bit for bit (all but
+    their seconds), in the same order: each run is seeded by itself and searches on one thread."""
+    pytest.importorskip("matplotlib")
+    outs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        assert cli.main(["demo", "--quick", "--steps", "6", "--out", str(out), "--no-progress", "--workers", str(workers),
+                         "--methods", "bon", "bfs_best", "local"]) == 0
+        outs[workers] = json.loads((out / "results.json").read_text())
+    strip = [[{k: v for k, v in r.items() if k != "seconds"} for r in outs[w]["runs"]] for w in (1, 2)]
+    assert strip[0] == strip[1] and len(strip[0]) == 6

@@ -67,6 +67,17 @@ def resolve(requested: Optional[int], environ=None) -> int:
     return DEFAULT
 
 
+def idle_cpus() -> int:
+    """The CPUs of this process that the 1-minute load average leaves idle, at least 1: how many
+    single-thread worker processes a command may start without crowding others off a shared machine."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average on this platform: assume the machine is busy
+        return 1
+    return max(1, min(cpus, int(cpus - load + 0.5)))
+
+
 def apply(requested: Optional[int] = None) -> int:
     """Set torch's intra-op threads by :func:`resolve`; returns the count now in effect.
 
