@@ -110,7 +110,7 @@ def _need_matplotlib():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UserError("the demo draws its figures with matplotlib: pip install 'tts_fast[demo]' (or pip install matplotlib)") from None
+        raise UserError("the demo draws its figures with matplotlib: pip install --no-build-isolation 'tts_fast[demo]' (or pip install matplotlib)") from None
     return plt
 
 

@@ -8,7 +8,7 @@ a Ray Data ``map_batches`` actor pool, without Ray Data's pyarrow dependency -- 
 groups through ``ray.util.ActorPool`` as they become free. The records are the ones torchrun
 ranks write (the same seed per group index), into ``--out``, which must be a folder every node
 sees. A worker that dies is restarted by Ray and its group retried; the driver writes the summary.
-Needs the optional extra ``ray`` (``pip install 'tts_fast[ray]'``).
+Needs the optional extra ``ray`` (``pip install --no-build-isolation 'tts_fast[ray]'``).
 """
 
 from __future__ import annotations
