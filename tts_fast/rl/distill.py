@@ -1,6 +1,6 @@
 """Self-distillation: a one-step policy trained on the actions the search chooses.
 
-    python -m tts_fast.rl.distill --env halfcheetah --dataset medium --data RL_DATA/minari
+    python -m tts_fast.rl.distill --env halfcheetah --dataset medium --data ~/rl_data/minari
 
 1. Draw ``states`` dataset states (seeded) and run the search on them, ``batch`` states per
    ``tts.search`` call, with the dataset's policy and Q verifier. The teacher is one of

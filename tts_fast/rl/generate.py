@@ -17,7 +17,7 @@ D4RL's recipe, on gymnasium's MuJoCo v5 environments:
 Everything is seeded (SAC, environment resets, action sampling), so the same recipe gives the
 same arrays on the same software stack; :func:`tts_fast.rl.datasets.fingerprint` records them.
 
-    python -m tts_fast.rl.generate --env halfcheetah --out RL_DATA
+    python -m tts_fast.rl.generate --env halfcheetah --out ~/rl_data
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Train the diffusion policy and the IQL twin-Q critic of one offline dataset (seeded).
 
-    python -m tts_fast.rl.train --env halfcheetah --dataset medium --data RL_DATA/minari --out tts_fast/rl/weights
+    python -m tts_fast.rl.train --env halfcheetah --dataset medium --data ~/rl_data/minari --out tts_fast/rl/weights
 
-(RL_DATA: the folder given to ``python -m tts_fast.rl.generate --out``.) The command uses one CPU
+(``~/rl_data``: the folder given to ``python -m tts_fast.rl.generate --out``, any folder outside the
+repository.) The command uses one CPU
 thread unless told otherwise (``--threads``, :mod:`tts_fast._threads`); the shipped agents were
 trained that way. The diffusion policy imitates the dataset's actions, which SAC policies took
 (:mod:`tts_fast.rl.generate`): it is the search's prior, not the behaviour policy itself.
