@@ -107,3 +107,41 @@ def test_module_commands_do_their_work_with_the_threads_of_the_policy(module, wo
     with pytest.raises(_Ran) as ran:
         mod.main(argv + args)
     assert ran.value.args == (expected,)
+
+
+@pytest.mark.parametrize("load,expected", [(0.0, 2), (0.4, 2), (0.6, 1), (1.0, 1), (7.5, 1)])
+def test_idle_cpus_leaves_the_load_average_its_share(monkeypatch, load, expected):
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    assert _threads.idle_cpus() == expected
+
+
+def test_idle_cpus_without_a_load_average_is_one(monkeypatch):
+    import os
+
+    def none():
+        raise OSError("no load average")
+
+    monkeypatch.setattr(os, "getloadavg", none)
+    assert _threads.idle_cpus() == 1
+
+
+@pytest.mark.parametrize("idle,threads,expected", [(2, None, 2), (1, None, 1), (2, "2", 1), (4, "2", 2)])
+def test_the_demo_starts_as_many_workers_as_idle_cpus_allow(monkeypatch, tmp_path, idle, threads, expected):
+    """Without --workers: the idle CPUs divided by the threads per worker, at least 1."""
+    from tts_fast.cli import demo, demo_runs
+
+    monkeypatch.setattr(_threads, "idle_cpus", lambda: idle)
+    seen = {}
+
+    def fake_run_all(zoo, s, *, device, n_threads, workers, bar=None):
+        seen.update(workers=workers, threads=n_threads)
+        raise _Ran()
+
+    monkeypatch.setattr(demo_runs, "run_all", fake_run_all)
+    argv = ["demo", "--quick", "--no-progress", "--out", str(tmp_path / "d"), "--device", "cpu"] + (["--threads", threads] if threads else [])
+    with pytest.raises(_Ran):
+        cli.main(argv)
+    assert seen == {"workers": expected, "threads": int(threads or 1)}

@@ -3,6 +3,7 @@
     tts-fast demo                      # every method, all ten digits
     tts-fast demo --quick              # a reduced run (seconds)
     tts-fast demo --digits 3 8 --n-particles 16 --out my_demo
+    tts-fast demo --workers 1          # the searches in this process only (default: one per idle CPU)
 
 The verifier (a CNN) selects; a held-out evaluator (an MLP that no search sees) measures. Writes
 results.json, table.txt, samples.png and accuracy_vs_nfe.png into ``--out``.
@@ -173,8 +174,6 @@ def _write_results(out: str, s: DemoSettings, device, plt, runs: list, t_start: 
 
 def main(args) -> int:
     """Handler of ``tts-fast demo`` (args from the parser of :func:`add_parser`). Returns the exit status."""
-    import torch
-
     from .._io import check_writable_dir
 
     s = settings_of(args)
