@@ -433,7 +433,7 @@ def write_tables(paths=None):
     order = {"medium": 0, "large": 1, "giant": 2, "ultra": 3}
     all_res = sorted((json.load(open(p)) for p in paths), key=lambda r: order.get(r["maze"], 9))
     if not all_res:
-        raise SystemExit("no benchmarks/results/maze_*.json: run `python benchmarks/maze.py --maze medium` first")
+        raise SystemExit("no benchmarks/results/maze_*.json: run `python benchmarks/maze.py --maze medium --out benchmarks/results/maze_medium.json` first")
     refresh_tables(DOC, "maze", (("setup", table_setup), ("main", table_main), ("dfs_tasks", table_dfs_tasks),
                                  ("saving", table_saving), ("dfs_threshold", table_dfs_threshold)), all_res)
     plot(all_res, PLOT)

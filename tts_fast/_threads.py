@@ -4,10 +4,11 @@ torch starts one intra-op thread per core. The networks of this package's CPU wo
 UNet, the maze planner, the RL policies and critics, the analytic mixture) are small, so a search
 is thousands of small kernels. On an idle machine a second thread saves little on them (or costs
 time); on a machine where other work runs, OpenMP's threads meet at a barrier after every kernel
-and wait there while the scheduler runs someone else, which made ``tts-fast run`` 40x and
-``tts-fast profile`` 27x slower than one thread (``benchmarks/threads.py`` measures both cases
-side by side; docs/design.md, "CPU threads"). So every command that computes takes ``--threads N``
-and, without it, uses:
+and wait there while the scheduler runs someone else: ``tts-fast run`` and ``tts-fast profile``
+took 2-3x the wall time and 2.5-3.4x the CPU time with two threads than with one on a shared 2-CPU
+machine (``benchmarks/threads.py``, side by side; docs/design.md, "CPU threads"), and up to 40x the
+wall time in an earlier report. So every command that computes takes ``--threads N`` and, without
+it, uses:
 
 1. ``OMP_NUM_THREADS`` when the environment sets it: someone chose (torchrun sets it to 1 for
    every rank when it starts several, so ranks never share cores by default);
