@@ -15,6 +15,7 @@ the report, --trace a torch profiler (Chrome) trace.
 from __future__ import annotations
 
 import argparse
+import textwrap
 
 from .. import _threads as threads
 from .._arg_types import key_value, nonnegative_float, nonnegative_int, positive_float, positive_int
@@ -33,13 +34,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     p = subparsers.add_parser(
         "profile", help="profile a search: NFE/s, seconds per stage, memory, roofline fraction, optional trace",
-        description=(
+        description=textwrap.fill(
             "Time one search method on one model and say where the time goes: NFE per second (and model evaluations per "
             "second with classifier-free guidance), seconds per stage with the device synchronised (model, decode, verifier, "
             "search ops, host control), the search overhead, peak device memory, FLOPs per NFE and the fraction of the "
             "measured matmul roofline. Models: gmm (the analytic Gaussian mixture), digits (the built-in model), and sd15, "
             "sdxl, flux: the published architectures with random weights (nothing is downloaded) or a local pipeline "
-            "folder given with --weights."
+            "folder given with --weights.", width=88
         ),
         epilog="examples:\n  tts-fast profile --model digits --method bfs_best --particles 8\n"
                "  tts-fast profile --model sd15 --device cuda --backend compile --trace sd15_trace.json\n"
