@@ -13,7 +13,7 @@ import pytest
 
 from tts_fast import _png, cli
 from tts_fast._user_errors import UserError
-from tts_fast.distributed import assign, summary
+from tts_fast.distributed import assign
 from tts_fast.distributed import contact_sheet as cs
 from tts_fast.runs import comparable, make_groups, read_prompts
 

@@ -131,7 +131,7 @@ def test_idle_cpus_without_a_load_average_is_one(monkeypatch):
 @pytest.mark.parametrize("idle,threads,expected", [(2, None, 2), (1, None, 1), (2, "2", 1), (4, "2", 2)])
 def test_the_demo_starts_as_many_workers_as_idle_cpus_allow(monkeypatch, tmp_path, idle, threads, expected):
     """Without --workers: the idle CPUs divided by the threads per worker, at least 1."""
-    from tts_fast.cli import demo, demo_runs
+    from tts_fast.cli import demo_runs
 
     monkeypatch.setattr(_threads, "idle_cpus", lambda: idle)
     seen = {}
