@@ -564,7 +564,7 @@ def test_missing_extra_names_what_to_install():
         "try:\n    tts.models.DiffusersModel('x', ['p'])\nexcept ImportError as e:\n    print(e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert "pip install 'tts_fast[diffusers]'" in out.stdout, out.stdout + out.stderr
+    assert "pip install --no-build-isolation 'tts_fast[diffusers]'" in out.stdout, out.stdout + out.stderr
 
 
 def test_low_precision_network_keeps_float32_search_state(tmp_module):

@@ -22,7 +22,8 @@ from tts_fast.runs import comparable
 ROOT = Path(__file__).resolve().parents[1]
 N = 20
 # 4 particles x 50 steps: about 0.2 s per prompt on one CPU thread, so a kill lands mid-run
-RUN = ["--model", "digits", "--method", "bfs_best", "--particles", "4", "--steps", "50", "--threads", "1", "--no-progress"]
+# no --threads: the policy gives every rank one thread (torchrun sets OMP_NUM_THREADS=1 for several ranks)
+RUN = ["--model", "digits", "--method", "bfs_best", "--particles", "4", "--steps", "50", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def prompts(tmp_path_factory):
 
 def _env():
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("RANK", None), env.pop("WORLD_SIZE", None)
+    env.pop("RANK", None), env.pop("WORLD_SIZE", None), env.pop("OMP_NUM_THREADS", None)
     return env
 
 
@@ -78,6 +79,7 @@ def test_two_ranks_give_the_records_of_one_rank_bit_for_bit(prompts, one_rank, t
     p = _torchrun(2, prompts, out)
     assert p.returncode == 0, p.stdout + p.stderr
     _assert_same(one_rank, out)
+    assert {r["run"]["threads"] for r in _records(out).values()} == {1}  # one thread per rank, by default
     recs = _records(out)
     assert {r["run"]["world_size"] for r in recs.values()} == {2} and {r["run"]["launcher"] for r in recs.values()} == {"torchrun"}
     by_rank = {r: sorted(i for i, rec in recs.items() if rec["run"]["rank"] == r) for r in (0, 1)}

@@ -70,7 +70,7 @@ def test_layouts_equal_ogbench(name):
 
 def test_simulator_without_ogbench_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "ogbench", None)
-    with pytest.raises(ImportError, match=r"pip install 'tts_fast\[maze\]'"):
+    with pytest.raises(ImportError, match=r"pip install --no-build-isolation 'tts_fast\[maze\]'"):
         envs.make_env("medium")
 
 

@@ -27,6 +27,8 @@ from collections import deque
 
 import numpy as np
 
+from .._mujoco_log import route_warnings
+
 UNIT = 4.0
 OFFSET = 4.0
 RADIUS = 0.7
@@ -266,12 +268,14 @@ _ULTRA_ID = "pointmaze-ultra-v0"
 def _require_ogbench():
     try:
         import gymnasium  # noqa: F401
+        import mujoco
         import ogbench  # noqa: F401  (registers the pointmaze-* ids)
     except ImportError as e:  # pragma: no cover - exercised only without the extra
         raise ImportError(
-            "the PointMaze environments need ogbench (MuJoCo): pip install 'tts_fast[maze]' "
+            "the PointMaze environments need ogbench (MuJoCo): pip install --no-build-isolation 'tts_fast[maze]' "
             f"(ogbench==1.2.2); missing: {e.name}"
         ) from None
+    route_warnings(mujoco)  # no MUJOCO_LOG.TXT in the user's folder, no warning on stdout
 
 
 @functools.lru_cache(maxsize=1)

@@ -66,6 +66,8 @@ def make_env(env: str, **kw):
     """A gymnasium MuJoCo v5 environment of a short env name (needs the extra ``rl``)."""
     from .._extras import require
 
+    from .._mujoco_log import route_warnings
+
     gym = require("gymnasium", "rl", "tts_fast.rl.make_env")
-    require("mujoco", "rl", "tts_fast.rl.make_env")
+    route_warnings(require("mujoco", "rl", "tts_fast.rl.make_env"))  # no MUJOCO_LOG.TXT in the user's folder, no warning on stdout
     return gym.make(task(env).gym_id, **kw)

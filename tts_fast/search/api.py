@@ -173,17 +173,20 @@ def search(
     planned = runner.cost(ctx)
     if planned is not None:
         ctx.check_cost(planned, f"{method_obj.name} with n_particles={n_particles}, num_steps={num_steps}")
+    # The bar counts model NFE; its total is the plan of a fixed-cost method, else the budget (a cap),
+    # and at the end what the run really spent.
     bar = _progress_bar(progress, planned * batch_size if planned is not None else budget)
     ctx.progress = bar
     t0 = time.perf_counter()
     try:
         with torch.no_grad(), collect(ctx.checks):
             result = runner.run(ctx)
+        ctx.counter.settle()  # result.nfe is the counter's NFE: fixed-slot counts are read here, once
+        _end_bar(bar, ctx.counter.nfe.model)
     finally:
         if bar is not None:
             bar.close()
     ctx.read_checks()
-    ctx.counter.settle()  # result.nfe is the counter's NFE: fixed-slot counts are read here, once
     if profile and ctx.device.type == "cuda":
         torch.cuda.synchronize(ctx.device)
     if budget is not None and result.nfe.model > budget:
@@ -244,8 +247,18 @@ def _check_call(*, model, verifier, local_verifier, method, method_options: dict
 
 
 def _progress_bar(enabled: bool, total):
+    """A tqdm bar of model NFE (None when not ``enabled``); ``total``: the plan or the budget, or None."""
     if not enabled:
         return None
     from tqdm.auto import tqdm
 
     return tqdm(total=total, unit="nfe", desc="search", leave=False)
+
+
+def _end_bar(bar, spent: int) -> None:
+    """The bar at the end of a run: its count and its total are the model NFE really spent."""
+    if bar is None:
+        return
+    bar.update(spent - bar.n)
+    bar.total = spent
+    bar.refresh()

@@ -267,8 +267,19 @@ class Context:
             )
 
     def _advance(self, n: int) -> None:
-        if self.progress is not None:
+        # The bar counts model NFE as the counter does: n particles here, unless the counter masks
+        # them (fixed slots), whose NFE are device values that read_flag brings to the bar.
+        if self.progress is not None and not self.counter.masking:
             self.progress.update(n)
+
+    def read_flag(self, flag: torch.Tensor) -> bool:
+        """Read a 0-d bool ``flag`` from the device: one host read. With a progress bar, the same read
+        brings the masked model NFE counted so far, and the bar moves to the run's true count."""
+        if self.progress is None:
+            return bool(flag)
+        value, pending = torch.stack([flag.to(torch.int64), self.counter.pending_model()]).tolist()
+        self.progress.update(self.counter.nfe.model + pending - self.progress.n)
+        return bool(value)
 
     def finish(self, x0, rewards, n_per_row: int, *, log_weights=None, alive=None) -> SearchResult:
         """Pick the best particle per row and package the result.
