@@ -25,6 +25,7 @@ import tempfile
 import time
 
 from _common import RESULTS, ROOT, environment, markdown_table, measure_then_tables
+from tts_fast._user_errors import command  # noqa: E402
 
 DEFAULT_OUT = RESULTS / "demo_cpu.json"
 DOC = ROOT / "docs" / "digits.md"
@@ -90,6 +91,7 @@ def table(results) -> str:
     return markdown_table(["--workers", "wall", "inside the demo", "CPU", "load average before"], out) + "\n\n" + note
 
 
+@command("python benchmarks/demo.py")
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=2, help="runs of each --workers value (default 2)")

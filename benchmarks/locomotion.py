@@ -31,6 +31,7 @@ backward pass through the policy per NFE and J verifier gradients.
 from __future__ import annotations
 
 import argparse
+import sys
 import glob
 import json
 import os
@@ -39,6 +40,7 @@ import time
 import numpy as np
 
 from _common import RESULTS, ROOT, atomic_write_json, environment, markdown_table, refresh_tables, save_figure
+from tts_fast._user_errors import command  # noqa: E402
 
 import tts_fast as tts
 from tts_fast import _threads as threads
@@ -270,6 +272,7 @@ def write_tables(paths=None):
     print(f"wrote the tables of {DOC}, README.md and {PLOT}")
 
 
+@command("python benchmarks/locomotion.py")
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--env", choices=sorted(rl_envs.TASKS))
@@ -300,4 +303,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -36,6 +36,7 @@ NFE = model NFE per task (plan); local search also runs as many backward passes 
 from __future__ import annotations
 
 import argparse
+import sys
 import glob
 import json
 import math
@@ -46,6 +47,7 @@ import numpy as np
 import torch
 
 from _common import RESULTS, ROOT, atomic_write_json, environment, markdown_table, mean_se, refresh_tables, save_figure
+from tts_fast._user_errors import command  # noqa: E402
 
 import tts_fast as tts
 from tts_fast import _threads as threads
@@ -440,6 +442,7 @@ def write_tables(paths=None):
     print(f"wrote the tables of {DOC} and {PLOT}")
 
 
+@command("python benchmarks/maze.py")
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--maze", choices=("medium", "large", "giant"), help="run the benchmark on this maze")
@@ -472,4 +475,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 import torch
 
 from _common import RESULTS, ROOT, atomic_write_json, environment, markdown_table, refresh_tables
+from tts_fast._user_errors import command  # noqa: E402
 
 import tts_fast as tts
 from tts_fast import _reference
@@ -99,6 +100,7 @@ def overhead_table(results) -> str:
 TABLES = [("overhead", overhead_table)]
 
 
+@command("python benchmarks/tempering.py")
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=9)

@@ -30,6 +30,7 @@ import tempfile
 import time
 
 from _common import RESULTS, ROOT, environment, markdown_table, measure_then_tables
+from tts_fast._user_errors import command  # noqa: E402
 
 DEFAULT_OUT = RESULTS / "threads_cpu.json"
 DOC = ROOT / "docs" / "design.md"
@@ -142,6 +143,7 @@ def table(results) -> str:
     return markdown_table(headers, out) + "\n\n" + note
 
 
+@command("python benchmarks/threads.py")
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=2, help="runs of each command, thread count and condition (default 2)")

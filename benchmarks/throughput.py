@@ -37,6 +37,7 @@ nothing about GPU speed.
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 import math
 import time
@@ -44,6 +45,7 @@ import time
 import torch
 
 from _common import README, RESULTS, atomic_write_json, environment, markdown_table, refresh_tables
+from tts_fast._user_errors import command  # noqa: E402
 
 import tts_fast as tts
 from tts_fast.models import architectures
@@ -252,6 +254,7 @@ def write_tables() -> None:
     print(f"wrote README's throughput block ({', '.join(runs) or 'no GPU run yet'})")
 
 
+@command("python benchmarks/throughput.py")
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--arch", default="sd15", choices=architectures.ARCHITECTURES)
@@ -282,4 +285,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

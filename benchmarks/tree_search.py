@@ -46,6 +46,7 @@ import time
 import torch
 
 from _common import RESULTS, ROOT, atomic_write_json, environment, markdown_table, mean_se, refresh_tables, save_figure
+from tts_fast._user_errors import command  # noqa: E402
 
 import tts_fast as tts
 from tts_fast.search.calibration import fit_dfs_reference
@@ -431,6 +432,7 @@ def plot(res):
     plt.close(fig)
 
 
+@command("python benchmarks/tree_search.py")
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS))

@@ -56,16 +56,16 @@ def _bench(name, monkeypatch, check):
 
 def test_every_table_is_what_its_results_make(monkeypatch, checked, capsys):
     check, seen = checked
-    _bench("digits", monkeypatch, check).main(["--tables"])
-    _bench("search_ablation", monkeypatch, check).main(["--tables"])
-    _bench("self_tuning", monkeypatch, check).main(["--tables"])
-    _bench("maze", monkeypatch, check).main(["--tables"])
-    _bench("locomotion", monkeypatch, check).main(["--tables"])
-    _bench("tempering", monkeypatch, check).main(["--tables"])
-    _bench("tree_search", monkeypatch, check).main(["--tables"])
-    _bench("throughput", monkeypatch, check).main(["--tables"])  # no full-size CUDA result yet: the block says so in one line
-    _bench("threads", monkeypatch, check).main(["--tables"])
-    _bench("demo", monkeypatch, check).main(["--tables"])
+    assert _bench("digits", monkeypatch, check).main(["--tables"]) == 0
+    assert _bench("search_ablation", monkeypatch, check).main(["--tables"]) == 0
+    assert _bench("self_tuning", monkeypatch, check).main(["--tables"]) == 0
+    assert _bench("maze", monkeypatch, check).main(["--tables"]) == 0
+    assert _bench("locomotion", monkeypatch, check).main(["--tables"]) == 0
+    assert _bench("tempering", monkeypatch, check).main(["--tables"]) == 0
+    assert _bench("tree_search", monkeypatch, check).main(["--tables"]) == 0
+    assert _bench("throughput", monkeypatch, check).main(["--tables"]) == 0  # no full-size CUDA result yet: the block says so in one line
+    assert _bench("threads", monkeypatch, check).main(["--tables"]) == 0
+    assert _bench("demo", monkeypatch, check).main(["--tables"]) == 0
     markers = {m for _, m in seen}
     assert {"digits:main", "digits:hacking", "search:main", "search:exact", "self_tuning:units", "self_tuning:maze",
             "maze:main", "maze:dfs_threshold", "locomotion:summary", "locomotion:ordering", "tempering:overhead",

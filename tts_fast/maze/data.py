@@ -38,6 +38,7 @@ from typing import Optional
 import numpy as np
 
 from .._io import atomic_write_bytes
+from .._user_errors import command
 from .envs import MAZES, check_maze_name, make_env, maze
 
 # (episodes, steps per episode) of the official 'navigate' datasets; ultra: ~1M as suggested by the
@@ -175,6 +176,7 @@ def make(name: str, folder: Optional[str] = None, *, episodes: Optional[int] = N
     return paths
 
 
+@command("python -m tts_fast.maze.data")
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m tts_fast.maze.data", description=__doc__.split("\n\n")[0])
     p.add_argument("--maze", required=True, choices=MAZES)

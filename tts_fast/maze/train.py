@@ -31,6 +31,7 @@ from .. import _threads as threads
 from .._arg_types import positive_float, positive_int
 from .._io import atomic_path
 from .._training import train_step
+from .._user_errors import command
 from . import data as _data
 from .envs import MAZES, check_maze_name
 from .planner import Normalizer, TemporalUnet, num_params, planner_schedule
@@ -143,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command("python -m tts_fast.maze.train")
 def main(argv=None) -> int:
     """``python -m tts_fast.maze.train``: parse ``argv``, train, write the planner; the exit status."""
     p = build_parser()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from typing import Optional
 
@@ -30,6 +31,7 @@ from .. import _threads as threads
 from .._arg_types import positive_int
 from .._checkpoints import build_network
 from .._io import atomic_path
+from .._user_errors import command
 from .critic import mlp
 from .datasets import load, transitions
 from .evaluate import paper_local
@@ -191,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command("python -m tts_fast.rl.distill")
 def main(argv=None) -> None:
     """``python -m tts_fast.rl.distill``: parse ``argv`` and distil."""
     a = build_parser().parse_args(argv)
@@ -200,4 +203,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

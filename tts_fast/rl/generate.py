@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 
@@ -33,6 +34,7 @@ import numpy as np
 from .. import _threads as threads
 from .._extras import require
 from .._io import atomic_path
+from .._user_errors import command
 from .envs import DATASETS, check_dataset_name, make_env, task
 
 
@@ -308,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command("python -m tts_fast.rl.generate")
 def main(argv=None) -> None:
     """``python -m tts_fast.rl.generate``: parse ``argv`` and generate."""
     a = build_parser().parse_args(argv)
@@ -317,4 +320,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import sys
 import time
 
 import numpy as np
@@ -32,6 +33,7 @@ import torch.nn.functional as F
 from .. import _threads as threads
 from .._io import atomic_path
 from .._training import train_step
+from .._user_errors import command
 from .critic import TwinQ
 from .datasets import Transitions, fingerprint, load, transitions
 from .envs import DATASETS, TASKS
@@ -177,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command("python -m tts_fast.rl.train")
 def main(argv=None) -> None:
     """``python -m tts_fast.rl.train``: parse ``argv`` and train."""
     a = vars(build_parser().parse_args(argv))
@@ -186,4 +189,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

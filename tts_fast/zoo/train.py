@@ -32,12 +32,13 @@ import torch.nn.functional as F
 
 from .. import _threads as threads
 from .._arg_types import positive_int
-from .model import digits_schedule
-from .weights import CLASSIFIERS, DIFFUSION_FILE
-from .data import load_split
 from .._io import atomic_path
 from .._training import train_step
+from .._user_errors import command
+from .data import load_split
+from .model import digits_schedule
 from .nets import CLASSIFIER_ARCHS, DigitsUNet, num_params
+from .weights import CLASSIFIERS, DIFFUSION_FILE
 
 DEFAULTS = dict(seed=0, unet_steps=10000, clf_steps=3000, batch=128)
 # Per-model seed offsets: the classifiers differ in architecture *and* seed.
@@ -147,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command("python -m tts_fast.zoo.train")
 def main(argv=None) -> int:
     """``python -m tts_fast.zoo.train``: parse ``argv``, train, write the weights; the exit status."""
     p = build_parser()
