@@ -1,6 +1,6 @@
 """Mutation testing of one package of tts_fast, on a seeded random sample of its mutants (mutmut 3.8).
 
-    python .ci/mutation.py PACKAGE [--sample N] [--seed S] [--work DIR] [--json FILE]
+    python .ci/mutation.py PACKAGE [--sample N] [--seed S] [--skip K] [--work DIR] [--json FILE]
     python .ci/mutation.py --list
 
 A scratch copy of the checkout (tracked and untracked-not-ignored files, plus the C++ ops built in
@@ -83,7 +83,7 @@ def _statuses(work: Path) -> dict:
     return {m.group(1): m.group(2) for m in re.finditer(r"(tts_fast\S*mutmut_\d+):\s*(\w+)", out)}
 
 
-def run(package: str, sample: int, seed: int, work: Path) -> dict:
+def run(package: str, sample: int, seed: int, work: Path, skip: int = 0) -> dict:
     mutate, name_filter, tests = PACKAGES[package]
     work.mkdir(parents=True, exist_ok=True)
     if not (work / "tts_fast").exists():
@@ -97,7 +97,7 @@ def run(package: str, sample: int, seed: int, work: Path) -> dict:
     if name_filter:
         names = [n for n in names if re.search(name_filter, n)]
     random.Random(seed).shuffle(names)
-    chosen = names[:sample]
+    chosen = names[skip:skip + sample]
     if chosen:
         _mutmut(work, "run", *chosen)
     status = _statuses(work)
@@ -105,7 +105,7 @@ def run(package: str, sample: int, seed: int, work: Path) -> dict:
     killed = sum(s in ("killed", "timeout") for s in got.values())
     n = len(got)
     p = killed / n if n else float("nan")
-    return dict(package=package, mutants_in_package=len(names), sample=n, seed=seed, killed=killed,
+    return dict(package=package, mutants_in_package=len(names), sample=n, seed=seed, skip=skip, killed=killed,
                 kill_rate=p, standard_error=math.sqrt(p * (1 - p) / n) if n else float("nan"),
                 survivors=sorted(k for k, v in got.items() if v not in ("killed", "timeout")), statuses=got,
                 tests=tests)
@@ -117,6 +117,7 @@ def main(argv=None) -> int:
     p.add_argument("--list", action="store_true", help="the packages and their test files")
     p.add_argument("--sample", type=int, default=60, help="mutants drawn (seeded) from the package's (default 60)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--skip", type=int, default=0, help="start after this many of the shuffle (a fresh sample B: --skip 60)")
     p.add_argument("--work", default=None, help="work folder (default: a new temporary one; reuse it to rerun)")
     p.add_argument("--json", default=None, help="write the result here")
     a = p.parse_args(argv)
@@ -129,7 +130,9 @@ def main(argv=None) -> int:
     if a.sample < 1:
         p.error("--sample must be >= 1")
     work = Path(a.work) if a.work else Path(tempfile.mkdtemp(prefix=f"tts_mutation_{a.package}_"))
-    res = run(a.package, a.sample, a.seed, work)
+    if a.skip < 0:
+        p.error("--skip must be >= 0")
+    res = run(a.package, a.sample, a.seed, work, a.skip)
     print(f"{a.package}: {res['killed']} of {res['sample']} killed ({100 * res['kill_rate']:.1f} % +- "
           f"{100 * res['standard_error']:.1f}); {res['mutants_in_package']} mutants in all; work folder {work}")
     for s in res["survivors"]:
