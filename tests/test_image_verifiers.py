@@ -236,6 +236,66 @@ def test_aesthetic_broken_head_files_are_named(clip_dir, tmp_path):
         tts.verifiers.Aesthetic(str(tmp_path / "other.pth"), clip_dir, local_files_only=True)
     with pytest.raises(TypeError, match="head"):
         tts.verifiers.Aesthetic(3, clip_dir, local_files_only=True)
+    with pytest.raises(ValueError, match=r"the given head state dict is not a LAION aesthetic head .*must hold layers.0.weight \[1024, D\]"):
+        tts.verifiers.Aesthetic({"weight": torch.zeros(3)}, clip_dir, local_files_only=True)
+
+
+def test_default_weight_paths(monkeypatch, tmp_path):
+    """Broken variants: another cache folder, a folder instead of the file."""
+    from tts_fast.verifiers.clip import AESTHETIC_FILE, default_aesthetic_path
+    from tts_fast.verifiers.image_reward import default_checkpoint
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("TTS_FAST_CACHE", raising=False)
+    assert default_aesthetic_path() == os.path.join(str(tmp_path), ".cache", "tts_fast", AESTHETIC_FILE)
+    monkeypatch.setenv("TTS_FAST_CACHE", str(tmp_path / "c"))
+    assert default_aesthetic_path() == os.path.join(str(tmp_path / "c"), AESTHETIC_FILE)
+    assert default_checkpoint() == os.path.join(str(tmp_path), ".cache", "ImageReward", "ImageReward.pt")
+
+
+def test_clip_features_pick_the_projected_embeddings():
+    """Broken variant: text_embeds not looked up (transformers 5's output objects also carry the
+    unprojected pooler_output, which must not be taken instead)."""
+    from types import SimpleNamespace
+
+    from tts_fast.verifiers.clip import _features
+
+    a, b, c = torch.ones(2, 4), torch.zeros(2, 4), torch.full((2, 6), 2.0)
+    assert _features(SimpleNamespace(text_embeds=a, pooler_output=c)) is a
+    assert _features(SimpleNamespace(image_embeds=b, pooler_output=c)) is b
+    assert _features(SimpleNamespace(pooler_output=c)) is c
+    assert _features(a) is a
+
+
+def test_clip_takes_the_preprocessor_sizes(clip_dir, tmp_path):
+    """Broken variants: the processor's shortest_edge or crop height ignored (CLIP's image size
+    taken instead)."""
+    import json
+    import shutil
+
+    folder = tmp_path / "clip"
+    shutil.copytree(clip_dir, folder)
+    cfg_path = folder / "preprocessor_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["size"] = {"shortest_edge": 40}
+    cfg["crop_size"] = {"height": 24, "width": 24}
+    cfg_path.write_text(json.dumps(cfg))
+    v = tts.verifiers.CLIPScore(PROMPTS, str(folder), local_files_only=True)
+    assert (v.clip.size, v.clip.crop) == (40, 24)
+
+
+@pytest.mark.parametrize("dtype,atol", [(torch.float64, 1e-3), (torch.float16, 0.1), (torch.bfloat16, 1.0)])
+def test_clip_in_another_dtype_scores_float32_images(clip_dir, dtype, atol):
+    """Broken variants: the preprocessed pixels not cast to CLIP's dtype (a dtype mismatch);
+    float64 CLIP failing in transformers' causal mask (built in torch's default dtype). The
+    tolerances are a few units of each dtype's rounding on a score of scale 100."""
+    x = _images(3)
+    cond = torch.tensor([0, 1, 0])
+    r32 = tts.verifiers.CLIPScore(PROMPTS, clip_dir, local_files_only=True)(x, cond)
+    v = tts.verifiers.CLIPScore(PROMPTS, clip_dir, local_files_only=True, dtype=dtype)
+    r = v(x, cond)
+    assert r.dtype == torch.float32 and torch.get_default_dtype() == torch.float32
+    assert torch.allclose(r, r32, atol=atol)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -364,6 +424,8 @@ def test_image_reward_broken_checkpoints_are_named(ir_files, tmp_path):
         with pytest.raises(ValueError, match="is not an ImageReward checkpoint") as e:
             tts.verifiers.ImageReward(PROMPTS, path, **kw)
         assert path in str(e.value) and "`weights_only` set to `False`" not in str(e.value), kind
+        if kind != "foreign_pickle":  # unreadable: the message says what the file should hold
+            assert "expected the state dict of ImageReward-v1.0 (blip.visual_encoder.*" in str(e.value), kind
     with pytest.raises(ValueError, match=r"digits_unet.pt is not an ImageReward checkpoint .*expected a state dict"):
         tts.verifiers.ImageReward(PROMPTS, tts.zoo.weights_path("unet"), **kw)
     state = torch.load(ckpt, weights_only=True)
@@ -415,3 +477,12 @@ def test_image_verifiers_in_a_search(ir_files, clip_dir, tmp_path):
         assert r.rewards.shape == (2,) and torch.isfinite(r.rewards).all()
     r = tts.search(model, v, "local", n_particles=1, num_steps=2, rho=0.01, progress=False)
     assert r.nfe.model_grad == r.nfe.model == 4
+
+
+def test_image_reward_tokenizer_names_its_extra(monkeypatch):
+    """Broken variant: the install hint naming another extra than 'imagereward'."""
+    from tts_fast.verifiers.image_reward import _tokenizer
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # an import of it now fails
+    with pytest.raises(ImportError, match=r"tts_fast.verifiers.ImageReward needs .*'transformers'.*'tts_fast\[imagereward\]'"):
+        _tokenizer(None, True)

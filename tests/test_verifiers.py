@@ -98,3 +98,43 @@ def test_classifier_on_a_device_reads_nothing_back():
     assert any("cond holds prompt rows outside [0, 3)" in m for m in col._flags)
     with collect(Collector()), pytest.raises(ValueError, match=r"target classes must lie in \[0, 3\)"):
         Classifier(net, [0, 7])(x, torch.zeros(4, dtype=torch.int64, device="meta"))
+
+
+# -- details a single bug would break (each test names the broken variant) --------------------------
+
+
+def test_gaussian_reward_refuses_any_nonpositive_variance():
+    """Broken variant: only an empty or all-bad var refused (one zero among positives let through)."""
+    for var in ([1.0, 0.0], [2.0, -1.0], [1.0, float("inf")]):
+        with pytest.raises(ValueError, match=r"var must be finite and > 0"):
+            GaussianReward([[0.0, 0.0], [1.0, 1.0]], var)
+
+
+def test_analytic_rewards_keep_the_samples_dtype():
+    """Broken variant: the float64 centres not cast to the samples' dtype (float32 samples promoted)."""
+    rewards = (GaussianReward([1.0, -1.0], 2.0), MixtureReward([[0.0, 0.0], [1.0, -1.0]], [1.0, 2.0], [1.0, 3.0]))
+    for r in rewards:
+        for dtype in (torch.float32, torch.float64):
+            x = torch.randn(5, 2, dtype=dtype, generator=torch.Generator().manual_seed(0))
+            out = r(x)
+            assert out.dtype == dtype and out.shape == (5,)
+            assert torch.allclose(out.double(), r(x.double()), atol=1e-5)
+
+
+def test_classifier_targets_of_any_shape_and_the_transform():
+    """Broken variants: a [P, 1] target tensor not flattened; the transform ignored; the errors'
+    messages lost."""
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 3)
+    x = torch.randn(4, 4)
+    cond = torch.tensor([0, 1, 1, 0])
+    column = Classifier(net, torch.tensor([[2], [0]]))
+    assert column.num_prompts == 2
+    assert torch.allclose(column(x, cond), torch.log_softmax(net(x), 1)[torch.arange(4), torch.tensor([2, 0, 0, 2])])
+    flipped = Classifier(net, 1, transform=lambda v: -v)
+    assert torch.allclose(flipped(x), torch.log_softmax(net(-x), 1)[:, 1])
+    assert not torch.allclose(flipped(x), Classifier(net, 1)(x))
+    with pytest.raises(ValueError, match="target must hold at least one class index"):
+        Classifier(net, [])
+    with pytest.raises(ValueError, match=r"must return \[B, C\] = \[4, C\] logits, got shape \(4,\)"):
+        Classifier(lambda v: v.sum(1), 1)(x)

@@ -12,6 +12,7 @@ Face cache by model id (``local_files_only=True`` never touches the network).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from typing import Optional, Sequence, Union
@@ -62,6 +63,18 @@ def _features(out) -> torch.Tensor:
         if v is not None:
             return v
     return out[0]
+
+
+@contextlib.contextmanager
+def _default_dtype(dtype: Optional[torch.dtype]):
+    """torch's default dtype set to ``dtype`` inside (None: left as it is)."""
+    before = torch.get_default_dtype()
+    if dtype is not None:
+        torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
 
 
 def _field(v, key):
@@ -132,7 +145,9 @@ class _CLIPBackbone:
     def text_features(self, prompts: list[str]) -> torch.Tensor:
         max_len = min(int(self.tokenizer.model_max_length), int(self.model.config.text_config.max_position_embeddings))
         tok = self.tokenizer(prompts, padding="max_length", max_length=max_len, truncation=True, return_tensors="pt")
-        with torch.no_grad():
+        # transformers builds CLIP's causal mask in torch's default dtype from the model dtype's
+        # finfo.min, which overflows float32 for a float64 model: build it in float64 then
+        with torch.no_grad(), _default_dtype(torch.float64 if self.dtype == torch.float64 else None):
             f = _features(self.model.get_text_features(input_ids=tok.input_ids.to(self.device), attention_mask=tok.attention_mask.to(self.device)))
         return F.normalize(f.float(), dim=-1)
 
