@@ -199,3 +199,24 @@ def test_check_writable_dir_refuses_a_file_and_an_unwritable_place(tmp_path):
     msg = str(e.value)
     assert msg.startswith(f"cannot write to output folder {f / 'sub'}: ") and "Not a directory" in msg
     assert "Errno" not in msg and e.value.__cause__ is None and e.value.__suppress_context__
+
+
+def test_check_writable_dir_probes_the_folder_itself_with_a_hidden_file(tmp_path, monkeypatch):
+    """Broken variants: the probe written elsewhere (the temp folder: an unwritable output folder
+    passes), or visible (a concurrent listing of the folder sees a stray file); the probe left behind.
+    (Root ignores permission bits, so the folder the probe goes to is recorded, not provoked.)"""
+    import tempfile
+
+    made = []
+    real = tempfile.mkstemp
+
+    def recording(*a, **k):
+        fd, probe = real(*a, **k)
+        made.append(probe)
+        return fd, probe
+
+    monkeypatch.setattr(tempfile, "mkstemp", recording)
+    out = _io.check_writable_dir(tmp_path / "out")
+    assert len(made) == 1
+    assert os.path.dirname(made[0]) == out and os.path.basename(made[0]).startswith(".")
+    assert os.listdir(out) == []
