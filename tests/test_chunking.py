@@ -53,6 +53,11 @@ def test_verifiers_chunk_automatically():
     x = torch.randn(30, 3)
     assert torch.allclose(v(x), x.sum(1))
     assert max(seen[-4:]) <= 8
+    # the next call starts from what fits (broken variant: the learnt size forgotten between calls,
+    # so every call pays the failed whole-batch attempt again)
+    seen.clear()
+    assert torch.allclose(v(x), x.sum(1))
+    assert max(seen) <= 8 and sum(seen) == 30
 
 
 def test_diffusers_model_chunks_its_network_automatically():

@@ -153,12 +153,17 @@ def test_clip_verifiers_follow_the_images_device(clip_dir, tmp_path, monkeypatch
     assert any("prompt rows outside [0, 2) (this CLIPScore)" in m for m in flags["CLIPScore"]._flags)
 
 
-def test_clip_verifiers_keep_an_explicit_device(clip_dir, monkeypatch):
-    v = tts.verifiers.CLIPScore(PROMPTS, clip_dir, local_files_only=True, device="cpu")
+@pytest.mark.parametrize("kind", ["clipscore", "aesthetic"])
+def test_clip_verifiers_keep_an_explicit_device(clip_dir, monkeypatch, kind):
+    """Broken variant: the explicit device dropped (CLIP then follows the images)."""
+    if kind == "clipscore":
+        v = tts.verifiers.CLIPScore(PROMPTS, clip_dir, local_files_only=True, device="cpu")
+    else:
+        v = tts.verifiers.Aesthetic(_head_state(), clip_dir, local_files_only=True, device="cpu")
     moves = _count_moves(v, monkeypatch)
     with pytest.raises((NotImplementedError, RuntimeError), match="meta"):  # the images are copied to the CPU, not CLIP to them
         v(torch.rand(2, 3, 40, 48, device="meta"), torch.tensor([0, 1]))
-    assert moves == [] and v.device.type == "cpu" and _params_on(v.clip.model, "cpu")
+    assert moves == [] and v.clip.follow is False and v.clip.device.type == "cpu" and _params_on(v.clip.model, "cpu")
 
 
 def test_image_verifier_bad_options(clip_dir):
@@ -236,6 +241,10 @@ def test_aesthetic_broken_head_files_are_named(clip_dir, tmp_path):
         tts.verifiers.Aesthetic(str(tmp_path / "other.pth"), clip_dir, local_files_only=True)
     with pytest.raises(TypeError, match="head"):
         tts.verifiers.Aesthetic(3, clip_dir, local_files_only=True)
+    for kind, path in bad_weight_files(tmp_path / "unreadable", str(good), "head.pth").items():
+        if kind != "foreign_pickle":
+            with pytest.raises(ValueError, match=r"expected a state dict with layers.0.weight \.\.\. layers.7.bias"):
+                tts.verifiers.Aesthetic(path, clip_dir, local_files_only=True)
     with pytest.raises(ValueError, match=r"the given head state dict is not a LAION aesthetic head .*must hold layers.0.weight \[1024, D\]"):
         tts.verifiers.Aesthetic({"weight": torch.zeros(3)}, clip_dir, local_files_only=True)
 
@@ -251,6 +260,18 @@ def test_default_weight_paths(monkeypatch, tmp_path):
     monkeypatch.setenv("TTS_FAST_CACHE", str(tmp_path / "c"))
     assert default_aesthetic_path() == os.path.join(str(tmp_path / "c"), AESTHETIC_FILE)
     assert default_checkpoint() == os.path.join(str(tmp_path), ".cache", "ImageReward", "ImageReward.pt")
+
+
+def test_preprocessor_fields_from_dicts_objects_and_numbers():
+    """Broken variant: an attribute-style size (transformers 5's SizeDict) not read."""
+    from types import SimpleNamespace
+
+    from tts_fast.verifiers.clip import _field
+
+    assert _field({"height": 7}, "height") == 7
+    assert _field(SimpleNamespace(height=9), "height") == 9
+    assert _field(SimpleNamespace(width=9), "height") is None
+    assert _field(5, "height") == 5 and _field(None, "height") is None
 
 
 def test_clip_features_pick_the_projected_embeddings():

@@ -104,10 +104,15 @@ def test_classifier_on_a_device_reads_nothing_back():
 
 
 def test_gaussian_reward_refuses_any_nonpositive_variance():
-    """Broken variant: only an empty or all-bad var refused (one zero among positives let through)."""
+    """Broken variants: only an empty or all-bad var refused (one zero among positives let through);
+    the bound moved (a variance below 1 refused); a centre of three dimensions let through."""
     for var in ([1.0, 0.0], [2.0, -1.0], [1.0, float("inf")]):
         with pytest.raises(ValueError, match=r"var must be finite and > 0"):
             GaussianReward([[0.0, 0.0], [1.0, 1.0]], var)
+    x = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    assert torch.allclose(GaussianReward([0.0, 0.0], 0.25)(x), torch.tensor([-2.0], dtype=torch.float64))
+    with pytest.raises(ValueError, match="center"):
+        GaussianReward(torch.zeros(2, 2, 2))
 
 
 def test_analytic_rewards_keep_the_samples_dtype():
