@@ -177,3 +177,107 @@ def test_errors(weights, tmp_path, capsys):
     assert "unknown option" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["run", "--model", "sd3", "--weights", "x", "--verifier", "clip", "--out", "o"])
+
+
+# -- details a single bug would break (each test names the broken variant) --------------------------
+
+
+def test_an_unknown_method_is_refused_at_parse_time(weights, tmp_path, capsys):
+    """Broken variant: --method without its choices (a typo then fails after the pipeline loaded)."""
+    with pytest.raises(SystemExit) as e:
+        _args(weights, tmp_path / "o", "--method", "bfs_bets")
+    assert e.value.code == 2 and "invalid choice: 'bfs_bets'" in capsys.readouterr().err
+
+
+def test_the_standalone_parser_exits_or_raises_as_asked(capsys):
+    """Broken variant: raise_errors ignored (a command-line user then gets a traceback, or a Python
+    caller an exit)."""
+    from tts_fast._user_errors import UserError
+    from tts_fast.runs.options import build_parser
+
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["--model", "digits", "--particles", "0"])
+    assert e.value.code == 2 and "--particles" in capsys.readouterr().err
+    with pytest.raises(UserError, match="--particles"):
+        build_parser(raise_errors=True).parse_args(["--model", "digits", "--particles", "0"])
+
+
+def test_pipeline_options_reach_the_adapter():
+    """Broken variants: --max-batch or --decode-scale not passed on; FLUX's T5 length not capped by
+    its tokenizer (or the tokenizer not looked up)."""
+    from types import SimpleNamespace
+
+    from tts_fast.runs.config import ModelConfig
+    from tts_fast.runs.family_diffusers import T5_LENGTH, _model_options
+
+    kw = _model_options(ModelConfig("sd15", max_batch=3, decode_scale=0.5, guidance=2.0, negative_prompt="blurry"), SimpleNamespace())
+    assert (kw["max_batch"], kw["decode_scale"], kw["guidance_scale"], kw["negative_prompt"]) == (3, 0.5, 2.0, "blurry")
+    assert "max_sequence_length" not in kw
+    flux = ModelConfig("flux")
+    assert _model_options(flux, SimpleNamespace(tokenizer_2=SimpleNamespace(model_max_length=77)))["max_sequence_length"] == 77
+    assert _model_options(flux, SimpleNamespace(tokenizer_2=SimpleNamespace(model_max_length=10**30)))["max_sequence_length"] == T5_LENGTH
+    assert _model_options(flux, SimpleNamespace())["max_sequence_length"] == T5_LENGTH
+
+
+def test_a_missing_aesthetic_head_is_named(weights, tmp_path):
+    """Broken variant: the head file checked only for other verifiers than 'aesthetic'."""
+    from tts_fast._user_errors import UserError
+    from tts_fast.runs.config import ModelConfig
+    from tts_fast.runs.family_diffusers import DiffusersFamily
+
+    cfg = ModelConfig("sd15", weights=weights[0], verifier="aesthetic", aesthetic_head=str(tmp_path / "head.pth"))
+    with pytest.raises(UserError, match=r"--aesthetic-head .*head.pth' is not a file"):
+        DiffusersFamily("sd15").check(cfg)
+
+
+def test_profile_setups_pass_their_options_on():
+    """Broken variants: the profiled random network without --decode-scale / --max-batch, or the
+    profile's option checks called without the model (a TypeError); the digits profile scoring
+    every row against one target instead of 0, 1, 2, ..."""
+    from tts_fast._user_errors import UserError
+    from tts_fast.runs.config import ModelConfig
+    from tts_fast.runs.family_diffusers import DiffusersFamily
+    from tts_fast.runs.family_digits import DigitsFamily
+
+    cfg = ModelConfig("sd15", verifier="cheap", max_batch=2, decode_scale=0.5)
+    net, verifier = DiffusersFamily("sd15").profile_setup(cfg, "cpu", batch_size=2, smoke=True, prompts=[])
+    assert net.decode_scale == 0.5 and net.max_batch == 2
+    with pytest.raises(UserError, match="--prompt needs --weights"):
+        DiffusersFamily("sd15").profile_setup(cfg, "cpu", batch_size=2, smoke=True, prompts=["a cat"])
+    _, digits_verifier = DigitsFamily.profile_setup(ModelConfig("digits"), "cpu", batch_size=12, smoke=False, prompts=[])
+    assert digits_verifier.target.tolist() == [d % 10 for d in range(12)]
+
+
+def test_digits_runs_use_the_given_weights_folder(tmp_path):
+    """Broken variant: --weights ignored for the digits model (the shipped weights loaded instead)."""
+    import shutil
+
+    import torch
+
+    import tts_fast as tts
+    from tts_fast.runs.family_digits import LoadedDigits
+
+    folder = tmp_path / "w"
+    folder.mkdir()
+    for name in ("unet", "verifier"):
+        shutil.copy(tts.zoo.weights_path(name), folder)
+    shipped = LoadedDigits(None, "cpu").model
+    ckpt = torch.load(folder / os.path.basename(tts.zoo.weights_path("unet")), weights_only=True)
+    state = ckpt["state_dict"] if isinstance(ckpt, dict) and "state_dict" in ckpt else ckpt
+    for v in state.values():
+        if torch.is_tensor(v) and v.is_floating_point():
+            v.mul_(0.5)
+    torch.save(ckpt, folder / os.path.basename(tts.zoo.weights_path("unet")))
+    mine = LoadedDigits(str(folder), "cpu").model
+    x = torch.randn(2, *shipped.sample_shape, generator=torch.Generator().manual_seed(0))
+    t = torch.full((2,), 500, dtype=torch.int64)
+    assert not torch.allclose(mine.eps(x, t), shipped.eps(x, t))
+
+
+def test_records_say_how_many_threads_ran(weights, tmp_path):
+    """Broken variant: the thread count missing from the run's record (timings cannot be compared)."""
+    import torch
+
+    out = tmp_path / "out"
+    assert cli_run.main(_args(weights, out, prompts=PROMPTS[:1])) == 0
+    assert _records(out)["00000.json"]["run"]["threads"] == torch.get_num_threads()
