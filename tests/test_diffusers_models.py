@@ -595,3 +595,46 @@ def test_low_precision_network_keeps_float32_search_state(tmp_module):
     assert pipe.vae.dtype == torch.float32
     r = tts.search(low, _mean_reward(), "fk", n_particles=2, num_steps=2, progress=False)
     assert r.samples.dtype == r.latents.dtype == torch.float32
+
+
+# ----------------------------------------------------------------------------------------------
+# details a single bug would break (each test names the broken variant)
+
+
+def test_sdxl_second_prompts_reach_the_second_encoder(pipes):
+    """Broken variant: prompts_2 not passed to SDXL's encoder (the second text encoder then reads
+    the first prompts)."""
+    same = _model(pipes, "sdxl")
+    other = _model(pipes, "sdxl", prompts_2=["an oil painting", "a pencil sketch"])
+    assert set(same._table) == set(other._table)
+    assert any(not torch.allclose(same._table[k], other._table[k]) for k in same._table)
+
+
+def test_flux_guidance_and_its_refusals(pipes):
+    """Broken variants: the CFG mix scale of a FLUX model without true CFG not 1; SDXL
+    micro-conditioning refused under another family's name; the negative embeddings' shape
+    message lost."""
+    m = _model(pipes, "flux")
+    assert (m.cfg, m.guidance_scale) == (False, 1.0) and "guidance_scale=1.0" in repr(m)
+    with pytest.raises(ValueError, match="original_size: SDXL micro-conditioning, not an option of flux pipelines"):
+        _model(pipes, "flux", original_size=(32, 32))
+    pe, ppe, _ = pipes["flux"].encode_prompt(PROMPTS, device="cpu", max_sequence_length=16)
+    with pytest.raises(ValueError, match=r"negative prompt embeddings \(2, 3, .*\) must match the prompt embeddings \(2, 16, "):
+        DiffusersModel(pipes["flux"], prompt_embeds=pe, pooled_prompt_embeds=ppe, true_cfg_scale=2.0,
+                       negative_prompt_embeds=pe[:, :3], negative_pooled_prompt_embeds=ppe, **FLUX_KW)
+
+
+@pytest.mark.parametrize("name", ["sd15", "sdxl", "flux"])
+def test_random_architectures_build_and_denoise(name):
+    """Broken variants: the FLUX scheduler's configuration not found, SDXL's pooled embeddings
+    left out of the random prompt embeddings (its UNet then fails), each only visible when the
+    published architectures (random weights, as the profiler builds them) actually run."""
+    from tts_fast.models.architectures import random_embeddings, random_model
+
+    emb = random_embeddings(name, 2, smoke=True)
+    assert ("pooled_prompt_embeds" in emb) == (name != "sd15")
+    model = random_model(name, 2, smoke=True)
+    x = torch.randn(2, *model.sample_shape, generator=torch.Generator().manual_seed(0))
+    t = model.schedule.grid(4).timesteps[:2].float()
+    out = model(x, t, torch.tensor([0, 1]))
+    assert out.shape == x.shape and torch.isfinite(out).all()
