@@ -74,3 +74,21 @@ def test_bad_mixture_arguments():
         tts.models.GaussianMixture([[0.0], [1.0]], 1.0, [1.0, -1.0])
     with pytest.raises(ValueError, match="var"):
         _gm().tilted([0.0, 0.0], -1.0)
+
+
+def test_mixture_covariance_exact_in_float64():
+    """Broken variant: the isotropic part of the covariance built in float32 (a float32 identity
+    times a float64 0-d sum stays float32: 1e-8 relative error)."""
+    from tts_fast.models import GaussianMixture
+
+    means = [[0.1, -0.7], [1.3, 0.2], [-0.4, 0.9]]
+    stds = [0.3, 0.7, 1.1]
+    weights = [0.2, 0.5, 0.3]
+    gm = GaussianMixture(means, stds, weights)
+    m, s, w = (torch.tensor(v, dtype=torch.float64) for v in (means, stds, weights))
+    mu = (w[:, None] * m).sum(0)
+    # E[x x^T] - mu mu^T, term by term: sum_k w_k (m_k m_k^T + s_k^2 I)
+    expect = sum(w[k] * (torch.outer(m[k], m[k]) + s[k] ** 2 * torch.eye(2, dtype=torch.float64)) for k in range(3)) - torch.outer(mu, mu)
+    cov = gm.covariance()
+    assert cov.dtype == torch.float64
+    assert torch.allclose(cov, expect, rtol=1e-14, atol=1e-15)
