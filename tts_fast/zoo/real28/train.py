@@ -23,13 +23,13 @@ Files are written atomically (temporary file + rename).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
 import torch
 import torch.nn.functional as F
 
+from ..._io import check_writable_dir
 from ..._training import atomic_torch_save, augment_images, fit_classifier, fit_diffusion, float32_state
 from .data import DATASETS, load
 from .model import real28_schedule
@@ -94,13 +94,10 @@ def main(argv=None) -> int:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
     if not 0.0 <= args.p_uncond < 1.0:
         p.error("--p-uncond must lie in [0, 1)")
-    out = os.path.abspath(args.out)
     try:
-        os.makedirs(out, exist_ok=True)
+        out = check_writable_dir(args.out)
     except OSError as e:
-        p.error(f"cannot create output folder {out}: {e}")
-    if not os.access(out, os.W_OK):
-        p.error(f"output folder {out} is not writable")
+        p.error(str(e))
     torch.set_num_threads(args.threads)
     x_tr, y_tr = load(args.dataset, "train")
     x_te, y_te = load(args.dataset, "test")
