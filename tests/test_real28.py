@@ -155,6 +155,22 @@ def test_classifier_accuracy_on_real_test_digits_is_as_documented(documented):
         assert acc > 0.95
 
 
+def test_verifier_per_row_targets_and_search():
+    """Row b is scored against target[b]; a class-conditional model's rows agree with the verifier's. Broken variant:
+    every row scored against the first target."""
+    targets = [0, 3, 8]
+    verifier = tts.zoo.real28_verifier(targets)
+    assert isinstance(verifier, tts.verifiers.Classifier) and verifier.num_prompts == 3
+    res = tts.search(tts.zoo.mnist(device="cpu"), verifier, "bfs_best", n_particles=2, num_steps=4, batch_size=3, seed=0, progress=False)
+    assert res.samples.shape == (3, 1, 28, 28) and res.nfe.model == 3 * 2 * 4
+    logp = torch.log_softmax(weights.classifier("mnist", "verifier", "cpu")(res.samples), 1)
+    assert torch.allclose(res.rewards.float(), logp[torch.arange(3), torch.tensor(targets)], atol=1e-5)
+    cond = tts.search(tts.zoo.mnist(targets, device="cpu"), verifier, "bon", n_particles=2, num_steps=4, seed=0, progress=False)
+    assert cond.samples.shape == (3, 1, 28, 28)
+    with pytest.raises(ValueError, match="must agree on the prompts"):
+        tts.search(tts.zoo.mnist([1, 2], device="cpu"), verifier, "bon", n_particles=2, num_steps=4, progress=False)
+
+
 def test_bad_input_is_named():
     """Broken variant: a label 10 (the null label) or a bool taken as a class; swapped files loaded silently."""
     with pytest.raises(ValueError, match=r"labels must hold class labels in 0..9"):

@@ -115,13 +115,14 @@ def parse_labels(targets, name: str = "target") -> list[int]:
     return items
 
 
-def verifier(dataset: str = "mnist", target: Union[int, Sequence[int]] = 0, name: str = "verifier", device=None, *,
+def verifier(target: Union[int, Sequence[int]], name: str = "verifier", device=None, *, dataset: str = "mnist",
              batch_size: Optional[int] = None, weights_dir: Optional[str] = None) -> Classifier:
     """``tts.verifiers.Classifier``: reward log p(target | x0) under a classifier trained here.
 
     Args:
         target: one class, or one class per prompt row (row b gets target[b]).
         name: 'verifier' or 'guide'.
+        dataset: 'mnist' or 'fashion'.
     """
     targets = parse_labels(target)
     net = classifier(dataset, name, device, weights_dir=weights_dir)
