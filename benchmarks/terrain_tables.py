@@ -36,12 +36,12 @@ def table_main(res: dict) -> str:
         f"{s['num_steps']}), rows = difficulties {', '.join(map(str, s['difficulties']))}, target mean slope {s['target_slope']} m per cell, "
         f"{len(s['seeds'])} seeds; mean ± s.e. over seeds.",
         "",
-        "| method | reward | mean slope (m per cell) | autocorrelation (held out) | height std (m) | model NFE | grad NFE | seconds |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| method | reward | mean slope (m per cell) | autocorrelation (held out) | height std (m) | model NFE | grad NFE |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in res["tables"]["main"]:
         lines.append(f"| {r['label']} | {_pm(r, 'reward')} | {_pm(r, 'slope', 4)} | {_pm(r, 'autocorrelation', 4)} | {_pm(r, 'height_std', 2)} | "
-                     f"{r['nfe_per_row']:.0f} | {r['nfe_grad_per_row']:.0f} | {r['seconds']:.0f} |")
+                     f"{r['nfe_per_row']:.0f} | {r['nfe_grad_per_row']:.0f} |")
     return "\n".join(lines)
 
 

@@ -3,16 +3,21 @@
 ``terrain_model([0.2, 0.5, 0.8])`` wraps the package's EDM consistency UNet with
 :class:`tts_fast.models.EDMDenoiser`: row b of a search is conditioned on difficulty[b].
 
-The default schedule spans sigma 40 .. 80, not the model's whole 0.002 .. 80: the model was
+The default schedule spans sigma 40 .. 80, not the model's whole 0.002 .. 80. The model was
 distilled for one step from sigma 80 ("endpoint distillation"), and its x0-prediction from lower
 levels is rougher than its samples and keeps noise in the surface. Re-noised from its own one-step
-samples and denoised again, the heights' lag-1 autocorrelation goes from 0.999 (one step) to 0.997
-at sigma 40, 0.991 at 20, 0.97 at 10 and 0.56 at 1, and the mean slope grows 1.4x at sigma 40, 2.4x at 20
-and 5x at 10 (benchmarks/terrain.py, docs/terrain.md). A sampler that walks down to sigma 0.002 returns
-noisy terrain; above sigma 40 the x0-predictions stay close to the model's own samples. Pass
-``sigma_range`` or a ``schedule`` to choose otherwise. Forward passes run on onnxruntime when no
-gradient is asked for (several times faster on a CPU) and on the onnx2torch module when one is
-(local search with rho > 0 differentiates through the model); ``backend`` picks one for all.
+samples and denoised again (benchmarks/terrain.py, docs/terrain.md):
+
+- the heights' lag-1 autocorrelation goes from 0.998 (one step) to 0.997 at sigma 40, 0.991 at
+  20, 0.97 at 10 and 0.56 at 1;
+- the mean slope grows 1.1x at sigma 40, 1.9x at 20 and 4.4x at 10.
+
+A sampler that walks down to sigma 0.002 returns noisy terrain; above sigma 40 the x0-predictions
+stay close to the model's own samples. Pass ``sigma_range`` or a ``schedule`` to choose otherwise.
+
+Forward passes run on onnxruntime when no gradient is asked for (several times faster on a CPU),
+and on the onnx2torch module when one is (local search with rho > 0 differentiates through the
+model); ``backend`` picks one for all.
 """
 
 from __future__ import annotations
