@@ -165,6 +165,7 @@ def samples_png(rows: list, path) -> None:
 
 
 def main(argv=None) -> int:
+    """The command line (see the module docstring); returns the exit status."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0 .. seeds-1): one search call per method each")
     p.add_argument("--per-class", type=int, default=10, help="prompt rows per digit in each search call")

@@ -18,6 +18,7 @@ def _pm(d: dict, key: str, digits: int = 3) -> str:
 
 
 def table_quality(res: dict) -> str:
+    """The shipped files, the classifiers' and the judge's accuracy, the real Fréchet floor."""
     q = res["quality"]
     acc = q["classifier_test_accuracy"]
     lines = [
@@ -38,6 +39,7 @@ def table_quality(res: dict) -> str:
 
 
 def table_main(res: dict) -> str:
+    """Methods at matched NFE: verifier reward and accuracy, judge accuracy, gap, Fréchet distance, NFE."""
     s = res["meta"]["settings"]
     lines = [
         f"N = {s['n']} trajectories of {s['num_steps']} steps per sample ({s['n'] * s['num_steps']} model NFE; plain sampling: "
@@ -54,6 +56,7 @@ def table_main(res: dict) -> str:
 
 
 def table_scaling(res: dict) -> str:
+    """Judge accuracy (verifier accuracy; Fréchet distance) per method and budget N."""
     t = res["tables"]["scaling"]
     steps = res["meta"]["settings"]["num_steps"]
     ns = list(next(iter(t.values())).keys())
@@ -70,6 +73,7 @@ def table_scaling(res: dict) -> str:
 
 
 def table_strength(res: dict) -> str:
+    """Local search with scaled gradient steps, single against dual verifiers."""
     rows = res["tables"]["strength"]
     local = res["meta"]["settings"]["local"]
     lines = [

@@ -125,6 +125,7 @@ def picture(rows: list, path) -> None:
 
 
 def main(argv=None) -> int:
+    """The command line (see the module docstring); returns the exit status."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--steps", type=int, default=4, help="sampling steps (levels between sigma 80 and 40)")

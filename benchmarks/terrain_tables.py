@@ -14,6 +14,7 @@ def _pm(d: dict, key: str, digits: int = 3) -> str:
 
 
 def table_levels(res: dict) -> str:
+    """Autocorrelation and slope of the x0-predictions per sigma."""
     lines = [
         "| x0-prediction from | heights' lag-1 autocorrelation | mean slope (m per cell) |",
         "|---|---:|---:|",
@@ -25,11 +26,13 @@ def table_levels(res: dict) -> str:
 
 
 def table_agreement(res: dict) -> str:
+    """One line: the torch module against onnxruntime."""
     cells = ", ".join(f"{r['max_abs_diff']:.1e} at sigma {r['sigma']:g}" for r in res["tables"]["agreement"])
     return f"The onnx2torch module against onnxruntime, max |difference| over 2 x 128² outputs: {cells}."
 
 
 def table_main(res: dict) -> str:
+    """Methods at matched NFE: reward, slope, the held-out autocorrelation, relief, NFE."""
     s = res["meta"]["settings"]
     lines = [
         f"N = {s['n']} trajectories of {s['num_steps']} steps per row ({s['n'] * s['num_steps']} model NFE; plain sampling "

@@ -122,6 +122,7 @@ class EDMDenoiser(Denoiser):
         self.dtype = dtype
 
     def forward(self, x_t, t, cond=None):
+        """x0 = D(x_t / sqrt(abar_t), sqrt((1 - abar_t) / abar_t), cond) for x_t [B, *sample_shape] at train timesteps t [B]."""
         if not isinstance(x_t, torch.Tensor) or tuple(x_t.shape[1:]) != self.sample_shape:
             got = tuple(x_t.shape) if isinstance(x_t, torch.Tensor) else type(x_t).__name__
             raise ValueError(f"x_t must be [B, {', '.join(map(str, self.sample_shape))}], got {got}")

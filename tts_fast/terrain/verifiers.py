@@ -41,6 +41,7 @@ class SlopeTarget(Verifier):
         self.batch_size = batch_size
 
     def forward(self, x0, cond):
+        """Rewards [B] of terrain samples x0 [B, 1, H, W] in model space; cond: [B] prompt rows (per-row targets)."""
         target = self.log_target.to(x0.device, torch.float32)
         if self.num_prompts is not None:
             target = target[prompt_rows(cond, x0.shape[0], self.num_prompts, x0.device, "this SlopeTarget (one target per prompt row)")]

@@ -73,6 +73,7 @@ class Real28Model(Denoiser):
         return Real28Model(self.net, labels, self.schedule, clip=self.clip, device=self.device, dataset=self.dataset)
 
     def forward(self, x_t, t, cond=None):
+        """x0-prediction [B, 1, 28, 28] of x_t [B, 1, 28, 28] at train timesteps t [B]; cond: [B] prompt rows (labelled models)."""
         if not isinstance(x_t, torch.Tensor) or x_t.shape[1:] != self.sample_shape:
             got = tuple(x_t.shape) if isinstance(x_t, torch.Tensor) else type(x_t).__name__
             raise ValueError(f"x_t must be [B, {', '.join(map(str, self.sample_shape))}], got {got}")
