@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# The first GPU run in one call: build the CUDA ops for sm_90, run the CUDA tests, the ops benchmark
-# and the SD1.5 throughput benchmark, compute-sanitizer last; every log and JSON lands in OUT_DIR as
-# it goes, so a run cut at its limit still returns what it measured.
+# The first GPU run in one command: build the CUDA ops for this machine's GPU, run the CUDA tests,
+# the ops benchmark and the SD1.5 throughput benchmark, compute-sanitizer last; every log and JSON
+# lands in OUT_DIR as it goes, so a run cut at its limit still returns what it measured.
 #
-# On the GPU machine (one H200; Python 3.12, torch 2.11.0+cu130, nvcc 13.0; no network), after
-# `bash .ci/gpu_wheels.sh` here (it fills .gpu_wheels/, which the call carries), the device
-# tool's call is:
+# On any machine with an NVIDIA GPU (compute capability >= 8.0), a CUDA build of torch >= 2.10 and
+# nvcc, from a clone of this repository (docs/gpu.md):
 #
-#   run(command="bash .ci/gpu_check.sh $OUT", carry=[".gpu_wheels"], timeout_s=540)
+#   bash .ci/gpu_check.sh OUT_DIR
 #
-# Then copy $OUT/gpu_check.json to benchmarks/results/gpu_check_h200.json (and the ops and
-# throughput JSON files to benchmarks/results/) and read $OUT/gpu_check.log.
+# It installs diffusers and transformers (<5) from .gpu_wheels/ when that folder is there (made by
+# `bash .ci/gpu_wheels.sh` on a machine that reaches the package registry, for GPU machines that do
+# not), else from the package index. Then copy OUT_DIR/gpu_check.json to
+# benchmarks/results/gpu_check_<gpu>.json (and the ops and throughput JSON files to
+# benchmarks/results/) and read OUT_DIR/gpu_check.log. (This project's first run is one call of its
+# device tool: run(command="bash .ci/gpu_check.sh $OUT", carry=[".gpu_wheels"], timeout_s=540).)
 #
 # Here, on the CPU, with the project's virtual environment active (tiny networks, CUDA tests skip):
 #
@@ -24,9 +27,11 @@
 # Other knobs: GPU_CHECK_STEPS (throughput sampling steps, 30), GPU_CHECK_REPEATS (timed runs after
 # the warm-up, 1), GPU_CHECK_COMMIT (the commit to record where the tree has no .git), PYTHON.
 #   env        device, driver, nvidia-smi, torch/CUDA/nvcc versions
-#   install    diffusers + transformers (<5) and their missing dependencies from .gpu_wheels (no index)
-#   build      the extension for sm_90 only (TORCH_CUDA_ARCH_LIST=9.0, MAX_JOBS=16), editable, against
-#              the machine's torch; then ops.backend('cuda') must be 'cuda'
+#   install    diffusers + transformers (<5) and their missing dependencies from .gpu_wheels (no index),
+#              or from the package index when there is no such folder
+#   build      the extension for this GPU only (TORCH_CUDA_ARCH_LIST: its compute capability unless set;
+#              MAX_JOBS: the CPUs unless set), editable, against the machine's torch; then
+#              ops.backend('cuda') must be 'cuda'
 #   tests      tests/test_gpu_device.py, tests/test_ops*.py, tests/test_gpu_sync.py and the other
 #              CUDA-parametrised tests (-k "cuda or gpu"), plus the build-info checks
 #   ops        benchmarks/ops.py on cuda: resampling 1024 x 64, renoise/ddim/langevin at 1-64 M
@@ -111,16 +116,21 @@ log "gpu_check: smoke=$SMOKE out=$OUT_DIR root=$ROOT python=$("$PY" -c 'import s
 # -- env: what the machine is (nvidia-smi in full into the log) ---------------------------------
 run_step env 60 5 "$FINAL_RESERVE" "nvidia-smi || true; nvcc --version || true; '$PY' .ci/gpu_check_report.py env --out '$OUT_DIR' $([ $SMOKE = 1 ] && echo --smoke)"
 
-# -- install: the wheels carried in .gpu_wheels (no index on the GPU machine) --------------------
+# -- install: the wheels carried in .gpu_wheels (no index needed on the GPU machine), else the index --
 if [ $SMOKE = 1 ]; then
   skip_step install "smoke: the current environment"
 else
-  run_step install 90 10 "$FINAL_RESERVE" "ls .gpu_wheels/*.whl >/dev/null && '$PY' -m pip install --no-index --find-links .gpu_wheels \
+  if ls .gpu_wheels/*.whl >/dev/null 2>&1; then
+    SOURCE="--no-index --find-links .gpu_wheels"  # carried wheels: the GPU machine needs no network
+  else
+    SOURCE=""  # no carried wheels: the package index
+  fi
+  run_step install 90 10 "$FINAL_RESERVE" "'$PY' -m pip install $SOURCE \
     'diffusers>=0.30,<0.40' 'transformers>=4.40,<5' 'setuptools>=64' wheel ninja && \
     '$PY' -m pip list 2>/dev/null | grep -i -E '^(torch|diffusers|transformers|huggingface.hub|tokenizers|safetensors|setuptools|ninja|numpy) '"
 fi
 
-# -- build: sm_90 only, against the machine's torch --------------------------------------------
+# -- build: this GPU's architecture only, against the machine's torch ------------------------------
 if [ $SMOKE = 1 ]; then
   if "$PY" -c "from tts_fast import ops; assert ops._C is not None" 2>/dev/null; then
     skip_step build "smoke: the compiled ops load"
@@ -128,7 +138,8 @@ if [ $SMOKE = 1 ]; then
     run_step build 600 30 "$FINAL_RESERVE" "TTS_FAST_CUDA=0 '$PY' setup.py build_ext --inplace"
   fi
 else
-  run_step build 150 30 "$FINAL_RESERVE" "export TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=16 TTS_FAST_CUDA=1; \
+  ARCH=${TORCH_CUDA_ARCH_LIST:-$("$PY" -c 'import torch; print("%d.%d" % torch.cuda.get_device_capability())' 2>/dev/null || echo 9.0)}
+  run_step build 150 30 "$FINAL_RESERVE" "export TORCH_CUDA_ARCH_LIST='$ARCH' MAX_JOBS=${MAX_JOBS:-$(nproc)} TTS_FAST_CUDA=1; \
     '$PY' -m pip install --no-index --no-build-isolation --no-deps -v -e . && \
     '$PY' -c \"from tts_fast import ops; print('build_info', ops.build_info()); assert ops.backend('cuda') == 'cuda', ops.backend('cuda')\""
 fi

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The wheels that .ci/gpu_check.sh installs on the GPU machine, downloaded HERE (a machine
-# that reaches the package registry) into .gpu_wheels/ at the repository root (git-ignored; it
-# travels to the GPU machine only as a `carry` of the device call).
+# The wheels that .ci/gpu_check.sh installs on a GPU machine without network access, downloaded on
+# a machine that reaches the package registry into .gpu_wheels/ at the repository root (git-ignored;
+# copy it to the GPU machine with the clone). A GPU machine that reaches the registry needs none.
+# GPU_PYTHON (default 3.12) is the GPU machine's Python version.
 #
-# The GPU machine (Python 3.12, torch 2.11.0+cu130, no network) has no diffusers, and its
+# This project's lent GPU machine (Python 3.12, torch 2.11.0+cu130, no network) has no diffusers, and its
 # transformers (5.x) and huggingface_hub (1.x) are newer than this project's pins (.ci/run:
 # "diffusers>=0.30,<0.40", "transformers>=4.40,<5"). So: the same constraints as .ci/run, resolved
 # for CPython 3.12 on manylinux x86-64, binary wheels only, with their dependencies; then the wheels
@@ -25,7 +26,7 @@ for tag in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_24_x86_64 man
   platforms+=(--platform "$tag")
 done
 
-python3 -m pip download -q --dest "$dest" --only-binary=:all: --implementation cp --python-version 3.12 "${platforms[@]}" \
+python3 -m pip download -q --dest "$dest" --only-binary=:all: --implementation cp --python-version "${GPU_PYTHON:-3.12}" "${platforms[@]}" \
   "diffusers>=0.30,<0.40" "transformers>=4.40,<5" "setuptools>=64" wheel ninja
 
 # Present on the GPU image in versions every pin above accepts; their wheels are the bulk.

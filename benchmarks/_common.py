@@ -137,6 +137,20 @@ def replace_marked_block(path, marker: str, body: str) -> None:
     atomic_write_text(path, text[: i + len(begin)] + "\n" + body.rstrip() + "\n" + text[j:])
 
 
+def measure_then_tables(out, tables_only: bool, measure, doc, prefix: str, tables) -> dict:
+    """The end of a benchmark's main: ``measure()`` into the JSON ``out`` (unless ``tables_only``), then
+    ``doc``'s tables from what ``out`` holds (:func:`refresh_tables`). Returns the results."""
+    import json
+
+    if not tables_only:
+        atomic_write_json(out, measure())
+        print(f"wrote {out}")
+    with open(out, encoding="utf-8") as f:
+        results = json.load(f)
+    refresh_tables(doc, prefix, tables, results)
+    return results
+
+
 def refresh_tables(doc, prefix: str, tables, results) -> None:
     """The one way the benchmarks write their tables: each (name, fn) table fn(results) into ``doc``'s
     block ``prefix:name`` (which must exist), and into README.md's too where README has that block."""

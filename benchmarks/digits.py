@@ -39,6 +39,7 @@ import torch
 
 import digits_tables
 from _common import RESULTS, ROOT, atomic_write_json as write_json, merge_results, write_tables
+from tts_fast._user_errors import command  # noqa: E402
 
 import tts_fast
 from tts_fast.search import BFS, LocalSearch
@@ -94,6 +95,7 @@ def summarise(runs: list[dict]) -> dict:
     return out
 
 
+@command("python benchmarks/digits.py")
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=5, help="number of seeds (0 .. seeds-1)")

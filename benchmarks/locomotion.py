@@ -31,17 +31,19 @@ backward pass through the policy per NFE and J verifier gradients.
 from __future__ import annotations
 
 import argparse
+import sys
 import glob
 import json
 import os
 import time
 
 import numpy as np
-import torch
 
 from _common import RESULTS, ROOT, atomic_write_json, environment, markdown_table, refresh_tables, save_figure
+from tts_fast._user_errors import command  # noqa: E402
 
 import tts_fast as tts
+from tts_fast import _threads as threads
 from tts_fast.rl import envs as rl_envs
 
 STEPS = 15
@@ -78,7 +80,6 @@ def actor_for(cfg, policy, q, seed):
 
 def run(env: str, dataset: str, seeds, episodes: int, out_path: str, families=None, ns=None, max_steps=None, log=print) -> dict:
     """Evaluate every method of ``configs`` (and the distilled policy) on (env, dataset); merge into ``out_path``."""
-    torch.set_num_threads(1)
     probe = np.zeros((1, rl_envs.task(env).obs_dim), np.float32)
     policy = tts.rl.load_policy(env, dataset, probe, device="cpu")
     q = tts.rl.q_verifier(env, dataset, probe, device="cpu")
@@ -271,6 +272,7 @@ def write_tables(paths=None):
     print(f"wrote the tables of {DOC}, README.md and {PLOT}")
 
 
+@command("python benchmarks/locomotion.py")
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--env", choices=sorted(rl_envs.TASKS))
@@ -283,9 +285,11 @@ def main(argv=None):
     p.add_argument("--ns", nargs="*", type=int, default=None, help=f"run only these N of the searches over N (default {' '.join(map(str, NS))})")
     p.add_argument("--out", default=None)
     p.add_argument("--tables", action="store_true", help="write README + docs/locomotion.md tables and the plot from the JSONs")
+    threads.add_argument(p)
     a = p.parse_args(argv)
     if a.seeds < 1 or a.episodes < 1:
         p.error("--seeds and --episodes must be >= 1")
+    threads.apply(a.threads)
     if (a.env is None) != (a.dataset is None):
         p.error("give --env and --dataset together")
     if a.env:
@@ -299,4 +303,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,7 +1,7 @@
 """Long-horizon planning on the real PointMaze: success rate and wall penalty against NFE.
 
-    python benchmarks/maze.py --maze medium          # one maze (about 10-15 min on one CPU core)
-    python benchmarks/maze.py --maze large
+    python benchmarks/maze.py --maze medium --out /tmp/maze_medium.json   # one maze (about 10-15 min on one CPU core)
+    python benchmarks/maze.py --maze large --overwrite                       # replace the shipped results
     python benchmarks/maze.py --tables               # docs/maze.md tables + the plot from the JSONs
     python benchmarks/maze.py --generator            # dataset generator speed (simulator steps/s) -> maze_generator.json
 
@@ -36,17 +36,21 @@ NFE = model NFE per task (plan); local search also runs as many backward passes 
 from __future__ import annotations
 
 import argparse
+import sys
 import glob
 import json
 import math
+import os
 import time
 
 import numpy as np
 import torch
 
 from _common import RESULTS, ROOT, atomic_write_json, environment, markdown_table, mean_se, refresh_tables, save_figure
+from tts_fast._user_errors import command  # noqa: E402
 
 import tts_fast as tts
+from tts_fast import _threads as threads
 from tts_fast.maze import execute as ex
 from tts_fast.maze import load_planner
 from tts_fast.maze.envs import make_env, maze as get_maze
@@ -122,7 +126,6 @@ def episodes_for(seed, per_task):
 
 
 def run_maze(name, seeds, per_task, out_path, families=None, log=print):
-    torch.set_num_threads(1)
     base = load_planner(name, device="cpu")
     verifier = WallPenalty(name)
     env = make_env(name)
@@ -193,7 +196,6 @@ def generator_rate(mazes=("medium",), episodes=5, steps=1000, repeats=3, out_pat
     """
     from tts_fast.maze import data
 
-    torch.set_num_threads(1)
     rows = []
     for name in mazes:
         loop, whole = [], []
@@ -207,7 +209,7 @@ def generator_rate(mazes=("medium",), episodes=5, steps=1000, repeats=3, out_pat
         rows.append(row)
         log(f"{name}: {row['steps_per_second']:,.0f} simulator steps/s (rollout loop), "
             f"{row['steps_per_second_with_setup']:,.0f} with simulator creation; median of {repeats}")
-    atomic_write_json(out_path, {"benchmark": "maze dataset generator", "environment": environment("cpu"), "threads": 1, "results": rows})
+    atomic_write_json(out_path, {"benchmark": "maze dataset generator", "environment": environment("cpu"), "threads": torch.get_num_threads(), "results": rows})
     log(f"wrote {out_path}")
     return rows
 
@@ -433,28 +435,36 @@ def write_tables(paths=None):
     order = {"medium": 0, "large": 1, "giant": 2, "ultra": 3}
     all_res = sorted((json.load(open(p)) for p in paths), key=lambda r: order.get(r["maze"], 9))
     if not all_res:
-        raise SystemExit("no benchmarks/results/maze_*.json: run `python benchmarks/maze.py --maze medium` first")
+        raise SystemExit("no benchmarks/results/maze_*.json: run `python benchmarks/maze.py --maze medium --out benchmarks/results/maze_medium.json` first")
     refresh_tables(DOC, "maze", (("setup", table_setup), ("main", table_main), ("dfs_tasks", table_dfs_tasks),
                                  ("saving", table_saving), ("dfs_threshold", table_dfs_threshold)), all_res)
     plot(all_res, PLOT)
     print(f"wrote the tables of {DOC} and {PLOT}")
 
 
+@command("python benchmarks/maze.py")
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--maze", choices=("medium", "large", "giant"), help="run the benchmark on this maze")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--episodes", type=int, default=8, help="episodes per task per seed")
-    p.add_argument("--out", default=None)
+    p.add_argument("--seeds", type=int, default=3, help="seeds, each drawing new episodes and a new search seed (default 3, the protocol's)")
+    p.add_argument("--episodes", type=int, default=10, help="episodes per task per seed (default 10, the protocol's and the shipped results')")
+    p.add_argument("--out", default=None, help="results JSON (default benchmarks/results/maze_MAZE.json, the shipped results: "
+                   "replaced only with --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace the results file if it exists")
     p.add_argument("--families", nargs="*", default=None, help="run only these method families and merge them into the maze's JSON")
+    threads.add_argument(p)
     p.add_argument("--tables", action="store_true", help="write docs/maze.md tables and the plot from the JSONs")
     p.add_argument("--generator", action="store_true", help=f"measure the dataset generator's simulator steps/s -> {GENERATOR_JSON.name}")
     p.add_argument("--generator-mazes", nargs="+", default=["medium"], choices=("medium", "large", "giant"))
     args = p.parse_args(argv)
     if args.seeds < 1 or args.episodes < 1:
         p.error("--seeds and --episodes must be >= 1")
+    threads.apply(args.threads)
     if args.maze:
         out = args.out or str(RESULTS / f"maze_{args.maze}.json")
+        if os.path.exists(out) and not args.overwrite and not args.families:
+            p.error(f"{out} exists (the shipped results, unless --out says otherwise): give --out NEW.json, "
+                    "or --overwrite to replace it, or --families to redo some families in it")
         run_maze(args.maze, list(range(args.seeds)), args.episodes, out, families=args.families)
     if args.tables:
         write_tables()
@@ -465,4 +475,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

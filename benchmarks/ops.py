@@ -29,6 +29,7 @@ import torch
 
 from tts_fast import _reference as ref
 from tts_fast import ops
+from tts_fast._user_errors import command
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -268,6 +269,7 @@ def _write(out: str, result: dict) -> None:
     os.replace(tmp, out)
 
 
+@command("python benchmarks/ops.py")
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
@@ -322,4 +324,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

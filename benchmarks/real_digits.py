@@ -39,6 +39,9 @@ import torch
 
 import real_digits_tables
 from _common import RESULTS, ROOT, atomic_write_json, environment, merge_results, save_figure, summarise, write_tables
+from tts_fast import _threads as threads  # noqa: E402
+from tts_fast._arg_types import positive_int  # noqa: E402
+from tts_fast._user_errors import command  # noqa: E402
 
 from tts_fast.zoo.experiment import PAPER_LOCAL, SPECS, Spec
 from tts_fast.zoo.real28 import experiment as ex
@@ -164,14 +167,15 @@ def samples_png(rows: list, path) -> None:
     plt.close(fig)
 
 
+@command("python benchmarks/real_digits.py")
 def main(argv=None) -> int:
     """The command line (see the module docstring); returns the exit status."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", type=int, default=3, help="number of seeds (0 .. seeds-1): one search call per method each")
-    p.add_argument("--per-class", type=int, default=10, help="prompt rows per digit in each search call")
-    p.add_argument("--steps", type=int, default=20, help="sampling steps (model calls of one trajectory)")
-    p.add_argument("--n", type=int, default=8, help="budget in trajectories of the main and strength tables")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seeds", type=positive_int, default=3, help="number of seeds (0 .. seeds-1): one search call per method each")
+    p.add_argument("--per-class", type=positive_int, default=10, help="prompt rows per digit in each search call")
+    p.add_argument("--steps", type=positive_int, default=20, help="sampling steps (model calls of one trajectory)")
+    p.add_argument("--n", type=positive_int, default=8, help="budget in trajectories of the main and strength tables")
+    threads.add_argument(p)
     p.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS))
     p.add_argument("--out", default=DEFAULT_OUT)
     p.add_argument("--merge", nargs="+", default=None, metavar="JSON", help="only merge these result files into --out")
@@ -181,10 +185,7 @@ def main(argv=None) -> int:
         return merge_results(args.out, args.merge)
     if args.tables:
         return write_tables(args.out, DOC, "real_digits", real_digits_tables.available)
-    for name in ("seeds", "per_class", "steps", "n", "threads"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1")
-    torch.set_num_threads(args.threads)
+    n_threads = threads.apply(args.threads)
     t0 = time.perf_counter()
     log = lambda s: print(s, flush=True)  # noqa: E731
     stage = ex.Stage.load("mnist", "cpu")
@@ -193,7 +194,7 @@ def main(argv=None) -> int:
     targets = ex.class_rows(range(10), args.per_class)
     result = {
         "meta": {
-            "environment": environment("cpu"), "threads": args.threads,
+            "environment": environment("cpu"), "threads": n_threads,
             "settings": {"seeds": seeds, "per_class": args.per_class, "rows_per_call": int(targets.numel()), "num_steps": args.steps,
                          "n": args.n, "local": PAPER_LOCAL, "model": "tts.zoo.mnist() (unconditional unless stated)",
                          "verifier": "mnist 'verifier' CNN", "guide": "mnist 'guide' LeNet", "judge": "ccexam MNISTNet(28)"},

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from _common import RESULTS, ROOT, atomic_write_json, environment, mean_se
+from tts_fast._user_errors import command  # noqa: E402
 
 from tts_fast.runs import comparable
 
@@ -53,7 +54,8 @@ def _same(a: str, b: str, n: int) -> bool:
     return True
 
 
-def main() -> None:
+@command("python benchmarks/scale.py")
+def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     p.add_argument("--prompts", type=int, default=40)
@@ -62,7 +64,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--method", default="bfs_best")
     p.add_argument("--device", default="cpu")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         prompts = os.path.join(tmp, "digits.txt")
@@ -107,4 +109,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

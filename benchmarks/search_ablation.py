@@ -20,6 +20,7 @@ writes benchmarks/results/search_ablation.json; ``--tables`` rewrites README's s
 from __future__ import annotations
 
 import argparse
+import sys
 import itertools
 import json
 import math
@@ -28,6 +29,7 @@ import time
 import torch
 
 from _common import README, RESULTS, atomic_write_json, environment, markdown_table, mean_se, refresh_tables
+from tts_fast._user_errors import command  # noqa: E402
 
 import tts_fast as tts
 
@@ -192,6 +194,7 @@ def table_exact(data) -> str:
 TABLES = (("main", table_main), ("ablation", table_ablation), ("exact", table_exact))  # README.md blocks search:NAME
 
 
+@command("python benchmarks/search_ablation.py")
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="one seed, N in {4, 8}: a smoke run")
@@ -227,4 +230,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from _common import RESULTS, ROOT, atomic_write_json, environment, markdown_table, mean_se, refresh_tables
+from tts_fast._user_errors import command  # noqa: E402
 
 import tts_fast as tts
 
@@ -254,6 +255,7 @@ def write_tables(res):
     refresh_tables(DOC, "self_tuning", [(part, fn) for part, fn in TABLES.items() if part in res], res)
 
 
+@command("python benchmarks/self_tuning.py")
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))

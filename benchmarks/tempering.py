@@ -9,8 +9,10 @@ The model is the built-in digits model with its classifier verifier (what
 "Before" is bfs_auto with the pure-PyTorch reference of the tempering step patched into BFS (the
 Python path it ran until the op existed: about 200 small tensor ops per evaluation level); "after"
 is the op. Each repeat runs every configuration once, in a rotated order, as a staged search
-(``profile=True``: the device synchronised around each stage); the search overhead is
-(search ops + host control) / total seconds, and the tables give medians over the repeats.
+(``profile=True``: the device synchronised around each stage). On a shared machine the wall clock
+of a run includes whatever else ran, so each configuration reports the fastest of its repeats
+(as ``timeit`` does): the least-disturbed run's seconds, its search-op and host seconds, and the
+search overhead (search ops + host control) / total seconds of that run.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from contextlib import contextmanager
 import torch
 
 from _common import RESULTS, ROOT, atomic_write_json, environment, markdown_table, refresh_tables
+from tts_fast._user_errors import command  # noqa: E402
 
 import tts_fast as tts
 from tts_fast import _reference
@@ -70,11 +73,11 @@ def measure(prompts: int, particles: int, steps: int, repeats: int) -> list[dict
     rows = []
     for label, method, path in CONFIGS:
         s = samples[label]
+        best = min(s, key=lambda x: x["total"])  # the least-disturbed run
         rows.append(dict(
             prompts=prompts, label=label, method=method, tempering=path, repeats=repeats,
-            seconds=statistics.median(x["total"] for x in s), search_ops_s=statistics.median(x["search_ops"] for x in s),
-            host_s=statistics.median(x["host"] for x in s), overhead=statistics.median(x["overhead"] for x in s),
-            overhead_runs=[x["overhead"] for x in s], nfe=s[0]["nfe"],
+            seconds=best["total"], search_ops_s=best["search_ops"], host_s=best["host"], overhead=best["overhead"],
+            overhead_median=statistics.median(x["overhead"] for x in s), overhead_runs=[x["overhead"] for x in s], nfe=s[0]["nfe"],
         ))
     return rows
 
@@ -89,8 +92,8 @@ def overhead_table(results) -> str:
             rows.append((prompts, r["label"], f"{r['seconds']:.3f}", f"{1e3 * (r['search_ops_s'] + r['host_s']):.1f}",
                          f"{100 * r['overhead']:.1f}%", ratio))
     env = results["environment"]
-    note = (f"\n\nDigits model, {results['particles']} particles, {results['steps']} steps, median of "
-            f"{results['repeats']} staged runs each; {env['device_name']}, torch {env['torch']}, "
+    note = (f"\n\nDigits model, {results['particles']} particles, {results['steps']} steps, the fastest of "
+            f"{results['repeats']} staged runs each (configurations interleaved); {env['device_name']}, torch {env['torch']}, "
             f"{results['threads']} thread(s). `python benchmarks/tempering.py`.")
     return markdown_table(["prompts", "method", "seconds per search", "search ops + host (ms)", "search overhead",
                            "overhead / bfs_best's"], rows) + note
@@ -99,9 +102,10 @@ def overhead_table(results) -> str:
 TABLES = [("overhead", overhead_table)]
 
 
+@command("python benchmarks/tempering.py")
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--repeats", type=int, default=9)
+    p.add_argument("--repeats", type=int, default=21)
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--particles", type=int, default=8)
     p.add_argument("--threads", type=int, default=1)

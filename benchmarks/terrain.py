@@ -33,6 +33,9 @@ import torch
 
 import terrain_tables
 from _common import RESULTS, ROOT, atomic_write_json, environment, save_figure, summarise, write_tables
+from tts_fast import _threads as threads  # noqa: E402
+from tts_fast._arg_types import positive_int  # noqa: E402
+from tts_fast._user_errors import command  # noqa: E402
 
 from tts_fast.terrain import SlopeTarget, lag1_autocorrelation, mean_slope, terrain_model, to_metres
 from tts_fast.terrain import onnx_model
@@ -124,13 +127,14 @@ def picture(rows: list, path) -> None:
     plt.close(fig)
 
 
+@command("python benchmarks/terrain.py")
 def main(argv=None) -> int:
     """The command line (see the module docstring); returns the exit status."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--steps", type=int, default=4, help="sampling steps (levels between sigma 80 and 40)")
-    p.add_argument("--n", type=int, default=4, help="budget in trajectories per row")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seeds", type=positive_int, default=5)
+    p.add_argument("--steps", type=positive_int, default=4, help="sampling steps (levels between sigma 80 and 40)")
+    p.add_argument("--n", type=positive_int, default=4, help="budget in trajectories per row")
+    threads.add_argument(p)
     p.add_argument("--only", nargs="+", choices=("levels", "agreement", "main"), default=["levels", "agreement", "main"])
     p.add_argument("--methods", nargs="+", default=[k for k, _ in MAIN], help="rows of the main table")
     p.add_argument("--out", default=DEFAULT_OUT)
@@ -141,13 +145,10 @@ def main(argv=None) -> int:
     unknown = sorted(set(args.methods) - {k for k, _ in MAIN})
     if unknown:
         p.error(f"unknown method(s) {unknown}; allowed: {', '.join(k for k, _ in MAIN)}")
-    for name in ("seeds", "steps", "n", "threads"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name} must be >= 1")
-    torch.set_num_threads(args.threads)
+    n_threads = threads.apply(args.threads)
     t0 = time.perf_counter()
     log = lambda s: print(s, flush=True)  # noqa: E731
-    result = {"meta": {"environment": environment("cpu"), "threads": args.threads,
+    result = {"meta": {"environment": environment("cpu"), "threads": n_threads,
                        "settings": {"difficulties": list(DIFFICULTIES), "target_slope": TARGET, "num_steps": args.steps, "n": args.n,
                                     "seeds": list(range(args.seeds)), "sigma_range": list(SEARCH_SIGMA_RANGE),
                                     "local_x0": LOCAL_X0, "local": SPECS["local"].options},

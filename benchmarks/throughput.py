@@ -37,6 +37,7 @@ nothing about GPU speed.
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 import math
 import time
@@ -44,6 +45,7 @@ import time
 import torch
 
 from _common import README, RESULTS, atomic_write_json, environment, markdown_table, refresh_tables
+from tts_fast._user_errors import command  # noqa: E402
 
 import tts_fast as tts
 from tts_fast.models import architectures
@@ -228,8 +230,18 @@ def readme_table(data: dict) -> str:
     return head + "\n\n" + markdown_table(["N", "setting", "NFE/s", "model evals/s", "vs peer", "search overhead"], body)
 
 
+NO_GPU_RUN = ("No full-size GPU run yet, so no table: `python benchmarks/throughput.py --arch sd15 --device cuda` (and sdxl, "
+              "flux) on a GPU machine, then `--tables`.")
+
+
+def gpu_tables(runs: dict) -> str:
+    """README's throughput block: a table per architecture with a full-size CUDA run, or one line saying there is none."""
+    return "\n\n".join(readme_table(data) for data in runs.values()) if runs else NO_GPU_RUN
+
+
 def write_tables() -> None:
-    """README's throughput table of every architecture with a full-size CUDA result (smoke runs say nothing about GPU speed)."""
+    """README's throughput block from every architecture's full-size CUDA result (smoke runs say nothing about GPU speed)."""
+    runs = {}
     for arch in architectures.ARCHITECTURES:
         path = RESULTS / f"throughput_{arch}_cuda.json"
         if not path.exists():
@@ -237,10 +249,12 @@ def write_tables() -> None:
         data = json.loads(path.read_text())
         if data.get("smoke"):
             raise SystemExit(f"{path} is a smoke run: README's tables need a full-size CUDA run")
-        refresh_tables(README, "throughput", [(arch, readme_table)], data)
-        print(f"wrote README's {arch} throughput table from {path}")
+        runs[arch] = data
+    refresh_tables(README, "throughput", [("gpu", gpu_tables)], runs)
+    print(f"wrote README's throughput block ({', '.join(runs) or 'no GPU run yet'})")
 
 
+@command("python benchmarks/throughput.py")
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--arch", default="sd15", choices=architectures.ARCHITECTURES)
@@ -271,4 +285,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -41,6 +41,7 @@ def test_demo_end_to_end_reduced(tmp_path, capsys):
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     res = json.loads((out / "results.json").read_text())
     assert res["settings"]["digits"] == [0, 1] and res["settings"]["budgets"] == [2, 4]
+    assert res["settings"]["threads"] == 1  # the thread policy's default (tts_fast._threads)
     summary = {(r["method"], r["n"]): r for r in res["summary"]}
     # Matched budgets: every method spends at most N x steps model NFE per sample, baseline one trajectory.
     assert summary[("baseline", 1)]["nfe_per_row"] == 10
@@ -137,3 +138,17 @@ def test_atomic_writes_leave_old_file_on_failure(tmp_path):
         demo_report.save_png(Interrupting(), str(png))
     assert png.read_bytes() == b"old"
     assert sorted(os.listdir(tmp_path)) == ["p.png", "r.json"]
+
+
+def test_demo_workers_give_the_results_of_one_process(tmp_path):
+    """The searches spread over 2 worker processes give the runs of one process bit for bit (all but
+    their seconds), in the same order: each run is seeded by itself and searches on one thread."""
+    pytest.importorskip("matplotlib")
+    outs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        assert cli.main(["demo", "--quick", "--steps", "6", "--out", str(out), "--no-progress", "--workers", str(workers),
+                         "--methods", "bon", "bfs_best", "local"]) == 0
+        outs[workers] = json.loads((out / "results.json").read_text())
+    strip = [[{k: v for k, v in r.items() if k != "seconds"} for r in outs[w]["runs"]] for w in (1, 2)]
+    assert strip[0] == strip[1] and len(strip[0]) == 6

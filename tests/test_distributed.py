@@ -22,7 +22,8 @@ from tts_fast.runs import comparable
 ROOT = Path(__file__).resolve().parents[1]
 N = 20
 # 4 particles x 50 steps: about 0.2 s per prompt on one CPU thread, so a kill lands mid-run
-RUN = ["--model", "digits", "--method", "bfs_best", "--particles", "4", "--steps", "50", "--threads", "1", "--no-progress"]
+# no --threads: the policy gives every rank one thread (torchrun sets OMP_NUM_THREADS=1 for several ranks)
+RUN = ["--model", "digits", "--method", "bfs_best", "--particles", "4", "--steps", "50", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +35,13 @@ def prompts(tmp_path_factory):
 
 def _env():
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("RANK", None), env.pop("WORLD_SIZE", None)
+    env.pop("RANK", None), env.pop("WORLD_SIZE", None), env.pop("OMP_NUM_THREADS", None)
     return env
 
 
-def _torchrun(k: int, prompts: str, out, popen: bool = False):
+def _torchrun(k: int, prompts: str, out, popen: bool = False, run=RUN):
     # --standalone: a rendezvous on a free local port, so parallel test runs do not collide
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={k}", "-m", "tts_fast", "run", *RUN,
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={k}", "-m", "tts_fast", "run", *run,
            "--prompts-file", prompts, "--out", str(out)]
     if popen:
         return subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -78,6 +79,7 @@ def test_two_ranks_give_the_records_of_one_rank_bit_for_bit(prompts, one_rank, t
     p = _torchrun(2, prompts, out)
     assert p.returncode == 0, p.stdout + p.stderr
     _assert_same(one_rank, out)
+    assert {r["run"]["threads"] for r in _records(out).values()} == {1}  # one thread per rank, by default
     recs = _records(out)
     assert {r["run"]["world_size"] for r in recs.values()} == {2} and {r["run"]["launcher"] for r in recs.values()} == {"torchrun"}
     by_rank = {r: sorted(i for i, rec in recs.items() if rec["run"]["rank"] == r) for r in (0, 1)}
@@ -165,3 +167,21 @@ def test_ray_writes_the_records_of_torchrun(prompts, one_rank, tmp_path, capsys)
     assert {r["run"]["launcher"] for r in recs.values()} == {"ray"} and {r["run"]["rank"] for r in recs.values()} == {0, 1}
     assert (s["ok"], s["this_run"]["world_size"], s["this_run"]["prompts_computed"]) == (N, 2, N)
     assert sum(r["prompts"] for r in s["this_run"]["ranks"]) == N
+
+
+def test_dfs_reference_and_records_do_not_depend_on_the_rank_count(tmp_path):
+    """tts-fast run --method dfs fits the prompt set's DFS reference on every rank: 1 and 2 ranks write
+    the same dfs_reference.json and the same records (mixed easy and hard gmm prompts)."""
+    prompts = tmp_path / "gmm.txt"
+    prompts.write_text("".join(f"[{2 if i % 2 else -2}, 0]\n" for i in range(6)))
+    run = ["--model", "gmm", "--method", "dfs", "--particles", "3", "--steps", "10", "--threads", "1", "--no-progress"]
+    outs = []
+    for k in (1, 2):
+        out = tmp_path / f"ranks{k}"
+        p = _torchrun(k, str(prompts), out, run=run)
+        assert p.returncode == 0, p.stdout + p.stderr
+        outs.append(out)
+    assert (outs[0] / "dfs_reference.json").read_text() == (outs[1] / "dfs_reference.json").read_text()
+    for i in range(6):
+        a, b = (json.loads((o / f"{i:05d}.json").read_text()) for o in outs)
+        assert comparable(a) == comparable(b) and "dfs_reference" in a, i

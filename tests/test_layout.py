@@ -18,7 +18,7 @@ import torch
 import tts_fast as tts
 
 PACKAGE = pathlib.Path(tts.__file__).parent
-DOC = PACKAGE.parent / "docs" / "layout.md"
+DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "layout.md"  # the repository, not the installed package
 
 
 def _submodules() -> list:

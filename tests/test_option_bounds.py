@@ -41,6 +41,16 @@ BOUNDS = [
     (tts.DFS, "every", [1, 3], 0, "every must be an integer >= 1, got 0"),
     (tts.DFS, "max_backtracks", [0, 5], -1, "max_backtracks must be an integer >= 0, got -1"),
     (tts.DFS, "eta", [0.0, 1.0], 1.5, "eta must be a finite number >= 0.0 and <= 1.0, got 1.5"),
+    (tts.DTS, "lam", [1e-12, 1e6], 0.0, "lam must be a finite number > 0.0, got 0.0"),
+    (tts.DTS, "max_children", [2, 9], 1, "max_children must be an integer >= 2, got 1"),
+    (tts.DTS, "rollouts", [1, 50], 0, "rollouts must be an integer >= 1, got 0"),
+    (tts.DTS, "eta", [1e-12, 1.0], 0.0, "eta must be a finite number > 0.0 and <= 1.0, got 0.0"),
+    (tts.DTS, "eta", [], 1.0 + 1e-9, "eta must be a finite number > 0.0 and <= 1.0, got 1.000000001"),
+    (tts.DTS, "sync_every", [1, 7], 0, "sync_every must be an integer >= 1, got 0"),
+    (tts.DAS, "lam", [1e-12, 1e6], 0.0, "lam must be a finite number > 0.0, got 0.0"),
+    (tts.DAS, "gamma", [1e-12, 10.0], 0.0, "gamma must be a finite number > 0.0, got 0.0"),
+    (tts.DAS, "ess_threshold", [1e-12, 1.0], 0.0, "ess_threshold must be a finite number > 0.0 and <= 1.0, got 0.0"),
+    (tts.DAS, "eta", [1e-12, 1.0], 0.0, "eta must be a finite number > 0.0 and <= 1.0, got 0.0"),
     (tts.LocalSearch, "local_steps", [1, 4], 0, "local_steps must be an integer >= 1, got 0"),
     (tts.LocalSearch, "mc_samples", [1, 4], 0, "mc_samples must be an integer >= 1, got 0"),
     (tts.LocalSearch, "iter_steps", [1, 4], 0, "iter_steps must be an integer >= 1, got 0"),
@@ -56,6 +66,12 @@ COMPANIONS = {
     (tts.DFS, "quantile"): dict(calibrate=None),
     (tts.SearchOverPaths, "delta_b"): dict(delta_f=1),
     (tts.BFS, "target_ess"): dict(temperature="adaptive"),
+    # the local-search options act only next to a gradient step (and the K noises with smoothing)
+    (tts.LocalSearch, "mc_samples"): dict(mu=0.1, sigma=0.1),
+    (tts.LocalSearch, "iter_steps"): dict(mu=0.1),
+    (tts.LocalSearch, "sigma"): dict(rho=0.1),
+    (tts.LocalSearch, "max_grad_norm"): dict(rho=0.1),
+    (tts.DTS, "sync_every"): dict(slots="fixed"),
 }
 
 

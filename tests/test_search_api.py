@@ -169,28 +169,66 @@ def test_the_trace_keeps_no_autograd_graph():
     assert t.finalize() == [{"step": 0, "rewards": [2.0, 2.0, 2.0], "n": 3}]
 
 
-@pytest.mark.parametrize("method,opts", [("bon", {}), ("bfs_best", {}), ("bfs_best", dict(rho=0.3, local_steps=2))])
-def test_the_progress_bar_advances_by_model_nfe(rare_mode, monkeypatch, method, opts):
+class _Bar:
+    """A progress bar that records what the search tells it (tqdm's interface: n, total, update, refresh, close)."""
+
+    def __init__(self, total, log):
+        self.total, self.n, self.closed, self.highest = total, 0, False, 0
+        self.first_total = total
+        log.append(self)
+
+    def update(self, n):
+        self.n += n
+        self.highest = max(self.highest, self.n)
+
+    def refresh(self):
+        pass
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.mark.parametrize("method,opts", [
+    ("bon", {}), ("bfs_best", {}), ("bfs_best", dict(rho=0.3, local_steps=2)),
+    ("bfs", dict(prune=True)), ("zero_order", {}), ("search_over_paths", {}),
+    ("dfs", dict(budget=4 * 2 * 10 * 2)),
+    ("dfs", dict(slots="fixed", sync_every=3, budget=4 * 2 * 10 * 2)),
+    ("dfs", dict(slots="fixed", sync_every=3, budget=4 * 2 * 10 * 3, rho=0.3, local_steps=2)),
+])
+def test_the_progress_bar_counts_the_model_nfe_spent_and_ends_at_them(rare_mode, monkeypatch, method, opts):
+    """The bar counts what the counter counts (model NFE; fixed DFS slots that finished are not
+    counted), never runs past its total (the plan, or the budget), and ends at the NFE spent."""
     import importlib
 
     api = importlib.import_module("tts_fast.search.api")  # tts_fast.search is also the function
     bars = []
-
-    class Bar:
-        def __init__(self, total):
-            self.total, self.n, self.closed = total, 0, False
-            bars.append(self)
-
-        def update(self, n):
-            self.n += n
-
-        def close(self):
-            self.closed = True
-
-    monkeypatch.setattr(api, "_progress_bar", lambda enabled, total: Bar(total) if enabled else None)
+    monkeypatch.setattr(api, "_progress_bar", lambda enabled, total: _Bar(total, bars) if enabled else None)
     r = search(rare_mode, method, progress=True, **opts)
     (bar,) = bars
     assert bar.n == bar.total == r.nfe.model and bar.closed
+    if bar.first_total is not None:
+        assert bar.highest <= bar.first_total
+    if opts.get("slots") == "fixed":
+        slots = next(row for row in r.trace if row["step"] == "slots")["slot_evaluations"]
+        assert slots > r.nfe.model  # finished walkers kept computing in their slots: the bar did not count them
+
+
+def test_the_progress_bar_of_fixed_dfs_slots_moves_during_the_run(rare_mode, monkeypatch):
+    """Fixed slots count on the device: the bar learns the count at each end check, not only at the end."""
+    import importlib
+
+    api = importlib.import_module("tts_fast.search.api")
+    seen = []
+
+    class Watching(_Bar):
+        def update(self, n):
+            super().update(n)
+            seen.append(self.n)
+
+    bars = []
+    monkeypatch.setattr(api, "_progress_bar", lambda enabled, total: Watching(total, bars) if enabled else None)
+    r = search(rare_mode, "dfs", progress=True, slots="fixed", sync_every=2, budget=4 * 2 * 10 * 2)
+    assert len([v for v in seen if 0 < v < r.nfe.model]) >= 2 and seen[-1] == r.nfe.model
 
 
 def test_the_result_names_the_method_with_its_local_search(rare_mode):

@@ -140,6 +140,8 @@ def test_bfs_plan_outside_the_run_is_refused_before_work(options, match):
 @pytest.mark.parametrize("make,match", [
     (lambda: tts.BFS(prune=True, ess_threshold=0.5), "ess_threshold gates resampling"),
     (lambda: tts.BFS(temperature="inf", select="weighted"), "select='weighted'"),
+    (lambda: tts.BFS(temperature="inf", lam=5.0), "lam=5.0 would do nothing"),
+    (lambda: tts.presets.svdd(lam=0.5), "lam=0.5 would do nothing"),
     (lambda: tts.DFS(threshold=math.nan), "threshold must be a finite number"),
     (lambda: tts.DFS(threshold=[0.0, math.nan]), r"threshold\[1\] must be a finite number"),
     (lambda: tts.DFS(threshold=[]), "threshold must be a number or a non-empty sequence"),

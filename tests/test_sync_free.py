@@ -84,6 +84,7 @@ def _first_score_read(events):
     ("bfs_auto", {}),
     ("bfs", dict(temperature="adaptive", lam=3.0, scoring="max", ess_threshold=0.5, resample_at="every")),
     ("das", {}),
+    ("das_guided", {}),
     ("fk", {}),
     ("bon", {}),
     ("zero_order", dict(iterations=2)),
@@ -141,3 +142,22 @@ def test_dfs_with_fixed_slots_reads_the_device_only_to_stop(rare_mode, opts):
     assert len(reads) == iterations // sync_every - 1 + 1
     assert len(_first_score_read(mode.events)) == 1
     assert iterations > s and r.nfe.model <= 3 * 4 * s * 3 * opts.get("local_steps", 1)  # walkers backtracked, within budget
+
+
+@pytest.mark.skipif(tts.ops.backend("cpu") == "reference", reason="the pure-PyTorch reference ops check levels on the host")
+@pytest.mark.parametrize("method", ["dts", "dts_star"])
+def test_dts_with_fixed_slots_reads_the_device_only_to_stop(rare_mode, method):
+    """Fixed slots: the trees, the selections, the backups and the budget all stay on the device; the
+    host asks whether every slot is done once every sync_every iterations, and nothing else."""
+    model, verifier = rare_mode
+    mode = HostReads()
+    m, v = Marked(model, mode, "model"), MarkedVerifier(verifier, mode)
+    s, sync_every = 12, 5
+    with mode:
+        r = tts.search(m, v, method, slots="fixed", sync_every=sync_every, n_particles=4, num_steps=s, batch_size=3, seed=0,
+                       budget=3 * s * 10, progress=False)
+    iterations = r.trace[-1]["iterations"]
+    reads = _reads_in_loop(mode.events)
+    assert len(reads) == iterations // sync_every - 1 + 1
+    assert len(_first_score_read(mode.events)) == 1
+    assert sum(r.trace[-1]["rollouts"]) > 3 * 4 and r.nfe.model <= 3 * s * 10  # slots went on after their first rollouts

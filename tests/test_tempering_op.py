@@ -158,3 +158,12 @@ def test_bfs_auto_runs_the_op_and_equals_the_python_path(monkeypatch):
     with_ref = tts.search(model, verifier, "bfs_auto", **kw)
     torch.testing.assert_close(with_op.temperatures, with_ref.temperatures, rtol=1e-11, atol=0)
     torch.testing.assert_close(with_op.samples, with_ref.samples, rtol=1e-9, atol=1e-12)
+
+
+def test_the_reference_names_the_tensor_on_another_device():
+    """Broken variant: the device check naming the wrong reference tensor (or none). The op itself
+    dispatches on the device, so a mixed call reaches it only through the reference's checks."""
+    good, _ = _bad_calls()
+    for name in ("base", "key", "alive", "target", "cap"):
+        with pytest.raises(ValueError, match=f"^{name} is on meta but log_w is on cpu; they must share a device$"):
+            ref.adaptive_increment(**{**good, name: good[name].to("meta")})

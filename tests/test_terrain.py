@@ -20,7 +20,7 @@ from tts_fast.terrain import onnx_model
 
 _MISSING = [m for m in ("onnx", "onnx2torch", "onnxruntime", "terrain_diffusion") if importlib.util.find_spec(m) is None]
 needs_terrain = pytest.mark.skipif(
-    bool(_MISSING), reason=f"missing {', '.join(_MISSING)}: pip install 'tts_fast[terrain]' && pip install --no-deps adaptive-terrain-diffusion")
+    bool(_MISSING), reason=f"missing {', '.join(_MISSING)}: pip install --no-build-isolation 'tts_fast[terrain]' && pip install --no-deps adaptive-terrain-diffusion")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -31,7 +31,7 @@ def test_a_missing_package_is_named(monkeypatch):
     FileNotFoundError through: the message must say what to install and why --no-deps."""
     real = onnx_model.importlib.util.find_spec
     monkeypatch.setattr(onnx_model.importlib.util, "find_spec", lambda name, *a: None if name == "terrain_diffusion" else real(name, *a))
-    with pytest.raises(ImportError, match=r"adaptive-terrain-diffusion.*pip install 'tts_fast\[terrain\]' && pip install --no-deps"):
+    with pytest.raises(ImportError, match=r"adaptive-terrain-diffusion.*pip install --no-build-isolation 'tts_fast\[terrain\]' && pip install --no-deps"):
         terrain_model([0.5])
 
 
@@ -121,7 +121,7 @@ def test_onnxruntime_backend_refuses_gradients():
 METHODS = {
     "bon": {}, "zero_order": {}, "search_over_paths": dict(delta_f=1, delta_b=2, start=1), "bfs": {}, "svdd": {}, "das": {},
     "fk": {}, "bfs_best": {}, "bfs_auto": dict(n_particles=3), "dfs": dict(quantile=0.5), "local": dict(rho=0.2, mu=0.4, local_steps=1),
-    "local_auto": {},
+    "local_auto": {}, "das_guided": {}, "dts": dict(rollouts=4), "dts_star": dict(rollouts=4, slots="fixed"),
 }
 
 

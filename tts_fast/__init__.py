@@ -12,7 +12,9 @@ from .models import Denoiser
 from .search.counting import NFE
 from .search import (
     BFS,
+    DAS,
     DFS,
+    DTS,
     BestOfN,
     LocalSearch,
     SearchOverPaths,
@@ -35,6 +37,6 @@ def __getattr__(name):
 
 
 __all__ = [
-    "search", "SearchResult", "NFE", "Denoiser", "Verifier", "BFS", "DFS", "LocalSearch", "BestOfN",
+    "search", "SearchResult", "NFE", "Denoiser", "Verifier", "BFS", "DAS", "DFS", "DTS", "LocalSearch", "BestOfN",
     "ZeroOrder", "SearchOverPaths", "presets", "models", "verifiers", "schedules", "ops", "zoo", "maze", "rl", "terrain",
 ]

@@ -132,3 +132,14 @@ def build_network(cls, config: dict, state: dict, path, *, what: Optional[str] =
     except (TypeError, ValueError, RuntimeError) as e:  # config or weights of another network
         raise ValueError(f"{os.fspath(path)} does not hold a {what or cls.__name__} ({type(e).__name__}: {str(e).splitlines()[0]})") from None
     return net.eval()
+
+
+def weights_folder(weights_dir, env_var: str, default: str) -> str:
+    """The folder of a domain's weight files: ``weights_dir``, else $``env_var``, else ``default``
+    (the shipped files). A folder that does not exist is the loaders' to report (FileNotFoundError,
+    with how to train the weights); a non-path is refused here."""
+    if weights_dir is not None:
+        if not isinstance(weights_dir, (str, os.PathLike)) or not os.fspath(weights_dir):
+            raise ValueError(f"weights_dir must be a folder path or None, got {weights_dir!r}")
+        return os.fspath(weights_dir)
+    return os.environ.get(env_var) or default

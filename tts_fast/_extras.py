@@ -30,5 +30,5 @@ def require(module: str, extra: str, what: str):
     except ImportError as e:
         raise ImportError(
             f"{what} needs the optional package {module!r}, which could not be imported ({e}). "
-            f"Install it with: pip install 'tts_fast[{extra}]'  (brings {EXTRAS.get(extra, module)})"
+            f"Install it with: pip install --no-build-isolation 'tts_fast[{extra}]'  (brings {EXTRAS.get(extra, module)})"
         ) from e

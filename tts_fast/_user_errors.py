@@ -33,3 +33,33 @@ def user_device(name: str):
     if dev.type not in ("cpu", "cuda"):
         raise UserError(f"device {name!r} is not supported; use auto, cpu or cuda[:index]")
     return dev
+
+
+# What a command reports as the user's mistake: its own UserError, a library ValueError / TypeError
+# naming an argument, a file that is missing or cannot be written, a missing optional extra.
+USER_MISTAKES = (UserError, ValueError, TypeError, OSError, ImportError)
+
+
+def command(prog: str):
+    """Decorator of a command's ``main(argv=None)``: a user mistake ends as one line
+    ``PROG: error: MESSAGE`` on stderr and exit status 2 (as argparse's own errors do), Ctrl-C as
+    status 130; the decorated main returns the exit status instead of raising."""
+    import functools
+    import sys
+
+    def wrap(main):
+        @functools.wraps(main)
+        def run(argv=None) -> int:
+            try:
+                return int(main(argv) or 0)
+            except USER_MISTAKES as e:
+                message = " ".join(str(e).split()) or type(e).__name__
+                print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+                return 2
+            except KeyboardInterrupt:
+                print(f"\n{prog}: interrupted", file=sys.stderr, flush=True)
+                return 130
+
+        return run
+
+    return wrap

@@ -3,6 +3,7 @@
     tts-fast demo                      # every method, all ten digits
     tts-fast demo --quick              # a reduced run (seconds)
     tts-fast demo --digits 3 8 --n-particles 16 --out my_demo
+    tts-fast demo --workers 1          # the searches in this process only (default: one per idle CPU)
 
 The verifier (a CNN) selects; a held-out evaluator (an MLP that no search sees) measures. Writes
 results.json, table.txt, samples.png and accuracy_vs_nfe.png into ``--out``.
@@ -15,9 +16,11 @@ import os
 import time
 from dataclasses import dataclass
 
+from .. import _threads as threads
 from .._arg_types import positive_int
 from .._user_errors import UserError, user_device
 from . import demo_report as report
+from . import demo_runs as runs_of
 
 DEFAULT_OUT = "tts_fast_demo"
 
@@ -58,8 +61,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: ./{DEFAULT_OUT})")
     p.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ...")
     p.add_argument("--quick", action="store_true", help="a reduced setting: digits 0 1, N = 4, 20 steps, one sample per digit")
-    p.add_argument("--threads", type=positive_int, default=1,
-                   help="torch CPU threads (default 1: the demo runs many small kernels, for which extra threads only add overhead)")
+    threads.add_argument(p)
+    p.add_argument("--workers", type=positive_int, default=None, metavar="W",
+                   help="processes that run the searches side by side, each with --threads threads (default: as many as the "
+                   "load average leaves CPUs idle, 1 on CUDA); the results do not depend on it")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(handler=main)
     return p
@@ -106,32 +111,25 @@ def _need_matplotlib():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UserError("the demo draws its figures with matplotlib: pip install 'tts_fast[demo]' (or pip install matplotlib)") from None
+        raise UserError("the demo draws its figures with matplotlib: pip install --no-build-isolation 'tts_fast[demo]' (or pip install matplotlib)") from None
     return plt
 
 
-def _run_all(zoo, s: DemoSettings, progress: bool) -> list:
-    """Every (method, budget, seed) run of the demo, in order (fixed-NFE methods at one budget)."""
+def _run_all(s: DemoSettings, device, n_threads: int, workers: int, progress: bool) -> list:
+    """Every (method, budget, seed) run of the demo, in order, in ``workers`` processes (1: this one)."""
     from ..zoo import experiment as ex
 
-    jobs = [(key, n, seed) for key in s.methods for n in ([1] if ex.SPECS[key].fixed_nfe else s.budgets) for seed in s.seeds]
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(jobs), unit="run", desc="demo")
-    runs = []
+        bar = tqdm(total=len(runs_of.jobs_of(s, ex.SPECS)), unit="run", desc="demo")
     try:
-        for key, n, seed in jobs:
-            if bar is not None:
-                bar.set_description(f"{key} N={n}")
-            runs.append(ex.run(zoo, key, digits_=s.digits, per_digit=s.per_digit, n=n, num_steps=s.steps, seed=seed))
-            if bar is not None:
-                bar.update(1)
+        zoo = ex.Zoo(device) if workers == 1 else None
+        return runs_of.run_all(zoo, s, device=device, n_threads=n_threads, workers=workers, bar=bar)
     finally:
         if bar is not None:
             bar.close()
-    return runs
 
 
 def _write_results(out: str, s: DemoSettings, device, plt, runs: list, t_start: float) -> None:
@@ -164,7 +162,8 @@ def _write_results(out: str, s: DemoSettings, device, plt, runs: list, t_start: 
         os.path.join(out, "results.json"),
         {
             "settings": {"digits": s.digits, "per_digit": s.per_digit, "seeds": s.seeds, "steps": s.steps, "budgets": s.budgets,
-                         "methods": s.methods, "device": str(device), "torch": str(torch.__version__)},
+                         "methods": s.methods, "device": str(device), "torch": str(torch.__version__),
+                         "threads": torch.get_num_threads()},
             "summary": rows,
             "runs": [{k: v for k, v in r.items() if k not in ("samples", "targets")} for r in runs],
             "seconds": elapsed,
@@ -175,10 +174,7 @@ def _write_results(out: str, s: DemoSettings, device, plt, runs: list, t_start: 
 
 def main(args) -> int:
     """Handler of ``tts-fast demo`` (args from the parser of :func:`add_parser`). Returns the exit status."""
-    import torch
-
     from .._io import check_writable_dir
-    from ..zoo import experiment as ex
 
     s = settings_of(args)
     plt = _need_matplotlib()
@@ -187,14 +183,14 @@ def main(args) -> int:
     except OSError as e:
         raise UserError(str(e)) from None
     device = user_device(args.device)
-    torch.set_num_threads(args.threads)
+    n_threads = threads.apply(args.threads)
+    workers = args.workers or (1 if device.type == "cuda" else max(1, threads.idle_cpus() // n_threads))
     t_start = time.perf_counter()
-    zoo = ex.Zoo(device)
     print(
         f"tts-fast demo: {len(s.methods)} methods x budgets {s.budgets} x {len(s.seeds)} seed(s); digits {s.digits}, "
-        f"{s.per_digit} sample(s) per digit, {s.steps} steps, device {device}",
+        f"{s.per_digit} sample(s) per digit, {s.steps} steps, device {device}, {workers} process(es) x {n_threads} thread(s)",
         flush=True,
     )
-    runs = _run_all(zoo, s, progress=not args.no_progress)
+    runs = _run_all(s, device, n_threads, workers, progress=not args.no_progress)
     _write_results(out, s, device, plt, runs, t_start)
     return 0

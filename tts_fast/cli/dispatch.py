@@ -6,7 +6,8 @@
 
 Each subcommand module (:mod:`.demo`, :mod:`.run`, :mod:`.profile`) has ``add_parser(subparsers)``
 registering its options and handler; a handler returns the exit status, and a
-:class:`~tts_fast._user_errors.UserError` it raises is printed as ``tts-fast: error: ...`` (status 2).
+:class:`~tts_fast._user_errors.UserError` it raises (or a ValueError, a missing file, a missing extra:
+``tts_fast._user_errors.USER_MISTAKES``) is printed as ``tts-fast COMMAND: error: ...`` (status 2).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import importlib
 import sys
 from typing import Optional, Sequence
 
-from .._user_errors import UserError
+from .._user_errors import USER_MISTAKES
 
 # subcommand -> its module (imported when the parser is built; each imports its heavy parts on use)
 COMMANDS = {"demo": ".demo", "run": ".run", "profile": ".profile"}
@@ -40,8 +41,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     try:
         return int(args.handler(args) or 0)
-    except UserError as e:
-        parser.exit(2, f"tts-fast: error: {e}\n")
+    except USER_MISTAKES as e:  # an option, a file, a missing extra: one line, status 2
+        parser.exit(2, f"tts-fast {args.command}: error: {' '.join(str(e).split()) or type(e).__name__}\n")
     except KeyboardInterrupt:
         print("\ninterrupted: results written so far are complete files; nothing half-written was left", file=sys.stderr)
         return 130

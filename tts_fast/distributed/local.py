@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 
+from .. import _threads as threads
 from .._user_errors import UserError, user_device
 from ..runs.records import pending
 from .progress import announce, finish, rank_stats, this_run
@@ -13,10 +14,7 @@ from .share import run_share
 
 def prepare_process(config):
     """Set the CPU threads (--threads) and create --out; the process-wide setup every launcher shares."""
-    import torch
-
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
+    threads.apply(config.threads)
     try:
         os.makedirs(config.out, exist_ok=True)
     except OSError as e:

@@ -8,7 +8,7 @@ a Ray Data ``map_batches`` actor pool, without Ray Data's pyarrow dependency -- 
 groups through ``ray.util.ActorPool`` as they become free. The records are the ones torchrun
 ranks write (the same seed per group index), into ``--out``, which must be a folder every node
 sees. A worker that dies is restarted by Ray and its group retried; the driver writes the summary.
-Needs the optional extra ``ray`` (``pip install 'tts_fast[ray]'``).
+Needs the optional extra ``ray`` (``pip install --no-build-isolation 'tts_fast[ray]'``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import dataclasses
 import sys
 import time
 
+from .. import _threads as threads
 from .._extras import require
 from .._user_errors import UserError
 from ..runs.job import prepare
@@ -34,8 +35,7 @@ class _Actor:
     def __init__(self, job, device: str, rank: int, world_size: int):
         import torch
 
-        if job.config.threads is not None:
-            torch.set_num_threads(job.config.threads)
+        threads.apply(job.config.threads)
         self.worker = Worker(job, torch.device(device), rank=rank, world_size=world_size, launcher="ray")
 
     def run_group(self, group) -> dict:

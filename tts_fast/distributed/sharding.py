@@ -11,8 +11,8 @@ from __future__ import annotations
 
 def assign(pending: list, world_size: int, rank: int) -> list:
     """The items of ``pending`` that ``rank`` (0 <= rank < world_size) runs: pending[rank::world_size]."""
-    if not isinstance(world_size, int) or world_size < 1:
+    if not isinstance(world_size, int) or isinstance(world_size, bool) or world_size < 1:
         raise ValueError(f"world_size must be an integer >= 1, got {world_size!r}")
-    if not isinstance(rank, int) or not 0 <= rank < world_size:
+    if not isinstance(rank, int) or isinstance(rank, bool) or not 0 <= rank < world_size:
         raise ValueError(f"rank must be an integer in 0..{world_size - 1}, got {rank!r}")
     return list(pending[rank::world_size])

@@ -3,26 +3,20 @@
 From every prompt's record on disk (this invocation's and earlier, resumed ones):
 - ``summary.json``: settings, counts, per-prompt rows, the failures, this invocation's throughput;
 - ``summary.md`` and ``summary.csv``: a table of reward, model NFE and seconds per prompt;
-- ``contact_sheet.png``: the best image of every prompt in index order (failed or missing prompts
-  are grey tiles), each tile shrunk by an integer factor to at most 128 pixels a side. Models
-  without images (gmm) have no contact sheet.
+- ``contact_sheet.png``: the best image of every prompt in index order, captioned with its index
+  and reward (:mod:`.contact_sheet`). Models without images (gmm) have no contact sheet.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import math
 import os
 
-import numpy as np
-
 from .._io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from .._png import decode, encode
 from ..runs.records import read_record
+from .contact_sheet import contact_sheet
 
-TILE = 128  # largest tile side of the contact sheet, pixels
-GAP = 2  # pixels between tiles
 COLUMNS = ("index", "prompt", "status", "reward", "nfe_model", "seconds", "image", "error")
 
 
@@ -83,45 +77,6 @@ def _csv(rows: list) -> str:
     return buf.getvalue()
 
 
-def _shrink(a: np.ndarray) -> np.ndarray:
-    """Average f x f blocks (f the smallest integer that brings the image to <= TILE a side)."""
-    f = math.ceil(max(a.shape[0], a.shape[1]) / TILE)
-    if f == 1:
-        return a
-    h, w = a.shape[0] // f * f, a.shape[1] // f * f
-    blocks = a[:h, :w].astype(np.float64).reshape(h // f, f, w // f, f, a.shape[2]).mean(axis=(1, 3))
-    return np.floor(blocks + 0.5).astype(np.uint8)
-
-
-def contact_sheet(job, rows: list):
-    """PNG bytes of the best images in index order (None without images), and notes on unreadable ones."""
-    tiles, notes = {}, []
-    for r in rows:
-        if r["status"] != "ok" or not r["image"]:
-            continue
-        try:
-            with open(os.path.join(job.out, r["image"]), "rb") as f:
-                tiles[r["index"]] = _shrink(decode(f.read()))
-        except (OSError, ValueError) as e:
-            notes.append(f"{r['image']}: {e}")
-    if not tiles:
-        return None, notes
-    first = next(iter(tiles.values()))
-    th, tw = first.shape[:2]
-    c = 3 if any(t.shape[2] == 3 for t in tiles.values()) else 1
-    cols = math.ceil(math.sqrt(len(rows)))
-    nrows = math.ceil(len(rows) / cols)
-    sheet = np.full((nrows * (th + GAP) - GAP, cols * (tw + GAP) - GAP, c), 255, np.uint8)
-    for k, r in enumerate(rows):
-        y, x = (k // cols) * (th + GAP), (k % cols) * (tw + GAP)
-        t = tiles.get(r["index"])
-        if t is not None and t.shape[:2] != (th, tw):
-            notes.append(f"{r['image']}: {t.shape[1]}x{t.shape[0]} tile, not {tw}x{th} like the first (shown grey)")
-            t = None
-        sheet[y:y + th, x:x + tw] = 128 if t is None else (np.repeat(t, c, axis=2) if t.shape[2] != c else t)
-    return encode(sheet), notes
-
-
 def write(job, run=None) -> dict:
     """Write summary.json / .md / .csv and contact_sheet.png into ``job.out``; returns the summary dict.
 
@@ -133,7 +88,7 @@ def write(job, run=None) -> dict:
     totals = {"prompts": len(rows), "ok": len(ok), "failed": sum(r["status"] == "error" for r in rows),
               "missing": sum(r["status"] == "missing" for r in rows),
               "reward_mean": sum(rewards) / len(rewards) if rewards else None, "nfe_model": sum(r["nfe_model"] or 0 for r in ok)}
-    sheet, notes = contact_sheet(job, rows) if job.family.images else (None, [])
+    sheet, notes = contact_sheet(job.out, rows) if job.family.images else (None, [])
     summary = {"out": os.path.abspath(job.out), "settings": job.settings, **totals,
                "contact_sheet": "contact_sheet.png" if sheet is not None else None, "contact_sheet_notes": notes,
                "failures": [{"index": r["index"], "prompt": r["prompt"], "error": r["error"]} for r in rows if r["status"] == "error"],

@@ -12,7 +12,7 @@ Modules: ``envs`` (layouts, the ogbench environments, the registered 'ultra' maz
 (the regenerated offline dataset), ``planner`` (the temporal UNet and :class:`MazePlanner`),
 ``weights`` (the shipped planners: ``load_planner``), ``verifiers`` (WallPenalty, Smoothness,
 GoalReached), ``execute`` (tracking controller, rollouts), ``train``. Only the simulator parts (``make_env``, ``data.generate``, ``execute``) need ogbench
-(``pip install 'tts_fast[maze]'``); the planner, verifiers and inpainting work without it.
+(``pip install --no-build-isolation 'tts_fast[maze]'``); the planner, verifiers and inpainting work without it.
 
 Renamed: ``maze.planner(...)`` is ``maze.load_planner`` (the old name, a function, hid the module
 ``maze.planner``; calling the module still works, with a DeprecationWarning).

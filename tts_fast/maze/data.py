@@ -38,6 +38,7 @@ from typing import Optional
 import numpy as np
 
 from .._io import atomic_write_bytes
+from .._user_errors import command
 from .envs import MAZES, check_maze_name, make_env, maze
 
 # (episodes, steps per episode) of the official 'navigate' datasets; ultra: ~1M as suggested by the
@@ -73,7 +74,7 @@ def generate(name: str, episodes: int, steps: int, *, noise: float = NOISE, seed
         name: maze name. episodes, steps: episode count and fixed length (transitions each).
         noise: std of the Gaussian action noise. seed: seeds the global np.random (see module doc).
     """
-    check_maze_name(name)
+    check_maze_name(name, "name")
     for label, v, low in (("episodes", episodes, 1), ("steps", steps, 2)):
         if not isinstance(v, int) or isinstance(v, bool) or v < low:
             raise ValueError(f"{label} must be an integer >= {low}, got {v!r}")
@@ -139,7 +140,7 @@ def dataset_path(name: str, folder: Optional[str] = None, val: bool = False) -> 
     folder: given, else $TTS_FAST_MAZE_DATA, else ~/.cache/tts_fast/maze.
     """
     folder = folder or os.environ.get("TTS_FAST_MAZE_DATA") or DEFAULT_DIR
-    return os.path.join(folder, f"pointmaze-{check_maze_name(name)}-navigate-v0{'-val' if val else ''}.npz")
+    return os.path.join(folder, f"pointmaze-{check_maze_name(name, 'name')}-navigate-v0{'-val' if val else ''}.npz")
 
 
 def load(path: str) -> dict:
@@ -162,7 +163,7 @@ def load(path: str) -> dict:
 def make(name: str, folder: Optional[str] = None, *, episodes: Optional[int] = None, steps: Optional[int] = None,
          noise: float = NOISE, seed: int = 0, val_seed: Optional[int] = None, log=print) -> tuple[str, str]:
     """Generate and save the train and validation files; returns their paths."""
-    e0, s0 = OFFICIAL_SIZES[check_maze_name(name)]
+    e0, s0 = OFFICIAL_SIZES[check_maze_name(name, "name")]
     episodes, steps = episodes or e0, steps or s0
     paths = dataset_path(name, folder), dataset_path(name, folder, val=True)
     for path, n_ep, sd in ((paths[0], episodes, seed), (paths[1], max(1, episodes // 10), 10_000 + seed if val_seed is None else val_seed)):
@@ -175,6 +176,7 @@ def make(name: str, folder: Optional[str] = None, *, episodes: Optional[int] = N
     return paths
 
 
+@command("python -m tts_fast.maze.data")
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m tts_fast.maze.data", description=__doc__.split("\n\n")[0])
     p.add_argument("--maze", required=True, choices=MAZES)

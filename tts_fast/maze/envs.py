@@ -27,6 +27,8 @@ from collections import deque
 
 import numpy as np
 
+from .._mujoco_log import route_warnings
+
 UNIT = 4.0
 OFFSET = 4.0
 RADIUS = 0.7
@@ -106,9 +108,9 @@ def _parse(text: str) -> np.ndarray:
     return np.array([[1 if c == "#" else 0 for c in r] for r in rows], dtype=np.int64)
 
 
-def check_maze_name(name) -> str:
-    if name not in _LAYOUTS:
-        raise ValueError(f"unknown maze {name!r}; choose one of {', '.join(MAZES)}")
+def check_maze_name(name, argument: str = "maze_name") -> str:
+    if not isinstance(name, str) or name not in _LAYOUTS:
+        raise ValueError(f"{argument} must be one of {', '.join(MAZES)}; got {name!r} (an unknown maze)")
     return name
 
 
@@ -128,7 +130,7 @@ class Maze:
     goal_tol = GOAL_TOL
 
     def __init__(self, name: str):
-        self.name = check_maze_name(name)
+        self.name = check_maze_name(name, "name")
         self.maze_map = _parse(_LAYOUTS[name])
         self.maze_map.setflags(write=False)
         self.tasks = [tuple(map(tuple, t)) for t in _TASKS[name]]
@@ -216,7 +218,7 @@ class Maze:
 @functools.lru_cache(maxsize=None)
 def maze(name: str) -> Maze:
     """The :class:`Maze` called ``name`` ('medium', 'large', 'giant', 'ultra')."""
-    return Maze(check_maze_name(name))
+    return Maze(check_maze_name(name, "name"))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -266,12 +268,14 @@ _ULTRA_ID = "pointmaze-ultra-v0"
 def _require_ogbench():
     try:
         import gymnasium  # noqa: F401
+        import mujoco
         import ogbench  # noqa: F401  (registers the pointmaze-* ids)
     except ImportError as e:  # pragma: no cover - exercised only without the extra
         raise ImportError(
-            "the PointMaze environments need ogbench (MuJoCo): pip install 'tts_fast[maze]' "
+            "the PointMaze environments need ogbench (MuJoCo): pip install --no-build-isolation 'tts_fast[maze]' "
             f"(ogbench==1.2.2); missing: {e.name}"
         ) from None
+    route_warnings(mujoco)  # no MUJOCO_LOG.TXT in the user's folder, no warning on stdout
 
 
 @functools.lru_cache(maxsize=1)
@@ -321,7 +325,7 @@ def register_ultra() -> None:
 
 
 def env_id(name: str) -> str:
-    return f"pointmaze-{check_maze_name(name)}-v0"
+    return f"pointmaze-{check_maze_name(name, 'name')}-v0"
 
 
 def make_env(name: str, **kwargs):
@@ -330,7 +334,7 @@ def make_env(name: str, **kwargs):
     Keyword arguments go to ogbench's maze class (e.g. ``terminate_at_goal=False``) or to
     ``gymnasium.make`` (``max_episode_steps``). No dataset is downloaded.
     """
-    check_maze_name(name)
+    check_maze_name(name, "name")
     _require_ogbench()
     import gymnasium
 

@@ -30,6 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import schedules as _schedules
+from .._arguments import check_int
 from .._embeddings import sinusoidal_embedding
 from .._device_checks import prompt_rows
 from ..models.base import Denoiser, per_sample_timesteps
@@ -79,6 +80,13 @@ class TemporalUnet(nn.Module):
 
     def __init__(self, transition_dim: int = 2, dim: int = 32, dim_mults: Sequence[int] = (1, 2, 4)):
         super().__init__()
+        check_int(transition_dim, "transition_dim", 1)
+        # the residual blocks' GroupNorm takes 8 groups
+        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 8 or dim % 8:
+            raise ValueError(f"dim must be a positive multiple of 8 (the blocks' GroupNorm has 8 groups), got {dim!r}")
+        if (isinstance(dim_mults, (str, bytes)) or not hasattr(dim_mults, "__len__") or len(dim_mults) < 1
+                or not all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in dim_mults)):
+            raise ValueError(f"dim_mults must be a non-empty sequence of integers >= 1, got {dim_mults!r}")
         self.config = {"transition_dim": transition_dim, "dim": dim, "dim_mults": list(dim_mults)}
         dims = [transition_dim] + [dim * m for m in dim_mults]
         temb = dim * 4
@@ -144,7 +152,10 @@ class Normalizer:
 def _as_tasks(maze_name: str, tasks) -> torch.Tensor:
     """Validated [P, 2, 2] float64 world (start, goal) pairs."""
     m = _maze(maze_name)
-    arr = np.asarray(tasks, dtype=np.float64)
+    try:
+        arr = np.asarray(tasks, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"tasks must be [P, 2, 2] (start xy, goal xy) pairs of numbers, got {tasks!r}") from None
     if arr.ndim == 2 and arr.shape == (2, 2):
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[1:] != (2, 2) or arr.shape[0] < 1:
@@ -171,9 +182,9 @@ class MazePlanner(Denoiser):
     def __init__(self, net: TemporalUnet, maze_name: str, tasks, *, horizon: int, stride: int,
                  schedule: Optional[_schedules.Schedule] = None, device="cpu", meta: Optional[dict] = None):
         self.maze = _maze(check_maze_name(maze_name))
-        if not isinstance(horizon, int) or horizon < 4 or horizon % 4:
+        if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 4 or horizon % 4:
             raise ValueError(f"horizon must be an integer >= 4 divisible by 4, got {horizon!r}")
-        if not isinstance(stride, int) or stride < 1:
+        if not isinstance(stride, int) or isinstance(stride, bool) or stride < 1:
             raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
         try:
             self.device = torch.device(device)

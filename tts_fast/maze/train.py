@@ -24,8 +24,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import _threads as threads
+from .._arg_types import positive_float, positive_int
 from .._io import atomic_path
 from .._training import fit_diffusion
+from .._user_errors import command
 from . import data as _data
 from .envs import MAZES, check_maze_name
 from .planner import Normalizer, TemporalUnet, num_params, planner_schedule
@@ -99,25 +102,32 @@ def train(maze_name: str, *, steps: int, batch: int, lr: float, ema_decay: float
     return ema, dict(plan=plan, seconds=seconds, final_loss=running, val_loss=val, train_transitions=int(obs.shape[0]))
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m tts_fast.maze.train``."""
+    p = argparse.ArgumentParser(prog="python -m tts_fast.maze.train",
+                                description="Train the temporal-UNet planner of one PointMaze on its regenerated dataset "
+                                "(seeded) and write OUT/pointmaze_MAZE.pt.")
+    p.add_argument("--maze", required=True, choices=MAZES, help="which maze")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder for pointmaze_MAZE.pt")
+    p.add_argument("--data", default=None, metavar="DIR", help="dataset folder (default: the one python -m tts_fast.maze.data writes)")
+    p.add_argument("--steps", type=positive_int, default=DEFAULTS["steps"], help=f"training steps (default {DEFAULTS['steps']})")
+    p.add_argument("--batch", type=positive_int, default=DEFAULTS["batch"], help=f"plans per training step (default {DEFAULTS['batch']})")
+    p.add_argument("--lr", type=positive_float, default=DEFAULTS["lr"], help=f"learning rate (default {DEFAULTS['lr']})")
+    p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help=f"seed of the initialisation and the batches (default {DEFAULTS['seed']})")
+    p.add_argument("--horizon", type=int, default=None, help="waypoints per plan, a multiple of 4 (default: the maze's)")
+    p.add_argument("--stride", type=positive_int, default=None, help="simulator steps between waypoints (default: the maze's)")
+    threads.add_argument(p)
+    return p
+
+
+@command("python -m tts_fast.maze.train")
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tts_fast.maze.train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--maze", required=True, choices=MAZES)
-    p.add_argument("--out", required=True, help="output folder for pointmaze_{maze}.pt")
-    p.add_argument("--data", default=None, help="dataset folder (default: tts_fast.maze.data's)")
-    p.add_argument("--steps", type=int, default=DEFAULTS["steps"])
-    p.add_argument("--batch", type=int, default=DEFAULTS["batch"])
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
-    p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    p.add_argument("--horizon", type=int, default=None, help="waypoints per plan (default: PLAN[maze])")
-    p.add_argument("--stride", type=int, default=None, help="steps between waypoints (default: PLAN[maze])")
-    p.add_argument("--threads", type=int, default=1)
+    """``python -m tts_fast.maze.train``: parse ``argv``, train, write the planner; the exit status."""
+    p = build_parser()
     args = p.parse_args(argv)
-    for name in ("steps", "batch", "threads"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name} must be >= 1")
     if args.horizon is not None and (args.horizon < 4 or args.horizon % 4):
         p.error("--horizon must be >= 4 and divisible by 4")
-    torch.set_num_threads(args.threads)
+    n_threads = threads.apply(args.threads)
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
     net, info = train(args.maze, steps=args.steps, batch=args.batch, lr=args.lr, ema_decay=DEFAULTS["ema"], seed=args.seed,
@@ -125,7 +135,7 @@ def main(argv=None) -> int:
     command = "python -m tts_fast.maze.train " + " ".join(argv if argv is not None else sys.argv[1:])
     meta = dict(maze=args.maze, seed=args.seed, steps=args.steps, batch=args.batch, lr=args.lr, ema_decay=DEFAULTS["ema"],
                 seconds=info["seconds"], final_loss=info["final_loss"], val_loss=info["val_loss"], params=num_params(net),
-                train_transitions=info["train_transitions"], torch=str(torch.__version__), threads=args.threads,
+                train_transitions=info["train_transitions"], torch=str(torch.__version__), threads=n_threads,
                 command=command, schedule="cosine(256)", prediction="x0", data="regenerated (tts_fast.maze.data), not the official files")
     config = {"net": dict(NET, dim_mults=list(NET["dim_mults"])), **info["plan"], "maze": args.maze}
     sd = {k: v.detach().float().contiguous() for k, v in net.state_dict().items()}

@@ -34,9 +34,11 @@ def _finite(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _check_plans(xy: torch.Tensor) -> None:
+def _check_plans(xy: torch.Tensor, name: str = "plans") -> None:
+    if not isinstance(xy, torch.Tensor):
+        raise ValueError(f"{name} must be a tensor of world-coordinate waypoints [B, H, 2], got {type(xy).__name__}")
     if xy.dim() != 3 or xy.shape[-1] != 2:
-        raise ValueError(f"plans must be world-coordinate waypoints [B, H, 2], got shape {tuple(xy.shape)}")
+        raise ValueError(f"{name} must be world-coordinate waypoints [B, H, 2], got shape {tuple(xy.shape)}")
 
 
 class WallPenalty(Verifier):
@@ -58,6 +60,8 @@ class WallPenalty(Verifier):
     def __init__(self, maze_name: str, *, radius: float = RADIUS, open_faces: bool = True, substeps: int = 1,
                  batch_size: Optional[int] = 4096):
         m = _maze(check_maze_name(maze_name))
+        if not isinstance(open_faces, bool):  # a truthy 1 or "no" would switch the faces on by accident
+            raise ValueError(f"open_faces must be True or False, got {open_faces!r}")
         if not _finite(radius) or radius < 0:
             raise ValueError(f"radius must be a finite number >= 0, got {radius!r}")
         if not isinstance(substeps, int) or isinstance(substeps, bool) or substeps < 1:
@@ -173,7 +177,10 @@ class GoalReached(Verifier):
     differentiable = False
 
     def __init__(self, goals, tol: float = GOAL_TOL):
-        g = torch.as_tensor(np.asarray(goals, dtype=np.float64))
+        try:
+            g = torch.as_tensor(np.asarray(goals, dtype=np.float64))
+        except (TypeError, ValueError):
+            raise ValueError(f"goals must be finite world xy: [2] or [P, 2] (one per prompt row), got {goals!r}") from None
         if g.dim() not in (1, 2) or g.shape[-1] != 2 or g.numel() < 2 or not bool(torch.isfinite(g).all()):
             raise ValueError(f"goals must be finite world xy: [2] or [P, 2] (one per prompt row), got shape {tuple(g.shape)}")
         if not _finite(tol) or tol < 0:
@@ -193,7 +200,9 @@ class GoalReached(Verifier):
 
 
 def plan_stats(maze_name: str, xy: torch.Tensor) -> dict:
-    """Per-plan diagnostics: wall penalty, max depth, waypoints in walls, path length."""
+    """Per-plan diagnostics of plans ``xy`` [B, H, 2] (world coordinates): wall penalty, max depth,
+    waypoints in walls, path length, each [B]."""
+    _check_plans(xy, "xy")
     wp = WallPenalty(maze_name)
     with torch.no_grad():
         d = wp.depth(xy.double())

@@ -14,7 +14,7 @@ from typing import Optional
 
 import numpy as np
 
-from .._checkpoints import build_network, expect_dict, expect_state_dict, load_checkpoint as _load
+from .._checkpoints import build_network, expect_dict, expect_state_dict, load_checkpoint as _load, weights_folder
 from .._devices import resolve_device
 from .envs import MAZES, check_maze_name, maze as _maze
 from .planner import MazePlanner, TemporalUnet
@@ -27,7 +27,7 @@ _CONFIG_KEYS = ("net", "horizon", "stride")
 
 def weights_path(maze_name: str, weights_dir: Optional[str] = None) -> str:
     """``{dir}/pointmaze_{maze}.pt``; dir: given, else $TTS_FAST_MAZE_WEIGHTS, else the shipped folder."""
-    folder = weights_dir or os.environ.get("TTS_FAST_MAZE_WEIGHTS") or WEIGHTS_DIR
+    folder = weights_folder(weights_dir, "TTS_FAST_MAZE_WEIGHTS", WEIGHTS_DIR)
     return os.path.join(folder, f"pointmaze_{check_maze_name(maze_name)}.pt")
 
 
@@ -77,5 +77,5 @@ def load_planner(maze_name: str, tasks=None, *, horizon: Optional[int] = None, d
     m = _maze(maze_name)
     if tasks is None:
         tasks = [np.stack(m.task_xy(k)) for k in range(1, len(m.tasks) + 1)]
-    return MazePlanner(net, maze_name, tasks, horizon=horizon or ck["config"]["horizon"], stride=ck["config"]["stride"],
+    return MazePlanner(net, maze_name, tasks, horizon=ck["config"]["horizon"] if horizon is None else horizon, stride=ck["config"]["stride"],
                        device=resolve_device(device), meta=ck.get("meta"))

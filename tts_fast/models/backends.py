@@ -227,7 +227,7 @@ def tensorrt_runner(fn: Callable, slots: Sequence[int], **options) -> CompiledRu
     except ImportError as e:
         raise ValueError(
             f"backend='tensorrt' needs torch-tensorrt, which could not be imported ({e}); install it with "
-            "pip install 'tts_fast[tensorrt]' (torch-tensorrt matching your torch and CUDA), or use backend='compile'"
+            "pip install --no-build-isolation 'tts_fast[tensorrt]' (torch-tensorrt matching your torch and CUDA), or use backend='compile'"
         ) from e
     trt_options = dict(options.pop("options", {}) or {})
     return CompiledRunner(fn, slots, backend="tensorrt", options=trt_options, **options)

@@ -15,7 +15,7 @@ diffusion net and :class:`DiffusionPolicy`), ``critic`` (IQL twin-Q and :class:`
 ``train``, ``weights`` (the shipped agents: ``load_policy``, ``load_critic``, ``q_verifier``),
 ``evaluate`` (the batched evaluation loop, ``evaluate_actor``), ``distill`` (the one-step policy of a
 search). The simulator, datasets and SAC need the extra
-``rl`` (``pip install 'tts_fast[rl]'``: gymnasium[mujoco], minari, stable-baselines3); the
+``rl`` (``pip install --no-build-isolation 'tts_fast[rl]'``: gymnasium[mujoco], minari, stable-baselines3); the
 policy, critic and search run without it.
 
 Renamed (the old names were functions that hid the modules of the same name; calling the module

@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from .._device_checks import prompt_rows
 from ..verifiers.base import Verifier
-from .policy import StateNormalizer, as_states
+from .policy import StateNormalizer, as_states, check_sizes
 
 
 def mlp(inp: int, width: int, layers: int, out: int = 1) -> nn.Sequential:
@@ -33,6 +33,7 @@ class TwinQ(nn.Module):
 
     def __init__(self, obs_dim: int, act_dim: int, width: int = 256, layers: int = 2):
         super().__init__()
+        check_sizes(obs_dim=obs_dim, act_dim=act_dim, width=width, layers=layers)
         self.config = {"obs_dim": obs_dim, "act_dim": act_dim, "width": width, "layers": layers}
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.normalizer = StateNormalizer(obs_dim)

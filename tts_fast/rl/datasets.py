@@ -51,7 +51,7 @@ def load(env: str, dataset: str, *, path: Optional[str] = None, source: str = "t
     folder = os.path.abspath(path or default_path())
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"the local Minari data path {folder!r} does not exist (looking for dataset {ds_id!r}); "
-                                "pass path= or set MINARI_DATASETS_PATH")
+                                "pass path= (--data on the command line) or set MINARI_DATASETS_PATH")
     ds_folder = os.path.join(folder, *ds_id.split("/"))
     if not os.path.isdir(os.path.join(ds_folder, "data")):
         raise FileNotFoundError(f"Minari dataset {ds_id!r} is not in the local data path {folder!r} (no {ds_folder}/data); "

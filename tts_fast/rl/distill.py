@@ -1,6 +1,6 @@
 """Self-distillation: a one-step policy trained on the actions the search chooses.
 
-    python -m tts_fast.rl.distill --env halfcheetah --dataset medium --data /work/rl_data/minari
+    python -m tts_fast.rl.distill --env halfcheetah --dataset medium --data ~/rl_data/minari
 
 1. Draw ``states`` dataset states (seeded) and run the search on them, ``batch`` states per
    ``tts.search`` call, with the dataset's policy and Q verifier. The teacher is one of
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from typing import Optional
 
@@ -26,12 +27,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import _threads as threads
+from .._arg_types import positive_int
 from .._checkpoints import build_network
 from .._io import atomic_path
+from .._user_errors import command
 from .critic import mlp
 from .datasets import load, transitions
 from .evaluate import paper_local
-from .policy import SAMPLING_STEPS, StateNormalizer, as_states
+from .policy import SAMPLING_STEPS, StateNormalizer, as_states, check_sizes
 from .weights import load_checkpoint, load_critic, load_policy, q_verifier, weights_path
 
 
@@ -51,6 +55,7 @@ class OneStepPolicy(nn.Module):
 
     def __init__(self, obs_dim: int, act_dim: int, width: int = 256, layers: int = 2):
         super().__init__()
+        check_sizes(obs_dim=obs_dim, act_dim=act_dim, width=width, layers=layers)
         self.config = {"obs_dim": obs_dim, "act_dim": act_dim, "width": width, "layers": layers}
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.normalizer = StateNormalizer(obs_dim)
@@ -90,7 +95,6 @@ def distill(env: str, dataset: str, data_path: str, *, teacher: str = "paper", s
     for name, v in (("states", states), ("batch", batch), ("n_particles", n_particles), ("steps", steps)):
         if not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-    torch.set_num_threads(1)
     method, paper = TEACHERS[teacher]
     if paper and not options:
         options = paper_local(env, dataset)
@@ -170,22 +174,33 @@ def distilled_actor(env: str, dataset: str, teacher: str = "paper", weights_dir:
     return act
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--env", required=True)
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--data", required=True, help="the local Minari data path")
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m tts_fast.rl.distill``."""
+    p = argparse.ArgumentParser(prog="python -m tts_fast.rl.distill",
+                                description="Self-distillation: train a one-step policy on the actions a search chooses on "
+                                "dataset states, and store it in the agent's file.")
+    p.add_argument("--env", required=True, help="the MuJoCo task of the agent (e.g. halfcheetah)")
+    p.add_argument("--dataset", required=True, help="its dataset (e.g. medium)")
+    p.add_argument("--data", required=True, metavar="DIR", help="the local Minari data folder")
     p.add_argument("--teacher", default="paper", choices=sorted(TEACHERS),
                    help="the search distilled: the paper's local search + best-of-N, bfs_best or best-of-N")
-    p.add_argument("--states", type=int, default=20_000)
-    p.add_argument("--n", type=int, default=8)
-    p.add_argument("--steps", type=int, default=5_000)
-    p.add_argument("--q-weighted", action="store_true")
-    p.add_argument("--weights-dir", default=None)
-    a = p.parse_args(argv)
+    p.add_argument("--states", type=positive_int, default=20_000, help="dataset states the teacher searches on (default 20000)")
+    p.add_argument("--n", type=positive_int, default=8, help="particles of the teacher's search (default 8)")
+    p.add_argument("--steps", type=positive_int, default=5_000, help="training steps of the one-step policy (default 5000)")
+    p.add_argument("--q-weighted", action="store_true", help="weight each (state, action) pair by how much the critic likes it")
+    p.add_argument("--weights-dir", default=None, metavar="DIR", help="folder of the agent files (default: the shipped ones)")
+    threads.add_argument(p)
+    return p
+
+
+@command("python -m tts_fast.rl.distill")
+def main(argv=None) -> None:
+    """``python -m tts_fast.rl.distill``: parse ``argv`` and distil."""
+    a = build_parser().parse_args(argv)
+    threads.apply(a.threads)
     distill(a.env, a.dataset, a.data, teacher=a.teacher, states=a.states, n_particles=a.n, steps=a.steps, q_weighted=a.q_weighted,
             weights_dir=a.weights_dir or os.path.dirname(weights_path(a.env, a.dataset)))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -53,13 +53,21 @@ def check_dataset_name(dataset: str) -> str:
 def normalized_score(env: str, returns) -> np.ndarray:
     """D4RL-normalised score(s) of episode return(s): 100 * (R - random) / (expert - random)."""
     t = task(env)
-    return 100.0 * (np.asarray(returns, dtype=np.float64) - t.random_score) / (t.expert_score - t.random_score)
+    try:
+        r = np.asarray(returns, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"returns must be a number or an array of numbers (episode returns), got {returns!r}") from None
+    if not np.isfinite(r).all():
+        raise ValueError("returns must be finite (episode returns); got NaN or inf")
+    return 100.0 * (r - t.random_score) / (t.expert_score - t.random_score)
 
 
 def make_env(env: str, **kw):
     """A gymnasium MuJoCo v5 environment of a short env name (needs the extra ``rl``)."""
     from .._extras import require
 
+    from .._mujoco_log import route_warnings
+
     gym = require("gymnasium", "rl", "tts_fast.rl.make_env")
-    require("mujoco", "rl", "tts_fast.rl.make_env")
+    route_warnings(require("mujoco", "rl", "tts_fast.rl.make_env"))  # no MUJOCO_LOG.TXT in the user's folder, no warning on stdout
     return gym.make(task(env).gym_id, **kw)

@@ -17,7 +17,7 @@ D4RL's recipe, on gymnasium's MuJoCo v5 environments:
 Everything is seeded (SAC, environment resets, action sampling), so the same recipe gives the
 same arrays on the same software stack; :func:`tts_fast.rl.datasets.fingerprint` records them.
 
-    python -m tts_fast.rl.generate --env halfcheetah --out /work/rl_data
+    python -m tts_fast.rl.generate --env halfcheetah --out ~/rl_data
 """
 
 from __future__ import annotations
@@ -25,13 +25,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .. import _threads as threads
 from .._extras import require
 from .._io import atomic_path
+from .._user_errors import command
 from .envs import DATASETS, check_dataset_name, make_env, task
 
 
@@ -100,13 +103,11 @@ def train_behaviour(rc: Recipe, out: str, log=print) -> dict:
     """Train SAC by the recipe, saving ``{out}/sac/step_{k}.zip``, the replay buffer and a log of returns.
 
     Returns the log: {'recipe', 'checkpoints': [{'step', 'return', 'path', 'seconds'}], 'seconds'}.
+    SAC runs with the caller's torch threads (the command's default is one, as for the shipped data).
     """
-    import torch
-
     sb3 = require("stable_baselines3", "rl", "tts_fast.rl.generate")
     from stable_baselines3.common.callbacks import BaseCallback
 
-    torch.set_num_threads(1)
     folder = os.path.join(out, rc.env, "sac")
     os.makedirs(folder, exist_ok=True)
     env = make_env(rc.env)
@@ -297,15 +298,26 @@ def generate(env: str, out: str, datasets=DATASETS, log=print) -> dict:
     return out_info
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m tts_fast.rl.generate``."""
+    p = argparse.ArgumentParser(prog="python -m tts_fast.rl.generate",
+                                description="Regenerate D4RL-like datasets in Minari format by a seeded recipe: train SAC "
+                                "behaviour policies, pick checkpoints by return, record their rollouts.")
+    p.add_argument("--env", required=True, choices=sorted(RECIPES), help="the MuJoCo task")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for SAC checkpoints and the Minari datasets (not the repository)")
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS, help="which datasets to write (default: all)")
+    threads.add_argument(p)
+    return p
+
+
+@command("python -m tts_fast.rl.generate")
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--env", required=True, choices=sorted(RECIPES))
-    p.add_argument("--out", required=True, help="folder for SAC checkpoints and the Minari datasets (not the repository)")
-    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
-    a = p.parse_args(argv)
+    """``python -m tts_fast.rl.generate``: parse ``argv`` and generate."""
+    a = build_parser().parse_args(argv)
+    threads.apply(a.threads)
     info = generate(a.env, a.out, datasets=a.datasets)
     print(json.dumps(info["datasets"], indent=1))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import schedules as _schedules
 from .._device_checks import prompt_rows
+from .._arguments import check_int
 from .._embeddings import sinusoidal_embedding
 from ..models.base import Denoiser, per_sample_timesteps
 
@@ -74,6 +76,10 @@ class ActionScoreNet(nn.Module):
 
     def __init__(self, obs_dim: int, act_dim: int, width: int = 256, blocks: int = 3, temb: int = 32):
         super().__init__()
+        check_sizes(obs_dim=obs_dim, act_dim=act_dim, width=width)
+        check_int(blocks, "blocks", 0)
+        if not isinstance(temb, int) or isinstance(temb, bool) or temb < 2 or temb % 2:
+            raise ValueError(f"temb must be an even integer >= 2 (sine and cosine halves), got {temb!r}")
         self.config = {"obs_dim": obs_dim, "act_dim": act_dim, "width": width, "blocks": blocks, "temb": temb}
         self.obs_dim, self.act_dim, self.temb = obs_dim, act_dim, temb
         self.normalizer = StateNormalizer(obs_dim)
@@ -87,9 +93,21 @@ class ActionScoreNet(nn.Module):
         return self.out(self.blocks(self.inp(torch.cat([a_t, self.normalizer(s), e], dim=1))))
 
 
+def check_sizes(**sizes) -> None:
+    """Network sizes (obs_dim, act_dim, width, ...): integers >= 1, each named in the error."""
+    for name, v in sizes.items():
+        check_int(v, name, 1)
+
+
 def as_states(states, obs_dim: int, device) -> torch.Tensor:
     """Validated float32 states [P, obs_dim] on ``device`` (a single [obs_dim] state becomes [1, obs_dim])."""
-    s = torch.as_tensor(states, dtype=torch.float32)
+    try:
+        # a list of numpy states goes through one array (torch warns that a list of arrays is slow)
+        s = torch.as_tensor(states if isinstance(states, torch.Tensor) else np.asarray(states, dtype=np.float32),
+                            dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"states must be numbers [P, {obs_dim}] (one environment state per prompt row), "
+                         f"got {type(states).__name__}") from None
     if s.dim() == 1:
         s = s[None]
     if s.dim() != 2 or s.shape[1] != obs_dim or s.shape[0] < 1:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from .._checkpoints import build_network, expect_dict, expect_state_dict, load_checkpoint as _load
+from .._checkpoints import build_network, expect_dict, expect_state_dict, load_checkpoint as _load, weights_folder
 from .._devices import resolve_device
 from .critic import QVerifier, TwinQ
 from .envs import DATASETS, TASKS, check_dataset_name, task
@@ -30,8 +30,7 @@ def weights_path(env: str, dataset: str, weights_dir: Optional[str] = None) -> s
     """``{dir}/{env}_{dataset}.pt`` after checking both names."""
     task(env)
     check_dataset_name(dataset)
-    folder = weights_dir or os.environ.get("TTS_FAST_RL_WEIGHTS") or WEIGHTS_DIR
-    return os.path.join(folder, f"{env}_{dataset}.pt")
+    return os.path.join(weights_folder(weights_dir, "TTS_FAST_RL_WEIGHTS", WEIGHTS_DIR), f"{env}_{dataset}.pt")
 
 
 def _check_structure(ck: dict, path: str) -> None:

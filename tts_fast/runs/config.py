@@ -97,7 +97,8 @@ class RunConfig:
         seed: base seed; prompt group g uses seed + g.
         prompt_batch: prompts searched together in one call.
         device: 'auto', 'cpu', 'cuda', 'cuda:1', ... (under torchrun 'auto' and 'cuda' mean cuda:LOCAL_RANK).
-        threads: torch CPU threads per process, or None for torch's.
+        threads: torch CPU threads per process, or None for the policy of :mod:`tts_fast._threads`
+            (OMP_NUM_THREADS when set, else 1).
         overwrite: redo prompts whose records hold other settings (else that is an error).
         progress: draw progress bars (else one line per group).
         dist_timeout: torchrun: hours a rank may wait for the others.

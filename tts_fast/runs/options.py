@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from .. import _threads as threads
 from .._arg_types import key_value, nonnegative_float, nonnegative_int, positive_float, positive_int
 from .._user_errors import UserError
 from .config import DTYPES, ModelConfig, RunConfig
@@ -65,8 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=positive_int, default=None, help="largest network batch in rows (memory cap)")
     p.add_argument("--decode-scale", type=positive_float, default=1.0,
                    help="latent scale (> 0) of the VAE decodes taken during search (saved images are always full)")
-    p.add_argument("--threads", type=positive_int, default=None,
-                   help="torch CPU threads per process (default: torch's; torchrun sets 1 per rank)")
+    threads.add_argument(p)
     p.add_argument("--out", required=True, help="output folder (created; records inside are resumed)")
     p.add_argument("--overwrite", action="store_true", help="redo prompts whose records have different settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -15,6 +15,7 @@ import traceback
 
 from .._io import atomic_write_bytes, atomic_write_json
 from .._png import encode
+from .dfs_reference import load_or_fit
 from .records import image_name, record_path
 
 
@@ -36,6 +37,8 @@ class Worker:
 
         self.job, self.device, self.progress = job, device, progress
         self.loaded = job.family.load(job.config.model, device)  # the model (and, for pipelines, nothing else yet)
+        # DFS thresholds from the prompt set's reference (None unless the run uses one)
+        self.dfs_reference = load_or_fit(job, self.loaded)
         self.run_info = {"rank": rank, "world_size": world_size, "launcher": launcher, "host": socket.gethostname(), "pid": os.getpid(),
                          "device": str(device), "threads": torch.get_num_threads(), "backend": job.config.model.backend,
                          "torch": torch.__version__, "tts_fast": tts.__version__}
@@ -52,8 +55,9 @@ class Worker:
         t0 = time.perf_counter()
         model, verifier = self.loaded.prepare(texts)  # a UserError here (a reward model that cannot load) stops the run
         try:
+            options = group.options if self.dfs_reference is None else {**group.options, **self.dfs_reference.options()}
             result = tts.search(model, verifier, config.method, n_particles=config.particles, num_steps=config.steps,
-                                batch_size=len(texts), seed=group.seed, budget=config.budget, progress=self.progress, **group.options)
+                                batch_size=len(texts), seed=group.seed, budget=config.budget, progress=self.progress, **options)
             pixels = self.loaded.pixels(result)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
@@ -91,13 +95,17 @@ class Worker:
 
     def _base(self, group, i: int, status: str, seconds: float) -> dict:
         job = self.job
-        return {"index": i, "prompt": job.specs[i].text, "status": status, "seed": group.seed, "options": group.options,
-                "group": {"index": group.index, "prompts": list(group.members), "seed": group.seed},
-                "settings": job.settings, "run": dict(self.run_info, seconds=seconds)}
+        rec = {"index": i, "prompt": job.specs[i].text, "status": status, "seed": group.seed, "options": group.options,
+               "group": {"index": group.index, "prompts": list(group.members), "seed": group.seed},
+               "settings": job.settings, "run": dict(self.run_info, seconds=seconds)}
+        if self.dfs_reference is not None:
+            rec["dfs_reference"] = {"file": "dfs_reference.json", "levels": self.dfs_reference.levels,
+                                    "thresholds": self.dfs_reference.thresholds}
+        return rec
 
 
-_ORDER = ("index", "prompt", "status", "error", "image", "reward", "particle_rewards", "sample", "nfe_model", "seed", "options", "group",
-          "settings", "run")
+_ORDER = ("index", "prompt", "status", "error", "image", "reward", "particle_rewards", "sample", "nfe_model", "seed", "options",
+          "dfs_reference", "group", "settings", "run")
 
 
 def _ordered(rec: dict) -> dict:

@@ -15,7 +15,9 @@ from ..verifiers.base import Verifier
 from . import presets
 from ._checks import check_int
 from .bfs import BFS
+from .das import DAS
 from .dfs import DFS
+from .dts import DTS
 from .engine import Context, SearchResult
 from .local import LocalSearch
 from .noise import BestOfN, SearchOverPaths, ZeroOrder
@@ -27,17 +29,21 @@ _FACTORIES = {
     "bfs": BFS,
     "svdd": presets.svdd,
     "das": presets.das,
+    "das_guided": presets.das_guided,
     "fk": presets.fk,
     "bfs_best": presets.bfs_best,
     "bfs_auto": presets.bfs_auto,
     "dfs": DFS,
+    "dts": presets.dts,
+    "dts_star": presets.dts_star,
     "local": LocalSearch,
     "local_auto": presets.local_auto,
 }
 METHODS = tuple(_FACTORIES)
 _BFS_PRESETS = ("svdd", "das", "fk", "bfs_best", "bfs_auto")
 _LOCAL_NAMES = ("local", "local_auto")
-_CLASSES = (BestOfN, ZeroOrder, SearchOverPaths, BFS, DFS, LocalSearch)
+_PRESET_CLASSES = {**{name: BFS for name in _BFS_PRESETS}, "das_guided": DAS, "dts": DTS, "dts_star": DTS}
+_CLASSES = (BestOfN, ZeroOrder, SearchOverPaths, BFS, DAS, DFS, DTS, LocalSearch)
 
 
 def _field_names(cls) -> set[str]:
@@ -54,7 +60,7 @@ def resolve_method(method, options: dict):
     if isinstance(method, str):
         if method not in _FACTORIES:
             raise ValueError(f"method must be one of {', '.join(METHODS)} or a method object; got {method!r}")
-        cls = LocalSearch if method in _LOCAL_NAMES else BFS if method in _BFS_PRESETS else _FACTORIES[method]
+        cls = LocalSearch if method in _LOCAL_NAMES else _PRESET_CLASSES.get(method, _FACTORIES[method])
         own = {k: v for k, v in options.items() if k in _field_names(cls)}
         loc = {k: v for k, v in options.items() if k not in own and k in local_fields}
         unknown = sorted(set(options) - set(own) - set(loc))
@@ -64,7 +70,7 @@ def resolve_method(method, options: dict):
         obj = _FACTORIES[method](**own)
         if method in _LOCAL_NAMES:
             return obj, obj
-        local = LocalSearch(**loc) if loc else None
+        local = _joined(LocalSearch(**loc)) if loc else None
         return dataclasses.replace(obj, local=local) if local is not None else obj, local
     if not isinstance(method, _CLASSES):
         raise TypeError(f"method must be a name ({', '.join(METHODS)}) or one of {[c.__name__ for c in _CLASSES]}, got {type(method).__name__}")
@@ -78,7 +84,21 @@ def resolve_method(method, options: dict):
     if options and method.local is not None:
         raise ValueError("the method object already has a LocalSearch; do not pass local-search options too")
     local = LocalSearch(**options) if options else method.local
+    if local is not None:
+        _joined(local)
     return (dataclasses.replace(method, local=local) if local is not method.local else method), local
+
+
+def _joined(local: LocalSearch) -> LocalSearch:
+    """A LocalSearch that runs at every level of a global method: it must change something there,
+    and its own sampler eta (used only when it runs alone) must not be set."""
+    if not local.acts:
+        raise ValueError("local search at every level with local_steps = 1 and rho = mu = 0 changes nothing: "
+                         "set local_steps > 1 (recurrence), rho or mu")
+    if local.eta != 1.0:
+        raise ValueError(f"eta={local.eta!r} of the local search is its sampler's when it runs alone; joined to a global "
+                         "method the steps follow that method's eta: set eta on the method")
+    return local
 
 
 def _prompt_count(model, verifier, local_verifier):
@@ -117,11 +137,11 @@ def search(
     Args:
         model: a :class:`tts_fast.Denoiser` (x0 = model(x_t, t, cond)).
         verifier: a :class:`tts_fast.Verifier`; selects (resampling weights, thresholds, final pick).
-        method: 'bon', 'zero_order', 'search_over_paths', 'bfs', 'svdd', 'das', 'fk', 'bfs_best',
-            'dfs', 'local', or a method object (BestOfN, ZeroOrder, SearchOverPaths, BFS, DFS,
-            LocalSearch).
+        method: 'bon', 'zero_order', 'search_over_paths', 'bfs', 'svdd', 'das', 'das_guided', 'fk',
+            'bfs_best', 'bfs_auto', 'dfs', 'dts', 'dts_star', 'local', 'local_auto', or a method
+            object (BestOfN, ZeroOrder, SearchOverPaths, BFS, DAS, DFS, DTS, LocalSearch).
         n_particles: particles (BFS), samples (best-of-N), neighbours (zero-order), paths (search
-            over paths) or walkers (DFS) per prompt.
+            over paths), walkers (DFS) or rollouts in flight per tree (DTS) per prompt.
         num_steps: model calls of one trajectory (the sampling grid).
         batch_size: prompt rows searched together. When the model or a verifier holds prompts
             (``num_prompts``), they must agree and batch_size must equal that count (the default);
@@ -130,7 +150,7 @@ def search(
         local_verifier: the second verifier of the dual-verifier scheme: gradients of local search
             come from it, selection from ``verifier``.
         budget: cap on model NFE for the whole call (each prompt gets budget // batch_size); never
-            exceeded. Fixed-cost plans above it are refused; DFS and zero-order search adapt to it.
+            exceeded. Fixed-cost plans above it are refused; DFS, DTS and zero-order search adapt to it.
         progress: show a progress bar (in model NFE).
         profile: synchronise the device around stages so that ``timings`` are exact.
         **method_options: fields of the method (e.g. temperature=..., lam=...) and of LocalSearch
@@ -153,17 +173,20 @@ def search(
     planned = runner.cost(ctx)
     if planned is not None:
         ctx.check_cost(planned, f"{method_obj.name} with n_particles={n_particles}, num_steps={num_steps}")
+    # The bar counts model NFE; its total is the plan of a fixed-cost method, else the budget (a cap),
+    # and at the end what the run really spent.
     bar = _progress_bar(progress, planned * batch_size if planned is not None else budget)
     ctx.progress = bar
     t0 = time.perf_counter()
     try:
         with torch.no_grad(), collect(ctx.checks):
             result = runner.run(ctx)
+        ctx.counter.settle()  # result.nfe is the counter's NFE: fixed-slot counts are read here, once
+        _end_bar(bar, ctx.counter.nfe.model)
     finally:
         if bar is not None:
             bar.close()
     ctx.read_checks()
-    ctx.counter.settle()  # result.nfe is the counter's NFE: fixed-slot counts are read here, once
     if profile and ctx.device.type == "cuda":
         torch.cuda.synchronize(ctx.device)
     if budget is not None and result.nfe.model > budget:
@@ -224,8 +247,18 @@ def _check_call(*, model, verifier, local_verifier, method, method_options: dict
 
 
 def _progress_bar(enabled: bool, total):
+    """A tqdm bar of model NFE (None when not ``enabled``); ``total``: the plan or the budget, or None."""
     if not enabled:
         return None
     from tqdm.auto import tqdm
 
     return tqdm(total=total, unit="nfe", desc="search", leave=False)
+
+
+def _end_bar(bar, spent: int) -> None:
+    """The bar at the end of a run: its count and its total are the model NFE really spent."""
+    if bar is None:
+        return
+    bar.update(spent - bar.n)
+    bar.total = spent
+    bar.refresh()

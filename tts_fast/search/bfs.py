@@ -49,6 +49,7 @@ from .. import ops
 from ..ops import SCHEMES
 from ._checks import check_bool, check_choice, check_eta, check_float
 from .local import LocalSearch
+from .smc import exp_tempering, gated_resample, log_mean_exp
 from .tempering import adaptive_increment
 
 TEMPERATURES = ("constant", "increase", "inf", "exp", "adaptive")
@@ -104,6 +105,9 @@ class BFS:
             raise ValueError(f"lam=None lets the ESS rule choose the final tilt; it needs temperature='adaptive', got {self.temperature!r}")
         if self.lam is not None:
             check_float(self.lam, "lam", 0.0, low_open=True)
+            if self.temperature == "inf" and self.lam != 1.0:
+                raise ValueError(f"lam={self.lam!r} would do nothing: the greedy temperature 'inf' gives every child to the "
+                                 "best particles whatever the tilt; use a finite temperature to tilt by lam")
         if self.target_ess is not None:
             if not adaptive:
                 raise ValueError(f"target_ess sets the adaptive temperature's increments; temperature={self.temperature!r} would ignore it")
@@ -164,8 +168,7 @@ class BFS:
             return torch.full((s,), self.lam, dtype=torch.float64)
         if self.temperature == "increase":
             return self.lam * grid.shape("increase").cpu()
-        g = 2.0 ** (1.0 / (0.87 * s)) - 1.0
-        return self.lam * torch.clamp((1.0 + g) ** torch.arange(s, dtype=torch.float64) - 1.0, max=1.0)
+        return exp_tempering(s, self.lam)
 
     @property
     def ess_target(self) -> float:
@@ -226,13 +229,10 @@ class BFS:
                     live = keep.reshape(-1).nonzero().squeeze(1)  # data-dependent shape: pruning syncs
                     live_rows = rows[live]
                 else:
-                    resample_row = torch.ones(b, dtype=torch.bool, device=dev) if self.ess_threshold is None else ess < self.ess_threshold * n
-                    log_z = log_z + torch.where(resample_row, _log_mean_exp(log_w), torch.zeros_like(log_z))
-                    anc = ctx.resample(log_w, self.resampling)
-                    anc = torch.where(resample_row[:, None], anc, torch.arange(n, device=dev).expand(b, n))
+                    anc, resample_row, log_w, dz, _ = gated_resample(ctx, log_w, self.resampling, self.ess_threshold)
+                    log_z = log_z + dz
                     xi, x0_hat, aux = ops.gather_particles(xi, anc), ops.gather_particles(x0_hat, anc), _gather_aux(aux, anc)
                     log_psi, best_r = ops.gather_particles(log_psi, anc), ops.gather_particles(best_r, anc)
-                    log_w = torch.where(resample_row[:, None], torch.zeros_like(log_w), log_w)
                 ctx.trace.add(
                     step=i, ess=ess, reward_mean=_masked_mean(r, alive), reward_max=r.amax(1), alive=alive.sum(1),
                     resampled=None if self.prune else resample_row, **({"lam": lam_row} if finite else {}),
@@ -252,7 +252,7 @@ class BFS:
             temperatures.append(lam_row)
             # masked: a dead slot's -inf reward times a zero tilt would be NaN
             log_w = log_w + torch.where(alive, lam_row[:, None] * r_final - log_psi, torch.full_like(log_w, -math.inf))
-            log_z = log_z + _log_mean_exp(log_w)
+            log_z = log_z + log_mean_exp(log_w)
         # Weights are float64; rewards are returned in the verifier's dtype, as by every method.
         result = ctx.finish(x, r_final.reshape(-1).to(r_raw.dtype), n, log_weights=log_w, alive=None if live is None else alive)
         if finite:
@@ -298,11 +298,6 @@ class BFS:
             log_g = lam_i * best_r
         log_g = torch.where(alive, log_g, torch.full_like(log_g, -math.inf))
         return log_g, best_r, log_psi + torch.where(alive, log_g, torch.zeros_like(log_g))
-
-
-def _log_mean_exp(log_w: torch.Tensor) -> torch.Tensor:
-    """log (1/N) sum_j exp(log_w[:, j]) per row: [B, N] -> [B]."""
-    return torch.logsumexp(log_w, dim=1) - math.log(log_w.shape[1])
 
 
 def _scatter(values: torch.Tensor, live, b: int, n: int) -> torch.Tensor:

@@ -102,6 +102,15 @@ class Counter:
         if grad:
             self._pending[at + 1] += total
 
+    @property
+    def masking(self) -> bool:
+        """Whether counts go to the device now (inside :meth:`masked`): the host does not know them."""
+        return self._mask is not None
+
+    def pending_model(self) -> torch.Tensor:
+        """The masked model NFE counted so far and not yet settled: a 0-d int64 tensor on the device."""
+        return self._pending[0]
+
     @contextmanager
     def masked(self, mask: torch.Tensor):
         """Count NFE only for the slots where ``mask`` [n] (bool, on the device) is True."""

@@ -291,7 +291,7 @@ class DFS:
                 walkers.accept(accepted, x_next, level + 1, num_steps=s)
                 walkers.send_back(rejected, x_back, target)
                 iteration += 1
-            if bool(walkers.done.all()):  # the loop's one host read, every sync_every iterations
+            if ctx.read_flag(walkers.done.all()):  # the loop's one host read, every sync_every iterations
                 break
         ctx.trace.add(step="slots", iterations=iteration, slot_evaluations=ctx.counter.slot_evaluations)
 

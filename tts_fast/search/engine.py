@@ -201,11 +201,17 @@ class Context:
     def decode_full(self, x0: torch.Tensor) -> torch.Tensor:
         return getattr(self.model, "decode_full", self.model.decode)(x0)
 
-    def step(self, x, x0_hat, level, eta: float) -> torch.Tensor:
-        """DDIM(eta) step of each particle from its level to the next."""
+    def step(self, x, x0_hat, level, eta: float, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """DDIM(eta) step of each particle from its level to the next.
+
+        ``noise``: the step's standard normals [n, ...] (default: drawn here from the run's
+        generator); a method that evaluates a subset of fixed slots passes the subset of a draw
+        for every slot, so that its random stream does not depend on which slots ran.
+        """
         lv = self.levels(level, x.shape[0])
         with self.timers("search_ops", self.device):
-            noise = self.randn_like(x) if eta > 0 else None
+            if noise is None and eta > 0:
+                noise = self.randn_like(x)
             return ops.ddim_step(x, x0_hat, lv, lv + 1, self.grid.alpha, self.grid.sigma, eta=eta, noise=noise)
 
     def renoise(self, x, level_from, level_to) -> torch.Tensor:
@@ -261,8 +267,19 @@ class Context:
             )
 
     def _advance(self, n: int) -> None:
-        if self.progress is not None:
+        # The bar counts model NFE as the counter does: n particles here, unless the counter masks
+        # them (fixed slots), whose NFE are device values that read_flag brings to the bar.
+        if self.progress is not None and not self.counter.masking:
             self.progress.update(n)
+
+    def read_flag(self, flag: torch.Tensor) -> bool:
+        """Read a 0-d bool ``flag`` from the device: one host read. With a progress bar, the same read
+        brings the masked model NFE counted so far, and the bar moves to the run's true count."""
+        if self.progress is None:
+            return bool(flag)
+        value, pending = torch.stack([flag.to(torch.int64), self.counter.pending_model()]).tolist()
+        self.progress.update(self.counter.nfe.model + pending - self.progress.n)
+        return bool(value)
 
     def finish(self, x0, rewards, n_per_row: int, *, log_weights=None, alive=None) -> SearchResult:
         """Pick the best particle per row and package the result.

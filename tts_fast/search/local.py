@@ -106,6 +106,34 @@ class LocalSearch:
             if self.step_scale == "relative":
                 raise ValueError("max_grad_norm clips the gradient's norm, which step_scale='relative' fixes to sqrt(D): it would never act")
         check_eta(self.eta)
+        self._refuse_idle_options()
+
+    def _refuse_idle_options(self) -> None:
+        """Every option set away from its default must act: refused where the others make it idle."""
+        idle = []
+        if self.rho == 0 and self.mu == 0:  # no gradient step at all
+            idle += [(n, "shapes the verifier's gradient steps, and rho = mu = 0 takes none")
+                     for n, default in (("step_scale", "absolute"), ("max_grad_norm", None), ("sigma", 0.0), ("mc_samples", 1))
+                     if getattr(self, n) != default]
+        if self.rho == 0 and self.rho_schedule != "increase":
+            idle.append(("rho_schedule", "shapes rho, which is 0"))
+        if self.mu == 0:
+            idle += [(n, "belongs to the x0-space ascent, and mu = 0 runs none")
+                     for n, default in (("mu_schedule", "increase"), ("iter_steps", 1)) if getattr(self, n) != default]
+        if self.sigma == 0 and (self.rho != 0 or self.mu != 0):
+            idle += [(n, "belongs to the smoothing, and sigma = 0 smooths nothing")
+                     for n, default in (("mc_samples", 1), ("sigma_schedule", "decrease")) if getattr(self, n) != default]
+        if self.local_steps == 1 and self.move != "recurrence":
+            idle.append(("move", "is the move of rounds 1 .. R-1, and local_steps = 1 runs no such round"))
+        if idle:
+            name, why = idle[0]
+            raise ValueError(f"{name}={getattr(self, name)!r} would do nothing: it {why}")
+
+    @property
+    def acts(self) -> bool:
+        """Whether running it at every level of a global method changes anything (R > 1 or a
+        gradient step); a LocalSearch that does not is refused there."""
+        return self.local_steps > 1 or self.rho != 0 or self.mu != 0
 
     @property
     def needs_gradient(self) -> bool:

@@ -1,6 +1,7 @@
-"""Named points of the BFS design space: the methods that BFS subsumes, with their papers' settings.
+"""Named settings: the methods that BFS subsumes with their papers' settings, DAS as published, DTS / DTS*.
 
-Each preset returns a :class:`~tts_fast.search.bfs.BFS`; keyword arguments override any field.
+Each preset returns a method object (:class:`~tts_fast.search.bfs.BFS`, ``DAS``, ``DTS``, ``LocalSearch``);
+keyword arguments override any field.
 The temperature ``lam`` multiplies the reward, so it depends on the reward's scale: the defaults
 are the papers' values for their rewards (log-probabilities for the classical-search paper,
 ImageReward for FK-steering); retune it for other verifiers, or use :func:`bfs_auto` and
@@ -10,6 +11,8 @@ ImageReward for FK-steering); retune it for other verifiers, or use :func:`bfs_a
 from __future__ import annotations
 
 from .bfs import BFS
+from .das import DAS
+from .dts import DTS
 from .local import LocalSearch
 
 
@@ -32,6 +35,13 @@ def das(**overrides) -> BFS:
     """
     base = dict(temperature="exp", scoring="difference", resampling="ssp", resample_at="every", ess_threshold=0.5, lam=1.0)
     return BFS(**{**base, **overrides})
+
+
+def das_guided(**overrides) -> DAS:
+    """DAS as published (Kim et al. 2025): the same tempered SMC as :func:`das` with the proposal
+    shifted up the reward's gradient (s_i^2 lam_{i+1} grad r(x0_hat)) and the weights corrected for it
+    (das.py). Needs a differentiable verifier; one backward pass per particle and step."""
+    return DAS(**overrides)
 
 
 def fk(**overrides) -> BFS:
@@ -75,4 +85,15 @@ def local_auto(**overrides) -> LocalSearch:
     return LocalSearch(**{**base, **overrides})
 
 
-__all__ = ["svdd", "das", "fk", "bfs_best", "bfs_auto", "local_auto"]
+def dts(**overrides) -> DTS:
+    """Diffusion Tree Sampling (Jain et al. 2025): Boltzmann selection on soft values, soft Bellman
+    backup; the returned samples are draws of the tree, approximately p0 exp(lam r) (dts.py)."""
+    return DTS(**{**dict(select="boltzmann"), **overrides})
+
+
+def dts_star(**overrides) -> DTS:
+    """Diffusion Tree Search, DTS* (Jain et al. 2025): DTS with greedy selection; returns the best leaf."""
+    return DTS(**{**dict(select="greedy"), **overrides})
+
+
+__all__ = ["svdd", "das", "das_guided", "fk", "bfs_best", "bfs_auto", "local_auto", "dts", "dts_star"]

@@ -8,7 +8,7 @@ copied into tts_fast: the file is read from the installed package (located witho
 
 Install (the package's metadata asks for onnxruntime-gpu on Linux x86-64; the CPU runtime is enough)::
 
-    pip install 'tts_fast[terrain]'                       # onnx, onnx2torch, onnxruntime
+    pip install --no-build-isolation 'tts_fast[terrain]'  # onnx, onnx2torch, onnxruntime
     pip install --no-deps adaptive-terrain-diffusion      # the model file, without onnxruntime-gpu
 
 The torch conversion (onnx2torch) needs three fixes for this opset-18 graph: onnx2torch has no
@@ -43,7 +43,7 @@ def onnx_file() -> str:
     if spec is None or not spec.submodule_search_locations:
         raise ImportError(
             f"{_WHO} needs the optional package 'adaptive-terrain-diffusion', which is not installed. Install it with: "
-            "pip install 'tts_fast[terrain]' && pip install --no-deps adaptive-terrain-diffusion "
+            "pip install --no-build-isolation 'tts_fast[terrain]' && pip install --no-deps adaptive-terrain-diffusion "
             "(--no-deps: its metadata asks for onnxruntime-gpu; the CPU onnxruntime of the extra is enough)")
     path = os.path.join(list(spec.submodule_search_locations)[0], "weights", ONNX_NAME)
     if not os.path.isfile(path):

@@ -91,7 +91,7 @@ def load_blip_modules() -> types.SimpleNamespace:
     if int(transformers.__version__.split(".")[0]) >= 5:
         raise ImportError(
             f"the image-reward package's BLIP text encoder does not run with transformers {transformers.__version__}: "
-            "install transformers<5 (pip install 'tts_fast[imagereward]')"
+            "install transformers<5 (pip install --no-build-isolation 'tts_fast[imagereward]')"
         )
     pkg = sys.modules.get("ImageReward")
     if pkg is None or not hasattr(pkg, "__path__"):

@@ -86,6 +86,11 @@ SPECS = {
     "bfs_local": Spec("BFS-best + local", "bfs_best", particles=_half, options=dict(PAPER_LOCAL, local_steps=2), min_n=2),
     "local_dual": Spec("local search (dual)", "local", particles=_half, options=dict(PAPER_LOCAL, local_steps=2), dual=True, min_n=2),
     "bfs_local_dual": Spec("BFS-best + local (dual)", "bfs_best", particles=_half, options=dict(PAPER_LOCAL, local_steps=2), dual=True, min_n=2),
+    # tree search: up to 4 rollouts in flight per tree, as many rollouts as the row's budget pays for
+    "dts": Spec("DTS", "dts", particles=lambda n: min(n, 4)),
+    "dts_star": Spec("DTS*", "dts_star", particles=lambda n: min(n, 4)),
+    # DAS as published: n particles, each step one backward pass through the model and the verifier
+    "das_guided": Spec("DAS (guided)", "das_guided"),
 }
 DEMO_METHODS = ("baseline", "bon", "bfs_best", "fk", "das", "svdd", "dfs", "local", "bfs_local", "bfs_local_dual")
 

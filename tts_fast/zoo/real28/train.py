@@ -29,12 +29,15 @@ import time
 import torch
 import torch.nn.functional as F
 
+from ... import _threads as threads
+from ..._arg_types import positive_int
 from ..._io import check_writable_dir
 from ..._training import atomic_torch_save, augment_images, fit_classifier, fit_diffusion, float32_state
 from .data import DATASETS, load
 from .model import real28_schedule
 from .nets import CLASSIFIER_ARCHS, NULL_LABEL, UNet28, num_params
 from .weights import CLASSIFIERS, weights_path
+from ..._user_errors import command
 
 DEFAULTS = dict(seed=0, unet_steps=10000, clf_steps=2000, batch=64, clf_batch=128, p_uncond=0.1)
 SEED_OFFSET = {"unet": 0, "verifier": 1, "guide": 2}  # the classifiers differ in architecture *and* seed
@@ -75,34 +78,40 @@ def train_unet(x, y, *, steps: int, seed: int, batch: int, p_uncond: float, log=
     return fit_diffusion(UNet28(**UNET_CONFIG), loss_at, steps=steps, lr=1e-3, log=log)
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m tts_fast.zoo.real28.train``."""
+    p = argparse.ArgumentParser(prog="python -m tts_fast.zoo.real28.train",
+                                description="Train a 28x28 zoo model (the class-conditional UNet and its two classifiers, "
+                                "'verifier' and 'guide'), seeded, and write their .pt files into OUT.")
+    p.add_argument("--dataset", choices=DATASETS, default="mnist", help="which real images (default mnist)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder for the .pt files")
+    p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help=f"base seed (default {DEFAULTS['seed']})")
+    p.add_argument("--steps", type=positive_int, default=DEFAULTS["unet_steps"], help=f"UNet training steps (default {DEFAULTS['unet_steps']})")
+    p.add_argument("--batch", type=positive_int, default=DEFAULTS["batch"], help=f"images per UNet training step (default {DEFAULTS['batch']})")
+    p.add_argument("--clf-steps", type=positive_int, default=DEFAULTS["clf_steps"], help=f"training steps per classifier (default {DEFAULTS['clf_steps']})")
+    p.add_argument("--clf-batch", type=positive_int, default=DEFAULTS["clf_batch"], help=f"images per classifier training step (default {DEFAULTS['clf_batch']})")
+    p.add_argument("--p-uncond", type=float, default=DEFAULTS["p_uncond"], help=f"fraction of each UNet batch trained without its label, in [0, 1) (default {DEFAULTS['p_uncond']})")
+    p.add_argument("--only", choices=("all", "unet", "classifiers"), default="all", help="train only the UNet or only the classifiers")
+    threads.add_argument(p)
+    return p
+
+
+@command("python -m tts_fast.zoo.real28.train")
 def main(argv=None) -> int:
-    """The command line (see the module docstring); returns the exit status."""
-    p = argparse.ArgumentParser(prog="python -m tts_fast.zoo.real28.train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", choices=DATASETS, default="mnist")
-    p.add_argument("--out", required=True, help="output folder for the .pt files")
-    p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    p.add_argument("--steps", type=int, default=DEFAULTS["unet_steps"], help="UNet training steps")
-    p.add_argument("--batch", type=int, default=DEFAULTS["batch"], help="UNet batch size")
-    p.add_argument("--clf-steps", type=int, default=DEFAULTS["clf_steps"], help="training steps per classifier")
-    p.add_argument("--clf-batch", type=int, default=DEFAULTS["clf_batch"])
-    p.add_argument("--p-uncond", type=float, default=DEFAULTS["p_uncond"], help="fraction of each UNet batch trained without its label")
-    p.add_argument("--only", choices=("all", "unet", "classifiers"), default="all")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: reproducible)")
+    """``python -m tts_fast.zoo.real28.train``: parse ``argv``, train, write the weights; the exit status."""
+    p = build_parser()
     args = p.parse_args(argv)
-    for name in ("steps", "batch", "clf_steps", "clf_batch", "threads"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1")
     if not 0.0 <= args.p_uncond < 1.0:
         p.error("--p-uncond must lie in [0, 1)")
     try:
         out = check_writable_dir(args.out)
     except OSError as e:
         p.error(str(e))
-    torch.set_num_threads(args.threads)
+    n_threads = threads.apply(args.threads)
     x_tr, y_tr = load(args.dataset, "train")
     x_te, y_te = load(args.dataset, "test")
     command = "python -m tts_fast.zoo.real28.train " + " ".join(argv if argv is not None else sys.argv[1:])
-    common = {"dataset": args.dataset, "seed": args.seed, "torch": str(torch.__version__), "command": command, "threads": args.threads,
+    common = {"dataset": args.dataset, "seed": args.seed, "torch": str(torch.__version__), "command": command, "threads": n_threads,
               "train_size": int(x_tr.shape[0]), "test_size": int(x_te.shape[0])}
     t_all = time.perf_counter()
     if args.only in ("all", "classifiers"):
