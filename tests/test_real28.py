@@ -187,6 +187,8 @@ def test_bad_input_is_named():
         weights.classifier("mnist", "judge")
     with pytest.raises(FileNotFoundError, match="retrain"):
         tts.zoo.mnist(weights_dir="/nonexistent/folder")
+    with pytest.raises(ValueError, match="weights_dir must be a folder path or None"):
+        tts.zoo.mnist(weights_dir=3)
     with pytest.raises(ValueError, match=r"x_t must be \[B, 1, 28, 28\]"):
         tts.zoo.mnist(device="cpu")(torch.zeros(2, 1, 8, 8), torch.zeros(2))
 

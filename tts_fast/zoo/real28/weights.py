@@ -13,7 +13,7 @@ from typing import Optional, Sequence, Union
 
 import torch
 
-from ..._checkpoints import build_network, expect_state_dict, load_checkpoint as _load
+from ..._checkpoints import build_network, expect_state_dict, load_checkpoint as _load, weights_folder
 from ..._devices import resolve_device
 from ...verifiers.base import Classifier
 from ..weights import WEIGHTS_DIR
@@ -43,7 +43,7 @@ def weights_path(dataset: str, name: str, weights_dir: Optional[str] = None) -> 
     check_dataset(dataset)
     if name not in NETWORKS:
         raise ValueError(f"weights name must be one of {', '.join(NETWORKS)}; got {name!r}")
-    return os.path.join(weights_dir or os.environ.get("TTS_FAST_ZOO_WEIGHTS") or WEIGHTS_DIR, f"{dataset}_{name}.pt")
+    return os.path.join(weights_folder(weights_dir, "TTS_FAST_ZOO_WEIGHTS", WEIGHTS_DIR), f"{dataset}_{name}.pt")
 
 
 def _check_structure(ck: dict, path: str) -> None:
