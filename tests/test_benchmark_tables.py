@@ -71,7 +71,7 @@ def test_every_table_is_what_its_results_make(monkeypatch, checked, capsys):
     markers = {m for _, m in seen}
     assert {"digits:main", "digits:hacking", "search:main", "search:exact", "self_tuning:units", "self_tuning:maze",
             "maze:main", "maze:dfs_threshold", "locomotion:summary", "locomotion:ordering", "tempering:overhead",
-            "throughput:gpu", "threads:cpu", "demo:time", "real_digits:quality", "real_digits:main", "terrain:main",
+            "throughput:gpu", "threads:cpu", "demo:time", "real_digits:quality", "real_digits:main", "real_digits:strength", "terrain:main",
             "terrain:levels"} <= markers
     # every marked block of README.md and docs/ is covered
     files = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
