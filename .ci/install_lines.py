@@ -3,7 +3,7 @@ and run by .ci/install_lines.sh.
 
     python .ci/install_lines.py            # one line per documented install command: FILE:LINE<TAB>COMMAND
     python .ci/install_lines.py --setup    # only README's set-up line of the demo
-    python .ci/install_lines.py --extras   # only the lines that add extras from a clone: pip install --no-build-isolation ".[...]"
+    python .ci/install_lines.py --extras   # only the lines that add extras from a clone: pip install --no-build-isolation ".[...]" [torchvision==X]
 
 A documented install command is a ``pip install`` that installs tts_fast (a path of the checkout,
 ``tts_fast[...]``, or a wheel of it), in a fenced code block or inline code of README.md or docs/*.md.
@@ -20,7 +20,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # what a tts_fast install names: the checkout ('.', '.[x]', "./"), the package by name, or a wheel of it
 _PACKAGE = re.compile(r"""(?:^|\s)["']?(?:\.(?:\[[a-z,]+\])?|tts_fast(?:\[[a-z,]+\])?|\S*tts_fast-\S*\.whl(?:\[[a-z,]+\])?)["']?(?=\s|$|\))""")
-_EXTRAS = re.compile(r"""^pip install --no-build-isolation "\.\[([a-z,]+)\]"$""")
+# an extras line may name the torchvision of the set-up's torch (extras whose packages need torchvision)
+_EXTRAS = re.compile(r"""^pip install --no-build-isolation "\.\[([a-z,]+)\]"( torchvision==[0-9.]+)?$""")
 
 
 def _commands(text: str):

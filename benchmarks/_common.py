@@ -63,6 +63,57 @@ def mean_se(values) -> tuple[float, float]:
     return m, math.sqrt(var / len(v))
 
 
+def summarise(runs, keys) -> dict:
+    """{key: mean, key_se: standard error} over replicate records (dicts) for each of ``keys``, and 'seeds'."""
+    out = {}
+    for k in keys:
+        out[k], out[k + "_se"] = mean_se([r[k] for r in runs])
+    out["seeds"] = len(runs)
+    return out
+
+
+def merge_results(out, parts, singles=("quality",)) -> int:
+    """Merge result files of parts run separately (e.g. in two processes) into ``out``.
+
+    ``out`` (if it exists, else the first part) is the base; each part adds its 'runs' and 'tables',
+    replaces the base's ``singles`` entries it holds, and its command and seconds go to meta['parts'].
+    """
+    import json
+
+    base = None
+    if os.path.exists(out):
+        with open(out, encoding="utf-8") as f:
+            base = json.load(f)
+    for path in parts:
+        with open(path, encoding="utf-8") as f:
+            part = json.load(f)
+        if base is None:
+            base = part
+            base["meta"]["parts"] = [{"command": part["meta"]["command"], "seconds": part["meta"]["seconds"]}]
+            continue
+        base["runs"].update(part.get("runs", {}))
+        base["tables"].update(part.get("tables", {}))
+        for k in singles:
+            if k in part:
+                base[k] = part[k]
+        base["meta"].setdefault("parts", []).append({"command": part["meta"]["command"], "seconds": part["meta"]["seconds"]})
+    atomic_write_json(out, base)
+    print(f"merged {len(parts)} file(s) into {out}")
+    return 0
+
+
+def write_tables(path, doc, prefix: str, available) -> int:
+    """Rewrite ``doc``'s (and README's) ``prefix`` tables from the results JSON at ``path``; ``available(results)``
+    gives the (name, table function) pairs the results hold."""
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        res = json.load(f)
+    refresh_tables(doc, prefix, available(res), res)
+    print(f"wrote the tables of {doc} and README.md")
+    return 0
+
+
 def markdown_table(headers, rows) -> str:
     out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]

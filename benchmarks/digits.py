@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import sys
@@ -39,7 +38,7 @@ import time
 import torch
 
 import digits_tables
-from _common import RESULTS, ROOT, atomic_write_json as write_json, refresh_tables
+from _common import RESULTS, ROOT, atomic_write_json as write_json, merge_results, write_tables
 from tts_fast._user_errors import command  # noqa: E402
 
 import tts_fast
@@ -96,32 +95,6 @@ def summarise(runs: list[dict]) -> dict:
     return out
 
 
-def merge(out: str, parts: list) -> int:
-    """Merge result files of parts run separately (e.g. in parallel processes) into ``out``."""
-    with open(out, encoding="utf-8") as f:
-        base = json.load(f)
-    for path in parts:
-        with open(path, encoding="utf-8") as f:
-            part = json.load(f)
-        base["runs"].update(part.get("runs", {}))
-        base["tables"].update(part.get("tables", {}))
-        if "quality" in part:
-            base["quality"] = part["quality"]
-        base["meta"].setdefault("parts", []).append({"command": part["meta"]["command"], "seconds": part["meta"]["seconds"]})
-    write_json(out, base)
-    print(f"merged {len(parts)} file(s) into {out}")
-    return 0
-
-
-def write_tables(path: str = DEFAULT_OUT) -> int:
-    """The tables of docs/digits.md and README.md from the results at ``path`` (through _common.refresh_tables)."""
-    with open(path, encoding="utf-8") as f:
-        res = json.load(f)
-    refresh_tables(DOC, "digits", digits_tables.available(res), res)
-    print(f"wrote the tables of {DOC} and README.md")
-    return 0
-
-
 @command("python benchmarks/digits.py")
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -137,9 +110,9 @@ def main(argv=None) -> int:
     p.add_argument("--tables", action="store_true", help="only rewrite the tables of docs/digits.md and README.md from --out")
     args = p.parse_args(argv)
     if args.merge:
-        return merge(args.out, args.merge)
+        return merge_results(args.out, args.merge)
     if args.tables:
-        return write_tables(args.out)
+        return write_tables(args.out, DOC, "digits", digits_tables.available)
     torch.set_num_threads(args.threads)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     t0 = time.perf_counter()

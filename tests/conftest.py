@@ -1,6 +1,7 @@
 """Shared fixtures: analytic Gaussian-mixture problems whose tilted targets are known exactly."""
 
 import pytest
+import torch
 
 import tts_fast as tts
 
@@ -8,6 +9,15 @@ import tts_fast as tts
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: builds or runs that take minutes (still run by default)")
     config.addinivalue_line("markers", "cuda: needs a CUDA device")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module's tests (many small kernels: extra threads only add overhead and contention)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ def checked(monkeypatch):
 
 def _bench(name, monkeypatch, check):
     module = importlib.import_module(name)
-    if hasattr(module, "refresh_tables"):  # the others call it through _common.measure_then_tables (patched by `checked`)
+    if hasattr(module, "refresh_tables"):  # the others call it through _common.measure_then_tables / write_tables (patched by `checked`)
         monkeypatch.setattr(module, "refresh_tables", check)
     if hasattr(module, "plot"):
         monkeypatch.setattr(module, "plot", lambda *a, **k: None)  # the figures are byte-checked by hand, not here
@@ -66,10 +66,13 @@ def test_every_table_is_what_its_results_make(monkeypatch, checked, capsys):
     assert _bench("throughput", monkeypatch, check).main(["--tables"]) == 0  # no full-size CUDA result yet: the block says so in one line
     assert _bench("threads", monkeypatch, check).main(["--tables"]) == 0
     assert _bench("demo", monkeypatch, check).main(["--tables"]) == 0
+    assert _bench("real_digits", monkeypatch, check).main(["--tables"]) == 0
+    assert _bench("terrain", monkeypatch, check).main(["--tables"]) == 0
     markers = {m for _, m in seen}
     assert {"digits:main", "digits:hacking", "search:main", "search:exact", "self_tuning:units", "self_tuning:maze",
             "maze:main", "maze:dfs_threshold", "locomotion:summary", "locomotion:ordering", "tempering:overhead",
-            "throughput:gpu", "threads:cpu", "demo:time"} <= markers
+            "throughput:gpu", "threads:cpu", "demo:time", "real_digits:quality", "real_digits:main", "real_digits:strength", "terrain:main",
+            "terrain:levels"} <= markers
     # every marked block of README.md and docs/ is covered
     files = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     all_blocks = {(f.name, m) for f in files for m in re.findall(r"<!-- (\S+):begin -->", f.read_text())}

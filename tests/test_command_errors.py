@@ -47,6 +47,12 @@ MODULE_CASES = [
     (["benchmarks/tempering.py", "--tables", "--out", "{tmp}/missing.json"], "python benchmarks/tempering.py", "missing.json"),
     (["benchmarks/digits.py", "--tables", "--out", "{tmp}/missing.json"], "python benchmarks/digits.py", "missing.json"),
     (["benchmarks/tree_search.py", "--only", "nothing"], "python benchmarks/tree_search.py", "--only"),
+    (["-m", "tts_fast.zoo.real28.train", "--out", "{tmp}/w", "--steps", "0"], "python -m tts_fast.zoo.real28.train", "--steps"),
+    (["-m", "tts_fast.zoo.real28.train", "--out", "{tmp}/w", "--p-uncond", "1"], "python -m tts_fast.zoo.real28.train", "--p-uncond"),
+    (["benchmarks/real_digits.py", "--tables", "--out", "{tmp}/missing.json"], "python benchmarks/real_digits.py", "missing.json"),
+    (["benchmarks/real_digits.py", "--per-class", "0"], "python benchmarks/real_digits.py", "--per-class"),
+    (["benchmarks/terrain.py", "--tables", "--out", "{tmp}/missing.json"], "python benchmarks/terrain.py", "missing.json"),
+    (["benchmarks/terrain.py", "--methods", "beam"], "python benchmarks/terrain.py", "beam"),
 ]
 
 

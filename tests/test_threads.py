@@ -96,6 +96,7 @@ def _record_threads(*args, **kwargs):
     ("tts_fast.rl.generate", "generate", ["--env", "halfcheetah", "--out", "o"]),
     ("tts_fast.maze.train", "train", ["--maze", "medium", "--out", "OUT"]),
     ("tts_fast.zoo.train", "load_split", ["--out", "OUT"]),
+    ("tts_fast.zoo.real28.train", "load", ["--out", "OUT"]),
 ])
 @pytest.mark.parametrize("args,expected", [([], 1), (["--threads", "2"], 2)])
 def test_module_commands_do_their_work_with_the_threads_of_the_policy(module, work, argv, args, expected, monkeypatch, tmp_path):

@@ -28,8 +28,8 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    # tts.maze and tts.rl are loaded on first use (their simulator parts need optional extras).
-    if name in ("maze", "rl"):
+    # tts.maze, tts.rl and tts.terrain are loaded on first use (their simulator and model parts need optional extras).
+    if name in ("maze", "rl", "terrain"):
         import importlib
 
         return importlib.import_module("." + name, __name__)
@@ -38,5 +38,5 @@ def __getattr__(name):
 
 __all__ = [
     "search", "SearchResult", "NFE", "Denoiser", "Verifier", "BFS", "DAS", "DFS", "DTS", "LocalSearch", "BestOfN",
-    "ZeroOrder", "SearchOverPaths", "presets", "models", "verifiers", "schedules", "ops", "zoo", "maze", "rl",
+    "ZeroOrder", "SearchOverPaths", "presets", "models", "verifiers", "schedules", "ops", "zoo", "maze", "rl", "terrain",
 ]

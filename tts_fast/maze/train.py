@@ -17,11 +17,8 @@ The shipped weights (12,000 steps x batch 64, seed 0) took 891 s (medium), 1129 
 from __future__ import annotations
 
 import argparse
-import copy
-import math
 import os
 import sys
-import time
 
 import numpy as np
 import torch
@@ -30,7 +27,7 @@ import torch.nn.functional as F
 from .. import _threads as threads
 from .._arg_types import positive_float, positive_int
 from .._io import atomic_path
-from .._training import train_step
+from .._training import fit_diffusion
 from .._user_errors import command
 from . import data as _data
 from .envs import MAZES, check_maze_name
@@ -66,12 +63,6 @@ def sample_batch(obs_t: torch.Tensor, starts, counts, horizon, stride, batch, ge
     return obs_t[idx]
 
 
-def _lr(step, total, peak, warmup=300):
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))))
-
-
 def diffusion_loss(net, x0, ab, gen):
     b = x0.shape[0]
     t = torch.randint(0, ab.numel(), (b,), generator=gen)
@@ -101,25 +92,10 @@ def train(maze_name: str, *, steps: int, batch: int, lr: float, ema_decay: float
     st_v, cnt_v = windows(dv["observations"], dv["terminals"], h, k)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    net = TemporalUnet(**NET)
-    ema = copy.deepcopy(net)
-    for p in ema.parameters():
-        p.requires_grad_(False)
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0)
     ab = planner_schedule().alpha_bar.float()
-    t0 = time.perf_counter()
-    running = None
-    for step in range(steps):
-        for g in opt.param_groups:
-            g["lr"] = _lr(step, steps, lr)
-        x0 = sample_batch(obs, st, cnt, h, k, batch, gen)
-        loss = diffusion_loss(net, x0, ab, gen)
-        train_step(net, ema, opt, loss, step, ema_decay)
-        running = loss.item() if running is None else 0.99 * running + 0.01 * loss.item()
-        if (step + 1) % max(1, steps // 10) == 0:
-            log(f"  {maze_name} step {step + 1}/{steps} loss {running:.5f} ({time.perf_counter() - t0:.0f}s)")
-    seconds = time.perf_counter() - t0
-    ema.eval()
+    ema, info = fit_diffusion(TemporalUnet(**NET), lambda net: diffusion_loss(net, sample_batch(obs, st, cnt, h, k, batch, gen), ab, gen),
+                              steps=steps, lr=lr, ema_decay=ema_decay, warmup=300, floor=0.05, name=maze_name, log=log)
+    seconds, running = info["seconds"], info["final_loss"]
     gv = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         val = float(np.mean([diffusion_loss(ema, sample_batch(obs_v, st_v, cnt_v, h, k, 256, gv), ab, gv).item() for _ in range(8)]))

@@ -1,11 +1,13 @@
-"""Denoiser adapters: the analytic Gaussian mixture and, with the ``diffusers`` extra, stock
+"""Denoiser adapters: the analytic Gaussian mixture, any EDM / consistency x0-predictor
+(:class:`EDMDenoiser`, with :func:`edm_schedule`) and, with the ``diffusers`` extra, stock
 diffusers pipelines (:class:`DiffusersModel`, imported on first use so that ``import tts_fast``
 never imports diffusers or transformers)."""
 
 from .base import Denoiser
+from .edm import EDMDenoiser, edm_schedule
 from .gaussian_mixture import GaussianMixture
 
-__all__ = ["Denoiser", "GaussianMixture", "DiffusersModel"]
+__all__ = ["Denoiser", "GaussianMixture", "EDMDenoiser", "edm_schedule", "DiffusersModel"]
 
 _LAZY = {"DiffusersModel": ".diffusers", "backends": ".backends"}
 

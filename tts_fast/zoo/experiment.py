@@ -127,23 +127,35 @@ class Zoo:
         return out
 
 
+def search_spec(model, spec: Spec, verifier, local_verifier, *, rows: int, n: int, num_steps: int, seed: int):
+    """One ``tts.search`` call of a method :class:`Spec` (e.g. a :data:`SPECS` entry) at a budget of n trajectories per row.
+
+    Args:
+        model, verifier: the Denoiser and the selection verifier (``rows`` prompt rows).
+        local_verifier: the gradient verifier, used only when the spec is ``dual``.
+        n: budget in trajectories: n * num_steps model NFE per row (num_steps for a fixed-NFE spec).
+
+    Returns (SearchResult, wall seconds, the model-NFE budget per row).
+    """
+    if n < spec.min_n and not spec.fixed_nfe:
+        raise ValueError(f"{spec.label} needs a budget of at least {spec.min_n} trajectories, got {n}")
+    method, particles, options = spec.build(n, num_steps)
+    row_budget = num_steps * (1 if spec.fixed_nfe else n)
+    t0 = time.perf_counter()
+    res = search(
+        model, verifier, method, n_particles=particles, num_steps=num_steps, batch_size=rows, seed=seed,
+        budget=row_budget * rows, local_verifier=local_verifier if spec.dual else None, progress=False, **options,
+    )
+    return res, time.perf_counter() - t0, row_budget
+
+
 def run(zoo: Zoo, key: str, *, digits_: Sequence[int], per_digit: int, n: int, num_steps: int, seed: int) -> dict:
     """One search run of method ``key`` at budget n (n * num_steps model NFE per row); metrics."""
     spec = SPECS[key]
-    if n < spec.min_n and not spec.fixed_nfe:
-        raise ValueError(f"{key} needs a budget of at least {spec.min_n} trajectories, got {n}")
     targets = torch.tensor([d for d in digits_ for _ in range(per_digit)], dtype=torch.int64)
     rows = targets.numel()
-    method, particles, options = spec.build(n, num_steps)
-    row_budget = num_steps * (1 if spec.fixed_nfe else n)
-    verifier = zoo.verifier(targets)
-    local_verifier = zoo.verifier(targets, "guide") if spec.dual else None
-    t0 = time.perf_counter()
-    res = search(
-        zoo.model, verifier, method, n_particles=particles, num_steps=num_steps, batch_size=rows, seed=seed,
-        budget=row_budget * rows, local_verifier=local_verifier, progress=False, **options,
-    )
-    seconds = time.perf_counter() - t0
+    res, seconds, row_budget = search_spec(zoo.model, spec, zoo.verifier(targets), zoo.verifier(targets, "guide"), rows=rows, n=n,
+                                           num_steps=num_steps, seed=seed)
     m = zoo.measure(res.samples, targets)
     return {
         "method": key,

@@ -21,8 +21,6 @@ Each file is written atomically (temporary file + rename). Needs scikit-learn fo
 from __future__ import annotations
 
 import argparse
-import copy
-import math
 import os
 import sys
 import time
@@ -32,8 +30,8 @@ import torch.nn.functional as F
 
 from .. import _threads as threads
 from .._arg_types import positive_int
-from .._io import atomic_path
-from .._training import train_step
+from .._io import check_writable_dir
+from .._training import atomic_torch_save, augment_images, fit_classifier, fit_diffusion, float32_state
 from .._user_errors import command
 from .data import load_split
 from .model import digits_schedule
@@ -47,89 +45,46 @@ CLASSIFIER_CONFIGS = {"verifier": {"width": 32}, "guide": {"width": 16}, "evalua
 UNET_CONFIG = {"channels": (32, 48, 64), "temb": 64}
 
 
-def atomic_torch_save(obj, path: str) -> None:
-    """torch.save to a temporary file in the same folder, then os.replace (never half-written)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with atomic_path(path, ".pt") as tmp:
-        torch.save(obj, tmp)
-
-
-def _lr(step: int, total: int, peak: float, warmup: int = 200) -> float:
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))))
-
-
 def augment(x: torch.Tensor, gen: torch.Generator, noise: float = 0.4) -> torch.Tensor:
     """Random one-pixel shifts (zero = background padding) and Gaussian noise on half the batch."""
-    n = x.shape[0]
-    padded = F.pad(x, (1, 1, 1, 1), value=-1.0)
-    dx = torch.randint(0, 3, (n,), generator=gen)
-    dy = torch.randint(0, 3, (n,), generator=gen)
-    rows = (dy[:, None] + torch.arange(8)[None])  # [n, 8]
-    cols = (dx[:, None] + torch.arange(8)[None])
-    out = padded[:, 0][torch.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]][:, None]
-    scale = noise * torch.rand(n, 1, 1, 1, generator=gen) * (torch.rand(n, 1, 1, 1, generator=gen) < 0.5)
-    return out + scale * torch.randn(out.shape, generator=gen)
+    return augment_images(x, gen, noise=noise, max_shift=1)
 
 
 def train_classifier(name: str, x, y, *, steps: int, seed: int, batch: int = 128, log=print) -> tuple[torch.nn.Module, dict]:
+    """One digits classifier ``name`` (its architecture and config), seeded: (net in eval mode, {'config', 'seconds'})."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     cfg = CLASSIFIER_CONFIGS[name]
-    net = CLASSIFIER_ARCHS[name](**cfg)
-    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-    net.train()
-    t0 = time.perf_counter()
-    for step in range(steps):
-        for g in opt.param_groups:
-            g["lr"] = _lr(step, steps, 2e-3, warmup=100)
-        idx = torch.randint(0, x.shape[0], (batch,), generator=gen)
-        loss = F.cross_entropy(net(augment(x[idx], gen)), y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if (step + 1) % max(1, steps // 5) == 0:
-            log(f"  {name} step {step + 1}/{steps} loss {loss.item():.4f} ({time.perf_counter() - t0:.0f}s)")
-    net.eval()
-    return net, {"config": cfg, "seconds": time.perf_counter() - t0}
+    net, seconds = fit_classifier(CLASSIFIER_ARCHS[name](**cfg), x, y, steps=steps, gen=gen, batch=batch, augment=augment,
+                                  name=name, log=log)
+    return net, {"config": cfg, "seconds": seconds}
 
 
 @torch.no_grad()
 def accuracy(net, x, y) -> float:
+    """Fraction of images x [n, ...] that ``net`` classifies as their labels y [n]."""
     net.eval()
     return float((net(x).argmax(1) == y).float().mean())
 
 
 def train_unet(x, *, steps: int, seed: int, batch: int = 128, ema_decay: float = 0.999, log=print):
+    """The digits UNet (epsilon-prediction MSE, uniform timesteps), seeded: (EMA net, info)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    schedule = digits_schedule()
-    ab = schedule.alpha_bar.to(torch.float32)
-    net = DigitsUNet(**UNET_CONFIG)
-    ema = copy.deepcopy(net)
-    for p in ema.parameters():
-        p.requires_grad_(False)
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=0.0)
-    t0 = time.perf_counter()
-    running = None
-    for step in range(steps):
-        for g in opt.param_groups:
-            g["lr"] = _lr(step, steps, 1e-3)
+    ab = digits_schedule().alpha_bar.to(torch.float32)
+
+    def loss_at(net):
         idx = torch.randint(0, x.shape[0], (batch,), generator=gen)
         x0 = x[idx]
         t = torch.randint(0, ab.numel(), (batch,), generator=gen)
         eps = torch.randn(x0.shape, generator=gen)
         a = ab[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
-        loss = F.mse_loss(net(xt, t.float()), eps)
-        train_step(net, ema, opt, loss, step, ema_decay)
-        running = loss.item() if running is None else 0.99 * running + 0.01 * loss.item()
-        if (step + 1) % max(1, steps // 10) == 0:
-            log(f"  unet step {step + 1}/{steps} loss {running:.4f} ({time.perf_counter() - t0:.0f}s)")
-    ema.eval()
-    return ema, {"config": {"channels": list(UNET_CONFIG["channels"]), "temb": UNET_CONFIG["temb"]},
-                 "seconds": time.perf_counter() - t0, "final_loss": running, "ema_decay": ema_decay}
+        return F.mse_loss(net(xt, t.float()), eps)
+
+    ema, info = fit_diffusion(DigitsUNet(**UNET_CONFIG), loss_at, steps=steps, lr=1e-3, ema_decay=ema_decay, log=log)
+    info["config"] = {"channels": list(UNET_CONFIG["channels"]), "temb": UNET_CONFIG["temb"]}
+    return ema, info
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,13 +108,10 @@ def main(argv=None) -> int:
     """``python -m tts_fast.zoo.train``: parse ``argv``, train, write the weights; the exit status."""
     p = build_parser()
     args = p.parse_args(argv)
-    out = os.path.abspath(args.out)
     try:
-        os.makedirs(out, exist_ok=True)
+        out = check_writable_dir(args.out)
     except OSError as e:
-        p.error(f"cannot create output folder {out}: {e}")
-    if not os.access(out, os.W_OK):
-        p.error(f"output folder {out} is not writable")
+        p.error(str(e))
     n_threads = threads.apply(args.threads)
     x_tr, y_tr = load_split("train")
     x_te, y_te = load_split("test")
@@ -173,16 +125,15 @@ def main(argv=None) -> int:
             meta = dict(common, steps=args.clf_steps, seed=args.seed + SEED_OFFSET[name], seconds=info["seconds"],
                         params=num_params(net), train_accuracy=accuracy(net, x_tr, y_tr), test_accuracy=accuracy(net, x_te, y_te))
             print(f"{name}: {meta['params']} params, test accuracy {meta['test_accuracy']:.4f} ({meta['seconds']:.0f}s)")
-            sd = {k: v.detach().to(torch.float32).contiguous() for k, v in net.state_dict().items()}
-            atomic_torch_save({"kind": name, "config": info["config"], "state_dict": sd, "meta": meta},
+            atomic_torch_save({"kind": name, "config": info["config"], "state_dict": float32_state(net), "meta": meta},
                               os.path.join(out, f"digits_{name}.pt"))
     if args.only in ("all", "unet"):
         net, info = train_unet(x_tr, steps=args.steps, seed=args.seed + SEED_OFFSET["unet"], batch=args.batch)
         meta = dict(common, steps=args.steps, seconds=info["seconds"], params=num_params(net), final_loss=info["final_loss"],
                     ema_decay=info["ema_decay"], schedule="cosine(1000)", prediction="epsilon")
         print(f"unet: {meta['params']} params, final loss {info['final_loss']:.4f} ({meta['seconds']:.0f}s)")
-        sd = {k: v.detach().to(torch.float32).contiguous() for k, v in net.state_dict().items()}
-        atomic_torch_save({"kind": "unet", "config": info["config"], "state_dict": sd, "meta": meta}, os.path.join(out, DIFFUSION_FILE))
+        atomic_torch_save({"kind": "unet", "config": info["config"], "state_dict": float32_state(net), "meta": meta},
+                          os.path.join(out, DIFFUSION_FILE))
     print(f"done in {time.perf_counter() - t_all:.0f}s -> {out}")
     return 0
 
