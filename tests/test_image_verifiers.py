@@ -239,7 +239,7 @@ def test_aesthetic_broken_head_files_are_named(clip_dir, tmp_path):
     torch.save(state, tmp_path / "other.pth")
     with pytest.raises(ValueError, match=r"other.pth are not the LAION MLP's"):
         tts.verifiers.Aesthetic(str(tmp_path / "other.pth"), clip_dir, local_files_only=True)
-    with pytest.raises(TypeError, match="head"):
+    with pytest.raises(TypeError, match="head must be a path, a state dict or None, got int"):
         tts.verifiers.Aesthetic(3, clip_dir, local_files_only=True)
     for kind, path in bad_weight_files(tmp_path / "unreadable", str(good), "head.pth").items():
         if kind != "foreign_pickle":
@@ -507,3 +507,26 @@ def test_image_reward_tokenizer_names_its_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)  # an import of it now fails
     with pytest.raises(ImportError, match=r"tts_fast.verifiers.ImageReward needs .*'transformers'.*'tts_fast\[imagereward\]'"):
         _tokenizer(None, True)
+
+
+def test_aesthetic_head_saved_from_data_parallel_loads(clip_dir):
+    """Broken variant: the 'module.' prefix of a DataParallel state dict kept (the head then
+    reads as another kind of file)."""
+    state = _head_state()
+    wrapped = {f"module.{k}": v for k, v in state.items()}
+    x = _images(2)
+    plain = tts.verifiers.Aesthetic(state, clip_dir, local_files_only=True)(x)
+    assert torch.equal(tts.verifiers.Aesthetic(wrapped, clip_dir, local_files_only=True)(x), plain)
+
+
+def test_image_reward_modules_and_tokenizer_name_what_is_missing(monkeypatch):
+    """Broken variants: the install hint of the BLIP modules naming another extra; the default
+    tokenizer's name changed (it is looked up in the Hugging Face cache by that name)."""
+    from tts_fast.verifiers.image_reward import _tokenizer, load_blip_modules
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(OSError, match="could not load the BERT tokenizer 'bert-base-uncased'"):
+        _tokenizer(None, True)
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(ImportError, match=r"'tts_fast\[imagereward\]'"):
+        load_blip_modules()

@@ -143,3 +143,25 @@ def test_classifier_targets_of_any_shape_and_the_transform():
         Classifier(net, [])
     with pytest.raises(ValueError, match=r"must return \[B, C\] = \[4, C\] logits, got shape \(4,\)"):
         Classifier(lambda v: v.sum(1), 1)(x)
+
+
+def test_reward_rows_and_their_messages():
+    """Broken variants (the third verifiers sample): per-row centres told apart by their width, not
+    their count (one [1, D] centre then claims a prompt row, [P, 1] centres none); the row-count
+    message lost; a one-component mixture refused; the transform's type message lost; a callable
+    without an inspectable signature called without cond."""
+    assert GaussianReward([[0.0, 0.0]]).num_prompts is None
+    per = GaussianReward([[0.0], [1.0]])
+    assert per.num_prompts == 2
+    x = torch.tensor([[0.5], [0.5]], dtype=torch.float64)
+    assert torch.allclose(per(x, torch.tensor([0, 1])), torch.tensor([-0.125, -0.125], dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"center has 2 rows but var has 3 values: give one per prompt row"):
+        GaussianReward([[0.0], [1.0]], [1.0, 2.0, 3.0])
+    one = MixtureReward([[1.0, 2.0]], 0.5)
+    y = torch.tensor([[1.0, 3.0]], dtype=torch.float64)
+    assert torch.allclose(one(y), torch.tensor([-1.0], dtype=torch.float64))  # log(1 * exp(-1 / (2 * 0.5)))
+    with pytest.raises(TypeError, match="transform must be callable or None, got int"):
+        Classifier(torch.nn.Linear(2, 2), 0, transform=3)
+    f = Function(torch.add)  # a builtin: no signature to inspect, so it is given cond
+    v = torch.tensor([1.0, 2.0])
+    assert torch.equal(f(v, torch.tensor([10, 20])), torch.tensor([11.0, 22.0]))

@@ -273,7 +273,7 @@ def _tokenizer(tokenizer, local_files_only: bool):
         src = "bert-base-uncased" if tokenizer is None else str(tokenizer)
         try:
             tokenizer = transformers.BertTokenizer.from_pretrained(src, local_files_only=local_files_only)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, TypeError) as e:  # offline and uncached, transformers 4 fails with a TypeError (vocab_file None)
             raise OSError(
                 f"could not load the BERT tokenizer {src!r} that ImageReward uses ({e}): pass tokenizer= a local folder with "
                 "bert-base-uncased's vocab.txt, or download bert-base-uncased to the Hugging Face cache first"
