@@ -157,8 +157,9 @@ def test_evaluation_returns_seeds_scores_and_nfe_of_scripted_episodes(monkeypatc
 
 def test_cut_evaluation_and_extrapolated_scores(monkeypatch):
     """Against extrapolation by max_steps / limit instead of limit / max_steps, the scaled returns
-    reported instead of the raw ones, extrapolation applied when it was not asked for, a cut one step
-    late or early, and the extrapolated flag set when nothing was scaled."""
+    reported instead of the raw ones, extrapolation applied when it was not asked for or when no
+    episode was cut (every one ended on its own before max_steps), a cut one step late or early, and
+    the extrapolated flag set when nothing was scaled."""
     _eval_env(monkeypatch)
     zero = lambda s, k: (np.zeros((len(s), 2)), np.ones(len(s)))  # noqa: E731
     cut = evaluate.evaluate_actor("reacher", zero, seeds=[0, 3], episodes=2, max_steps=4, progress=False)
@@ -170,6 +171,9 @@ def test_cut_evaluation_and_extrapolated_scores(monkeypatch):
     np.testing.assert_allclose(ex.returns, [[2.0, 4.0], [8.0, 10.0]])  # raw returns of the 2 steps
     np.testing.assert_allclose(ex.scores, 100 * (ex.returns * 25 + 43) / 43)  # carried to 50 steps: x 50 / 2
     assert ex.extrapolated and ex.steps == 2
+    full = evaluate.evaluate_actor("reacher", zero, seeds=[0], episodes=1, max_steps=50, extrapolate=True, progress=False)
+    assert not full.extrapolated and full.steps == 2  # nothing cut (the episode ended at 2): nothing scaled
+    np.testing.assert_allclose(full.scores, 100 * (np.array([[2.0]]) + 43) / 43)
 
 
 def test_saturation_is_the_fraction_of_coordinates_taken_at_the_box_edge(monkeypatch):
