@@ -317,7 +317,7 @@ def test_policy_x0_prediction_in_closed_form():
     states = torch.tensor([[1.0, 2.0, 3.0, 4.0], [-4.0, -3.0, -2.0, -1.0]])
     net = _EpsNet(4, 2)
     pol = DiffusionPolicy(net, states)
-    x = torch.tensor([[0.3, -0.2], [0.1, 0.05], [0.9, -0.8], [0.02, 0.01]])
+    x = torch.tensor([[0.3, -0.2], [0.6, 0.66], [0.9, -0.8], [0.02, 0.01]])
     t = torch.tensor([10.4, 499.6, 999.0, 0.0])
     cond = torch.tensor([1, 0, 1, 0])
     got = pol(x, t, cond)
@@ -567,6 +567,8 @@ def test_distillation_meta_records_the_teacher_and_the_states(monkeypatch, tmp_p
                                   rho=0.5)
     assert meta["states"] == 4 and len({tuple(x) for x in seen["states"]}) == 4
     assert meta["teacher"] == {"name": "bfs", "method": "bfs_best", "n_particles": 3, "options": {"rho": 0.5}, "nfe_per_state": 42.0}
+    _, meta, seen = _distill_with(monkeypatch, tmp_path, actions, np.zeros(n), states, env="halfcheetah", states=4, steps=2, mu=0.5)
+    assert meta["teacher"]["options"] == {"mu": 0.5} and seen["opts"]["mu"] == 0.5 and "rho" not in seen["opts"]  # given: kept alone
     ck = torch.load(str(tmp_path / "reacher_medium.pt"), weights_only=False)
     assert sorted(ck["distilled"]) == ["bfs", "paper"] and ck["kind"] == "tts_fast_rl_agent"
 
