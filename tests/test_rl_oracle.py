@@ -706,3 +706,144 @@ def test_real_evaluation_resets_episode_e_of_seed_k_with_k_plus_1001_plus_e():
             env.close()
     np.testing.assert_allclose(ev.returns, want, rtol=0, atol=1e-12)
     assert len({*want.ravel()}) == 4  # four different episodes
+
+
+# -- training runs, agent files, the whole recipe ------------------------------------------------------------
+
+
+def test_policy_training_matches_an_independent_recomputation():
+    """Against the raw weights saved instead of the EMA, the state normaliser set with another
+    statistic (ddof=1 std, no mean), batches drawn from another generator, the log's loss misreported."""
+    tr = _tiny_transitions()
+    got, log = train.train_policy(tr, 3, batch=5, lr=1e-2, ema=0.5, seed=2, log=lambda *a: None)
+
+    torch.manual_seed(2)
+    gen = torch.Generator().manual_seed(2)
+    net = ActionScoreNet(3, 2, **train.POLICY)
+    net.normalizer.mean.copy_(torch.from_numpy(tr.observations.mean(0)))
+    net.normalizer.std.copy_(torch.from_numpy(tr.observations.std(0)))
+    ema = copy.deepcopy(net)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-2, weight_decay=1e-4)
+    ab = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64), 0).float()
+    S, A = torch.from_numpy(tr.observations), torch.from_numpy(tr.actions)
+    losses = []
+    for step in range(3):
+        i = torch.randint(0, 8, (5,), generator=gen)
+        t = torch.randint(0, 1000, (5,), generator=gen)
+        eps = torch.randn((5, 2), generator=gen)
+        a_t = ab[t].sqrt()[:, None] * A[i] + (1 - ab[t]).sqrt()[:, None] * eps
+        loss = ((net(a_t, t.float(), S[i]) - eps) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        d = min(0.5, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, p in zip(ema.parameters(), net.parameters()):
+                pe.copy_(d * pe + (1 - d) * p)
+        losses.append(float(loss.detach()))
+    want = ema.state_dict()
+    for k, v in got.state_dict().items():
+        torch.testing.assert_close(v, want[k], rtol=1e-5, atol=1e-6, msg=k)
+    assert log["final_loss"] == pytest.approx(np.mean(losses), rel=1e-5) and log["steps"] == 3 and not got.training
+
+
+def test_every_training_setting_reaches_its_trainer_and_the_file(monkeypatch, tmp_path):
+    """Against a setting dropped on its way (the default used: gamma, tau, polyak, lr, batch, seed,
+    ema or the step counts), two settings crossed (gamma for tau), the file's settings not the ones
+    trained with, the agent file under another name."""
+    tr = _tiny_transitions()
+    fp = {"dataset_id": "tts_fast/reacher/medium-v0", "transitions": 8, "episodes": 3, "return_mean": 0.0}
+    monkeypatch.setattr(train, "load", lambda env, ds, path, source: ("ds", env, ds, path, source))
+    monkeypatch.setattr(train, "transitions", lambda ds: tr)
+    monkeypatch.setattr(train, "fingerprint", lambda ds: fp)
+    # 12 policy steps: the EMA's warm-up decay (1 + k) / (10 + k) passes ema=0.3 from the first
+    given = dict(policy_steps=12, critic_steps=3, batch=4, lr=2e-3, ema=0.3, gamma=0.5, tau=0.6, polyak=0.1, seed=7)
+    path = train.train("reacher", "medium-replay", "data", str(tmp_path), log=lambda *a: None, **given)
+    assert path == str(tmp_path / "reacher_medium-replay.pt")
+    ck = torch.load(path, weights_only=True)
+    assert ck["meta"]["settings"] == given and ck["meta"]["dataset"] == fp
+    assert ck["config"]["env"] == "reacher" and ck["config"]["dataset"] == "medium-replay"
+    pol, _ = train.train_policy(tr, 12, batch=4, lr=2e-3, ema=0.3, seed=7, log=lambda *a: None)
+    crit, _ = train.train_critic(tr, 3, batch=4, lr=2e-3, gamma=0.5, tau=0.6, polyak=0.1, seed=7, log=lambda *a: None)
+    for name, net in (("policy", pol), ("critic", crit)):
+        for k, v in net.state_dict().items():
+            torch.testing.assert_close(ck[name][k], v, msg=f"{name}.{k}")
+    # a partial set of settings: the rest are the defaults, recorded as such
+    path = train.train("reacher", "medium", "data", str(tmp_path), log=lambda *a: None, policy_steps=1, critic_steps=1, batch=2)
+    assert torch.load(path, weights_only=True)["meta"]["settings"] == {**train.DEFAULTS, "policy_steps": 1, "critic_steps": 1, "batch": 2}
+
+
+def _agent_file(folder, env, dataset, obs_dim=4, act_dim=2, seed=0):
+    torch.manual_seed(seed)
+    pol, crit = ActionScoreNet(obs_dim, act_dim, width=8, blocks=1, temb=4), TwinQ(obs_dim, act_dim, width=8, layers=1)
+    ck = {"kind": "tts_fast_rl_agent", "config": {"env": env, "dataset": dataset, "policy": pol.config, "critic": crit.config},
+          "policy": pol.state_dict(), "critic": crit.state_dict(), "meta": {}}
+    return ck, pol, crit
+
+
+def test_agent_files_are_found_by_name_and_checked_for_their_agent(tmp_path):
+    """Against an agent file of another env or dataset accepted under this one's name, the list of
+    trained agents missing one or naming a missing one, the critic or policy of the wrong file."""
+    ck, pol, crit = _agent_file(tmp_path, "hopper", "medium-replay", seed=1)
+    torch.save(ck, tmp_path / "hopper_medium-replay.pt")
+    ck2, _, _ = _agent_file(tmp_path, "hopper", "medium", seed=2)
+    torch.save(ck2, tmp_path / "halfcheetah_medium.pt")  # hopper's agent under halfcheetah's name
+    torch.save(ck2, tmp_path / "hopper_medium-expert.pt")  # another dataset's
+    torch.save(_agent_file(tmp_path, "walker2d", "medium")[0], tmp_path / "walker2d_medium.pt")
+    (tmp_path / "reacher_expert.pt").write_bytes(b"")  # not a dataset of tts_fast.rl
+    assert tts.rl.trained_agents(str(tmp_path)) == [("hopper", "medium-replay"), ("hopper", "medium-expert"), ("halfcheetah", "medium"),
+                                                    ("walker2d", "medium")]
+    with pytest.raises(ValueError, match=r"holds the agent of 'hopper' / 'medium', not of 'halfcheetah' / 'medium'"):
+        tts.rl.load_checkpoint("halfcheetah", "medium", str(tmp_path))
+    with pytest.raises(ValueError, match=r"holds the agent of 'hopper' / 'medium', not of 'hopper' / 'medium-expert'"):
+        tts.rl.load_checkpoint("hopper", "medium-expert", str(tmp_path))
+    got = tts.rl.load_critic("hopper", "medium-replay", str(tmp_path))
+    for k, v in crit.state_dict().items():
+        torch.testing.assert_close(got.state_dict()[k], v)
+    p = tts.rl.load_policy("hopper", "medium-replay", torch.zeros(2, 4), device="cpu", weights_dir=str(tmp_path))
+    for k, v in pol.state_dict().items():
+        torch.testing.assert_close(p.net.state_dict()[k], v)
+
+
+def test_generate_reuses_a_finished_sac_run_and_wires_each_dataset_to_its_checkpoint(monkeypatch, tmp_path):
+    """Against SAC retrained although its log is there (no resume), the replay dataset cut at the
+    expert's step (or one checkpoint late), the expert rollouts collected with the medium policy or
+    the medium policy's seed, medium and expert rollouts from the same reset seeds, the medium-expert
+    dataset combined from the wrong parts, the fingerprints of other datasets reported."""
+    import dataclasses
+    import json
+
+    rc = generate.recipe("reacher")
+    sac = tmp_path / "reacher" / "sac"
+    sac.mkdir(parents=True)
+    cks = [{"step": 2000, "return": -30.0, "path": "reacher/sac/step_2000.zip"}, {"step": 4000, "return": -11.0, "path": "reacher/sac/step_4000.zip"},
+           {"step": 6000, "return": -5.0, "path": "reacher/sac/step_6000.zip"}, {"step": 8000, "return": -7.0, "path": "reacher/sac/step_8000.zip"}]
+    (sac / "log.json").write_text(json.dumps({"recipe": dataclasses.asdict(rc), "checkpoints": cks}))
+    (sac / "replay.npz").write_bytes(b"")
+    calls = []
+    monkeypatch.setenv("MINARI_DATASETS_PATH", "elsewhere")
+    monkeypatch.setattr(generate, "train_behaviour", lambda *a, **k: pytest.fail("SAC retrained although its finished run is there"))
+    monkeypatch.setattr(generate, "sb3_policy", lambda path, seed: ("policy", path, seed))
+    monkeypatch.setattr(generate, "collect", lambda env, policy, steps, ds_id, seed: calls.append(("collect", policy, steps, ds_id, seed)))
+    monkeypatch.setattr(generate, "replay_dataset", lambda env, npz, until, ds_id: calls.append(("replay", npz, until, ds_id)))
+    fake = SimpleNamespace(load_dataset=lambda ds_id: ("loaded", ds_id),
+                           combine_datasets=lambda parts, ds_id: calls.append(("combine", parts, ds_id)))
+    monkeypatch.setattr(generate, "require", lambda *a, **k: fake)
+    monkeypatch.setattr(D, "load", lambda env, ds, path: (env, ds, path))
+    monkeypatch.setattr(D, "fingerprint", lambda ds: {"of": list(ds)})
+    out = generate.generate("reacher", str(tmp_path), log=lambda *a: None)
+    medium, expert = str(tmp_path / "reacher/sac/step_4000.zip"), str(tmp_path / "reacher/sac/step_6000.zip")
+    assert calls == [
+        ("collect", ("policy", medium, rc.seed + 1), rc.dataset_steps, "tts_fast/reacher/medium-v0", 20_000),
+        ("replay", str(sac / "replay.npz"), 4000, "tts_fast/reacher/medium-replay-v0"),
+        ("collect", ("policy", expert, rc.seed + 2), rc.dataset_steps, "tts_fast/reacher/expert-v0", 30_000),
+        ("combine", [("loaded", "tts_fast/reacher/medium-v0"), ("loaded", "tts_fast/reacher/expert-v0")], "tts_fast/reacher/medium-expert-v0"),
+    ]
+    minari = str(tmp_path / "minari")
+    assert out["datasets"] == {d: {"of": ["reacher", d, minari]} for d in envs.DATASETS}
+    assert out["medium_checkpoint"]["step"] == 4000 and out["expert_checkpoint"]["step"] == 6000
+    assert json.loads((tmp_path / "reacher" / "generation.json").read_text())["datasets"] == out["datasets"]
+    calls.clear()
+    generate.generate("reacher", str(tmp_path), datasets=["medium-replay"], log=lambda *a: None)
+    assert calls == [("replay", str(sac / "replay.npz"), 4000, "tts_fast/reacher/medium-replay-v0")]  # no rollouts it does not need
