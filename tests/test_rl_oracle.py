@@ -212,7 +212,7 @@ def test_search_actor_seeds_each_step_and_reports_the_search_nfe():
         np.testing.assert_array_equal(a, ref.samples.numpy())
         np.testing.assert_array_equal(nfe, ref.nfe_per_prompt.numpy())
         assert nfe.shape == (3,)
-    # seed 2 step 7 is not seed 0 step 2_000_013 - ... : neighbouring steps differ
+    # each environment step draws its own search seed: neighbouring steps pick other actions
     a7, _ = evaluate.search_actor(pol, q, "bon", n_particles=2, num_steps=3, seed=2)(s, 7)
     a8, _ = evaluate.search_actor(pol, q, "bon", n_particles=2, num_steps=3, seed=2)(s, 8)
     assert not np.array_equal(a7, a8)
