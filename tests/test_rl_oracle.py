@@ -311,7 +311,8 @@ class _EpsNet(nn.Module):
 
 def test_policy_x0_prediction_in_closed_form():
     """Against alpha and sigma swapped, alpha_bar indexed at t - 1 or t + 1 (or t truncated, not
-    rounded), the clamp to the action box missing, the state rows not followed by cond."""
+    rounded), the clamp to the action box missing, the state rows not followed by cond, with_states
+    dropping the agent's meta."""
     betas = np.linspace(1e-4, 0.02, 1000)
     ab = np.cumprod(1 - betas)
     states = torch.tensor([[1.0, 2.0, 3.0, 4.0], [-4.0, -3.0, -2.0, -1.0]])
@@ -327,6 +328,10 @@ def test_policy_x0_prediction_in_closed_form():
     want = np.clip((x.numpy() - np.sqrt(1 - ab[k])[:, None] * eps) / np.sqrt(ab[k])[:, None], -1, 1)
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
     assert bool((got.abs() == 1).any()) and bool((got.abs() < 1).any())  # both clamped and free rows
+    other = pol.with_states(states.flip(0))  # same network and schedule, other rows, the agent's meta kept
+    torch.testing.assert_close(other(x, t, 1 - cond), got)
+    meta = DiffusionPolicy(net, states, meta={"dataset": "d"}).with_states(states[:1]).meta
+    assert meta == {"dataset": "d"}
 
 
 def test_twin_q_takes_the_smaller_of_the_two_per_row():
@@ -459,8 +464,10 @@ def test_iql_critic_steps_match_an_independent_recomputation(monkeypatch):
 
 
 def test_training_refuses_unknown_settings():
-    """Against a misspelt setting silently ignored (the run would train with the default)."""
-    with pytest.raises(ValueError, match=r"unknown training settings \['gama'\]"):
+    """Against a misspelt setting silently ignored (the run would train with the default), and a
+    message that does not list the settings there are."""
+    known = "policy_steps, critic_steps, batch, lr, ema, gamma, tau, polyak, seed"
+    with pytest.raises(ValueError, match=rf"unknown training settings \['gama'\]; known: {known}$"):
         train.train("reacher", "medium", "/nonexistent", "/nonexistent", gama=0.9)
 
 
@@ -807,7 +814,8 @@ def test_agent_files_are_found_by_name_and_checked_for_their_agent(tmp_path):
 
 
 def test_generate_reuses_a_finished_sac_run_and_wires_each_dataset_to_its_checkpoint(monkeypatch, tmp_path):
-    """Against SAC retrained although its log is there (no resume), the replay dataset cut at the
+    """Against SAC retrained although its log is there (no resume), medium rollouts skipped when only
+    medium-expert (made of them) is asked for, the replay dataset cut at the
     expert's step (or one checkpoint late), the expert rollouts collected with the medium policy or
     the medium policy's seed, medium and expert rollouts from the same reset seeds, the medium-expert
     dataset combined from the wrong parts, the fingerprints of other datasets reported."""
@@ -847,3 +855,62 @@ def test_generate_reuses_a_finished_sac_run_and_wires_each_dataset_to_its_checkp
     calls.clear()
     generate.generate("reacher", str(tmp_path), datasets=["medium-replay"], log=lambda *a: None)
     assert calls == [("replay", str(sac / "replay.npz"), 4000, "tts_fast/reacher/medium-replay-v0")]  # no rollouts it does not need
+    calls.clear()
+    generate.generate("reacher", str(tmp_path), datasets=["medium-expert"], log=lambda *a: None)  # combined from medium: collects it
+    assert [c[3] for c in calls if c[0] == "collect"] == ["tts_fast/reacher/medium-v0", "tts_fast/reacher/expert-v0"]
+
+
+def test_each_command_parses_its_options_into_the_settings():
+    """Against an option renamed or dropped (--out, --datasets' choices, --threads), a training
+    setting's option with the wrong type or default, the teacher's choices not checked."""
+    a = train.build_parser().parse_args(["--env", "hopper", "--dataset", "medium", "--data", "d", "--out", "o", "--gamma", "0.5",
+                                         "--policy-steps", "7", "--threads", "2"])
+    assert (a.out, a.data, a.source, a.gamma, a.policy_steps, a.threads) == ("o", "d", "tts_fast", 0.5, 7, 2)
+    assert type(a.policy_steps) is int and type(a.seed) is int and type(a.lr) is float  # steps and seeds stay integers
+    assert {k: getattr(a, k) for k in train.DEFAULTS if k not in ("gamma", "policy_steps")} == {
+        k: v for k, v in train.DEFAULTS.items() if k not in ("gamma", "policy_steps")}
+    a = generate.build_parser().parse_args(["--env", "reacher", "--out", "o"])
+    assert a.datasets == list(envs.DATASETS) and a.threads is None
+    a = distill.build_parser().parse_args(["--env", "hopper", "--dataset", "medium", "--data", "d", "--teacher", "bfs", "--q-weighted"])
+    assert (a.teacher, a.q_weighted, a.n, a.states, a.steps) == ("bfs", True, 8, 20_000, 5_000)
+    for parser, argv in [(generate.build_parser(), ["--env", "reacher", "--out", "o", "--datasets", "expert"]),
+                         (distill.build_parser(), ["--env", "hopper", "--dataset", "medium", "--data", "d", "--teacher", "das"]),
+                         (train.build_parser(), ["--env", "hopper", "--dataset", "medium", "--data", "d"])]:  # --out missing
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)
+
+
+@needs_sim
+@pytest.mark.skipif(importlib.util.find_spec("stable_baselines3") is None, reason="needs stable-baselines3 (the extra 'rl')")
+def test_sac_run_records_each_checkpoint_with_its_measured_return(tmp_path):
+    """Against a checkpoint's return measured with other evaluation seeds (or of another
+    checkpoint), a checkpoint missed or doubled, the replay buffer saved with a part dropped or
+    doubled, the log not marked finished (or marked finished before the end), the recipe not in it."""
+    import json
+
+    torch.set_num_threads(1)
+    rc = generate.Recipe("reacher", sac_steps=60, eval_every=30, eval_episodes=2, medium_return=-50.0, dataset_steps=10,
+                         learning_starts=20, net=(8, 8), seed=3)
+    info = generate.train_behaviour(rc, str(tmp_path), log=lambda *a: None)
+    assert [c["step"] for c in info["checkpoints"]] == [30, 60] and info["finished"] is True
+    log = json.loads((tmp_path / "reacher" / "sac" / "log.json").read_text())
+    assert log["checkpoints"] == info["checkpoints"] and log["recipe"]["seed"] == 3 and log["finished"] is True
+    import stable_baselines3 as sb3
+
+    for c in info["checkpoints"]:
+        model = sb3.SAC.load(str(tmp_path / c["path"]), device="cpu")
+        ret = 0.0
+        for k in range(2):  # the recipe's evaluation: deterministic, reset seeds 10_000 + seed + k
+            e = envs.make_env("reacher")
+            o, _ = e.reset(seed=10_003 + k)
+            done = False
+            while not done:
+                o, r, term, trunc, _ = e.step(model.predict(o, deterministic=True)[0])
+                ret += r
+                done = term or trunc
+        assert c["return"] == pytest.approx(ret / 2, abs=1e-9), c["step"]
+    z = np.load(tmp_path / "reacher" / "sac" / "replay.npz")
+    assert len(z["actions"]) == 60 and z["timeouts"][49] == 1 and z["timeouts"].sum() == 1
+    # one buffer in collection order: each transition's s' is the next one's s within an episode
+    np.testing.assert_array_equal(z["next_observations"][:49], z["observations"][1:50])
+    np.testing.assert_array_equal(z["next_observations"][50:59], z["observations"][51:60])
