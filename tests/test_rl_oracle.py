@@ -538,7 +538,6 @@ def test_q_weighted_distillation_leans_on_the_pairs_with_the_larger_advantage(mo
     (linear in adv), beta ignored, q_weighted ignored. Two teacher actions on indistinguishable
     states: plain MSE fits their mean, the weighted fit their softmax-weighted mean, here
     (e^2 * 0.8 + 1 * (-0.4)) / (e^2 + 1) = 0.657 (the per-batch normalisation moves it a little)."""
-    torch.set_num_threads(1)
     n = 64
     states = np.zeros((n, 3))
     states[:, 0] = np.arange(n) * 1e-6  # distinct rows the network cannot tell apart
@@ -781,7 +780,7 @@ def test_every_training_setting_reaches_its_trainer_and_the_file(monkeypatch, tm
     assert torch.load(path, weights_only=True)["meta"]["settings"] == {**train.DEFAULTS, "policy_steps": 1, "critic_steps": 1, "batch": 2}
 
 
-def _agent_file(folder, env, dataset, obs_dim=4, act_dim=2, seed=0):
+def _agent_file(env, dataset, obs_dim=4, act_dim=2, seed=0):
     torch.manual_seed(seed)
     pol, crit = ActionScoreNet(obs_dim, act_dim, width=8, blocks=1, temb=4), TwinQ(obs_dim, act_dim, width=8, layers=1)
     ck = {"kind": "tts_fast_rl_agent", "config": {"env": env, "dataset": dataset, "policy": pol.config, "critic": crit.config},
@@ -792,12 +791,12 @@ def _agent_file(folder, env, dataset, obs_dim=4, act_dim=2, seed=0):
 def test_agent_files_are_found_by_name_and_checked_for_their_agent(tmp_path):
     """Against an agent file of another env or dataset accepted under this one's name, the list of
     trained agents missing one or naming a missing one, the critic or policy of the wrong file."""
-    ck, pol, crit = _agent_file(tmp_path, "hopper", "medium-replay", seed=1)
+    ck, pol, crit = _agent_file("hopper", "medium-replay", seed=1)
     torch.save(ck, tmp_path / "hopper_medium-replay.pt")
-    ck2, _, _ = _agent_file(tmp_path, "hopper", "medium", seed=2)
+    ck2, _, _ = _agent_file("hopper", "medium", seed=2)
     torch.save(ck2, tmp_path / "halfcheetah_medium.pt")  # hopper's agent under halfcheetah's name
     torch.save(ck2, tmp_path / "hopper_medium-expert.pt")  # another dataset's
-    torch.save(_agent_file(tmp_path, "walker2d", "medium")[0], tmp_path / "walker2d_medium.pt")
+    torch.save(_agent_file("walker2d", "medium")[0], tmp_path / "walker2d_medium.pt")
     (tmp_path / "reacher_expert.pt").write_bytes(b"")  # not a dataset of tts_fast.rl
     assert tts.rl.trained_agents(str(tmp_path)) == [("hopper", "medium-replay"), ("hopper", "medium-expert"), ("halfcheetah", "medium"),
                                                     ("walker2d", "medium")]
@@ -888,7 +887,6 @@ def test_sac_run_records_each_checkpoint_with_its_measured_return(tmp_path):
     doubled, the log not marked finished (or marked finished before the end), the recipe not in it."""
     import json
 
-    torch.set_num_threads(1)
     rc = generate.Recipe("reacher", sac_steps=60, eval_every=30, eval_episodes=2, medium_return=-50.0, dataset_steps=10,
                          learning_starts=20, net=(8, 8), seed=3)
     info = generate.train_behaviour(rc, str(tmp_path), log=lambda *a: None)
