@@ -884,7 +884,8 @@ def test_each_command_parses_its_options_into_the_settings():
 def test_sac_run_records_each_checkpoint_with_its_measured_return(tmp_path):
     """Against a checkpoint's return measured with other evaluation seeds (or of another
     checkpoint), a checkpoint missed or doubled, the replay buffer saved with a part dropped or
-    doubled, the log not marked finished (or marked finished before the end), the recipe not in it."""
+    doubled, the log not marked finished (or marked finished before the end), the recipe not in it,
+    a rollout policy unseeded or not stochastic."""
     import json
 
     rc = generate.Recipe("reacher", sac_steps=60, eval_every=30, eval_episodes=2, medium_return=-50.0, dataset_steps=10,
@@ -907,6 +908,16 @@ def test_sac_run_records_each_checkpoint_with_its_measured_return(tmp_path):
                 ret += r
                 done = term or trunc
         assert c["return"] == pytest.approx(ret / 2, abs=1e-9), c["step"]
+    # the rollout policy of a checkpoint: its deterministic action, or seeded stochastic ones
+    path = str(tmp_path / info["checkpoints"][-1]["path"])
+    o = envs.make_env("reacher").reset(seed=0)[0]
+    np.testing.assert_array_equal(generate.sb3_policy(path, 0, deterministic=True)(o), model.predict(o, deterministic=True)[0])
+    runs = []
+    for seed in (5, 5, 6):  # each made just before its use (it seeds torch's global generator)
+        act = generate.sb3_policy(path, seed)
+        runs.append(np.stack([act(o) for _ in range(3)]))
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0], runs[2]) and not np.array_equal(runs[0][0], runs[0][1])  # stochastic, seeded
     z = np.load(tmp_path / "reacher" / "sac" / "replay.npz")
     assert len(z["actions"]) == 60 and z["timeouts"][49] == 1 and z["timeouts"].sum() == 1
     # one buffer in collection order: each transition's s' is the next one's s within an episode
