@@ -560,12 +560,15 @@ def test_q_weighted_distillation_leans_on_the_pairs_with_the_larger_advantage(mo
 def test_distillation_meta_records_the_teacher_and_the_states(monkeypatch, tmp_path):
     """Against the paper teacher without the paper's local-search options (or with them when options
     are given), the states count not capped at the dataset's size, the states drawn with replacement,
-    the teacher's NFE or method misrecorded, and another teacher's entry dropped."""
+    the teacher's NFE or method misrecorded, a figure of the meta under another name, and another
+    teacher's entry dropped."""
     n = 10
     states = np.arange(n * 3, dtype=np.float64).reshape(n, 3)
     actions = np.zeros((n, 2), np.float32)
     _, meta, seen = _distill_with(monkeypatch, tmp_path, actions, np.zeros(n), states, env="halfcheetah", states=50, batch=4, steps=2)
     assert meta["states"] == n and len({tuple(x) for x in seen["states"]}) == n  # all 10, each once
+    assert set(meta) == {"teacher", "states", "steps", "lr", "q_weighted", "beta", "seed", "search_seconds", "train_seconds", "mse"}
+    assert (meta["steps"], meta["seed"], meta["q_weighted"]) == (2, 0, False) and meta["search_seconds"] >= 0
     local = tts.rl.paper_local("halfcheetah", "medium")
     assert meta["teacher"] == {"name": "paper", "method": "bon", "n_particles": 8, "options": local, "nfe_per_state": 42.0}
     assert seen["opts"] == dict(method="bon", n_particles=8, batch=4, seed=0, weights_dir=None, **local)
@@ -824,16 +827,16 @@ def test_generate_reuses_a_finished_sac_run_and_wires_each_dataset_to_its_checkp
     rc = generate.recipe("reacher")
     sac = tmp_path / "reacher" / "sac"
     sac.mkdir(parents=True)
-    cks = [{"step": 2000, "return": -30.0, "path": "reacher/sac/step_2000.zip"}, {"step": 4000, "return": -11.0, "path": "reacher/sac/step_4000.zip"},
-           {"step": 6000, "return": -5.0, "path": "reacher/sac/step_6000.zip"}, {"step": 8000, "return": -7.0, "path": "reacher/sac/step_8000.zip"}]
+    returns = [(2000, -30.0), (4000, -11.0), (6000, -5.0), (8000, -7.0)]  # medium: the first at -12 or above; expert: the best
+    cks = [{"step": k, "return": r, "path": f"reacher/sac/step_{k}.zip"} for k, r in returns]
     (sac / "log.json").write_text(json.dumps({"recipe": dataclasses.asdict(rc), "checkpoints": cks}))
     (sac / "replay.npz").write_bytes(b"")
     calls = []
     monkeypatch.setenv("MINARI_DATASETS_PATH", "elsewhere")
     monkeypatch.setattr(generate, "train_behaviour", lambda *a, **k: pytest.fail("SAC retrained although its finished run is there"))
     monkeypatch.setattr(generate, "sb3_policy", lambda path, seed: ("policy", path, seed))
-    monkeypatch.setattr(generate, "collect", lambda env, policy, steps, ds_id, seed: calls.append(("collect", policy, steps, ds_id, seed)))
-    monkeypatch.setattr(generate, "replay_dataset", lambda env, npz, until, ds_id: calls.append(("replay", npz, until, ds_id)))
+    monkeypatch.setattr(generate, "collect", lambda env, pol, steps, ds_id, seed: calls.append(("collect", env, pol, steps, ds_id, seed)))
+    monkeypatch.setattr(generate, "replay_dataset", lambda env, npz, until, ds_id: calls.append(("replay", env, npz, until, ds_id)))
     fake = SimpleNamespace(load_dataset=lambda ds_id: ("loaded", ds_id),
                            combine_datasets=lambda parts, ds_id: calls.append(("combine", parts, ds_id)))
     monkeypatch.setattr(generate, "require", lambda *a, **k: fake)
@@ -842,10 +845,11 @@ def test_generate_reuses_a_finished_sac_run_and_wires_each_dataset_to_its_checkp
     out = generate.generate("reacher", str(tmp_path), log=lambda *a: None)
     medium, expert = str(tmp_path / "reacher/sac/step_4000.zip"), str(tmp_path / "reacher/sac/step_6000.zip")
     assert calls == [
-        ("collect", ("policy", medium, rc.seed + 1), rc.dataset_steps, "tts_fast/reacher/medium-v0", 20_000),
-        ("replay", str(sac / "replay.npz"), 4000, "tts_fast/reacher/medium-replay-v0"),
-        ("collect", ("policy", expert, rc.seed + 2), rc.dataset_steps, "tts_fast/reacher/expert-v0", 30_000),
-        ("combine", [("loaded", "tts_fast/reacher/medium-v0"), ("loaded", "tts_fast/reacher/expert-v0")], "tts_fast/reacher/medium-expert-v0"),
+        ("collect", "reacher", ("policy", medium, rc.seed + 1), rc.dataset_steps, "tts_fast/reacher/medium-v0", 20_000),
+        ("replay", "reacher", str(sac / "replay.npz"), 4000, "tts_fast/reacher/medium-replay-v0"),
+        ("collect", "reacher", ("policy", expert, rc.seed + 2), rc.dataset_steps, "tts_fast/reacher/expert-v0", 30_000),
+        ("combine", [("loaded", "tts_fast/reacher/medium-v0"), ("loaded", "tts_fast/reacher/expert-v0")],
+         "tts_fast/reacher/medium-expert-v0"),
     ]
     minari = str(tmp_path / "minari")
     assert out["datasets"] == {d: {"of": ["reacher", d, minari]} for d in envs.DATASETS}
@@ -853,27 +857,33 @@ def test_generate_reuses_a_finished_sac_run_and_wires_each_dataset_to_its_checkp
     assert json.loads((tmp_path / "reacher" / "generation.json").read_text())["datasets"] == out["datasets"]
     calls.clear()
     generate.generate("reacher", str(tmp_path), datasets=["medium-replay"], log=lambda *a: None)
-    assert calls == [("replay", str(sac / "replay.npz"), 4000, "tts_fast/reacher/medium-replay-v0")]  # no rollouts it does not need
+    # no rollouts it does not need
+    assert calls == [("replay", "reacher", str(sac / "replay.npz"), 4000, "tts_fast/reacher/medium-replay-v0")]
     calls.clear()
-    generate.generate("reacher", str(tmp_path), datasets=["medium-expert"], log=lambda *a: None)  # combined from medium: collects it
-    assert [c[3] for c in calls if c[0] == "collect"] == ["tts_fast/reacher/medium-v0", "tts_fast/reacher/expert-v0"]
+    generate.generate("reacher", str(tmp_path), datasets=["medium-expert"], log=lambda *a: None)  # made of medium: collects it
+    assert [c[4] for c in calls if c[0] == "collect"] == ["tts_fast/reacher/medium-v0", "tts_fast/reacher/expert-v0"]
 
 
 def test_each_command_parses_its_options_into_the_settings():
-    """Against an option renamed or dropped (--out, --datasets' choices, --threads), a training
-    setting's option with the wrong type or default, the teacher's choices not checked."""
+    """Against an option renamed or dropped (--out, --datasets' choices, --threads), a required one
+    made optional (--data), a training setting's option with the wrong type or default, the choices
+    of --teacher, --dataset or --source not checked or misspelt."""
     a = train.build_parser().parse_args(["--env", "hopper", "--dataset", "medium", "--data", "d", "--out", "o", "--gamma", "0.5",
                                          "--policy-steps", "7", "--threads", "2"])
     assert (a.out, a.data, a.source, a.gamma, a.policy_steps, a.threads) == ("o", "d", "tts_fast", 0.5, 7, 2)
     assert type(a.policy_steps) is int and type(a.seed) is int and type(a.lr) is float  # steps and seeds stay integers
     assert {k: getattr(a, k) for k in train.DEFAULTS if k not in ("gamma", "policy_steps")} == {
         k: v for k, v in train.DEFAULTS.items() if k not in ("gamma", "policy_steps")}
+    assert train.build_parser().parse_args(["--env", "hopper", "--dataset", "medium", "--data", "d", "--out", "o",
+                                            "--source", "mujoco"]).source == "mujoco"
     a = generate.build_parser().parse_args(["--env", "reacher", "--out", "o"])
     assert a.datasets == list(envs.DATASETS) and a.threads is None
     a = distill.build_parser().parse_args(["--env", "hopper", "--dataset", "medium", "--data", "d", "--teacher", "bfs", "--q-weighted"])
     assert (a.teacher, a.q_weighted, a.n, a.states, a.steps) == ("bfs", True, 8, 20_000, 5_000)
     for parser, argv in [(generate.build_parser(), ["--env", "reacher", "--out", "o", "--datasets", "expert"]),
                          (distill.build_parser(), ["--env", "hopper", "--dataset", "medium", "--data", "d", "--teacher", "das"]),
+                         (train.build_parser(), ["--env", "hopper", "--dataset", "expert", "--data", "d", "--out", "o"]),
+                         (distill.build_parser(), ["--env", "hopper", "--dataset", "medium"]),  # --data missing
                          (train.build_parser(), ["--env", "hopper", "--dataset", "medium", "--data", "d"])]:  # --out missing
         with pytest.raises(SystemExit):
             parser.parse_args(argv)
