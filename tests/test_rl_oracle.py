@@ -96,6 +96,12 @@ def _eval_env(monkeypatch):
 # -- envs: D4RL normalisation ------------------------------------------------------------------------
 
 
+def test_unknown_env_names_the_known_ones():
+    """Against a message that does not list the envs there are (or lists them garbled)."""
+    with pytest.raises(ValueError, match=r"^unknown env 'ant'; known envs: reacher, hopper, halfcheetah, walker2d$"):
+        envs.task("ant")
+
+
 def test_normalised_score_is_100_times_the_place_between_random_and_expert():
     """Against min/max swapped, a missing factor 100, the expert subtracted, a wrong env's constants."""
     # hopper: random -20.272305, expert 3234.3 -> a return of 1000 is 100 * 1020.272305 / 3254.572305
@@ -760,7 +766,7 @@ def test_policy_training_matches_an_independent_recomputation():
 def test_every_training_setting_reaches_its_trainer_and_the_file(monkeypatch, tmp_path):
     """Against a setting dropped on its way (the default used: gamma, tau, polyak, lr, batch, seed,
     ema or the step counts), two settings crossed (gamma for tau), the file's settings not the ones
-    trained with, the agent file under another name."""
+    trained with, a figure of the meta under another name, the agent file under another name."""
     tr = _tiny_transitions()
     fp = {"dataset_id": "tts_fast/reacher/medium-v0", "transitions": 8, "episodes": 3, "return_mean": 0.0}
     monkeypatch.setattr(train, "load", lambda env, ds, path, source: ("ds", env, ds, path, source))
@@ -772,6 +778,8 @@ def test_every_training_setting_reaches_its_trainer_and_the_file(monkeypatch, tm
     assert path == str(tmp_path / "reacher_medium-replay.pt")
     ck = torch.load(path, weights_only=True)
     assert ck["meta"]["settings"] == given and ck["meta"]["dataset"] == fp
+    assert set(ck["meta"]) == {"dataset", "settings", "policy_training", "critic_training", "torch", "threads"}
+    assert ck["meta"]["torch"] == str(torch.__version__) and ck["meta"]["threads"] == torch.get_num_threads()
     assert ck["config"]["env"] == "reacher" and ck["config"]["dataset"] == "medium-replay"
     pol, _ = train.train_policy(tr, 12, batch=4, lr=2e-3, ema=0.3, seed=7, log=lambda *a: None)
     crit, _ = train.train_critic(tr, 3, batch=4, lr=2e-3, gamma=0.5, tau=0.6, polyak=0.1, seed=7, log=lambda *a: None)
@@ -793,7 +801,8 @@ def _agent_file(env, dataset, obs_dim=4, act_dim=2, seed=0):
 
 def test_agent_files_are_found_by_name_and_checked_for_their_agent(tmp_path):
     """Against an agent file of another env or dataset accepted under this one's name, the list of
-    trained agents missing one or naming a missing one, the critic or policy of the wrong file."""
+    trained agents missing one or naming a missing one, the critic or policy of the wrong file, the
+    states or network left off the device asked for, an error naming another file than the one read."""
     ck, pol, crit = _agent_file("hopper", "medium-replay", seed=1)
     torch.save(ck, tmp_path / "hopper_medium-replay.pt")
     ck2, _, _ = _agent_file("hopper", "medium", seed=2)
@@ -813,6 +822,17 @@ def test_agent_files_are_found_by_name_and_checked_for_their_agent(tmp_path):
     p = tts.rl.load_policy("hopper", "medium-replay", torch.zeros(2, 4), device="cpu", weights_dir=str(tmp_path))
     for k, v in pol.state_dict().items():
         torch.testing.assert_close(p.net.state_dict()[k], v)
+    # the states and the network go to the device asked for ("meta": a device every machine has)
+    on_meta = tts.rl.load_policy("hopper", "medium-replay", torch.zeros(2, 4), device="meta", weights_dir=str(tmp_path))
+    assert on_meta.states.device.type == "meta" and next(on_meta.net.parameters()).device.type == "meta"
+    q = tts.rl.q_verifier("hopper", "medium-replay", torch.zeros(2, 4), device="meta", weights_dir=str(tmp_path))
+    assert q.states.device.type == "meta" and next(q.critic.parameters()).device.type == "meta"
+    # weights of another network: the error names the file that holds them
+    bad = dict(ck, policy={k: v[..., :1] if v.dim() else v for k, v in ck["policy"].items()},
+               config=dict(ck["config"], env="reacher", dataset="medium"))
+    torch.save(bad, tmp_path / "reacher_medium.pt")
+    with pytest.raises(ValueError, match=rf"^{tmp_path / 'reacher_medium.pt'} does not hold a ActionScoreNet"):
+        tts.rl.load_policy("reacher", "medium", torch.zeros(1, 4), device="cpu", weights_dir=str(tmp_path))
 
 
 def test_generate_reuses_a_finished_sac_run_and_wires_each_dataset_to_its_checkpoint(monkeypatch, tmp_path):
@@ -867,7 +887,7 @@ def test_generate_reuses_a_finished_sac_run_and_wires_each_dataset_to_its_checkp
 def test_each_command_parses_its_options_into_the_settings():
     """Against an option renamed or dropped (--out, --datasets' choices, --threads), a required one
     made optional (--data), a training setting's option with the wrong type or default, the choices
-    of --teacher, --dataset or --source not checked or misspelt."""
+    of --teacher, --dataset or --source not checked or misspelt, an option without its help text."""
     a = train.build_parser().parse_args(["--env", "hopper", "--dataset", "medium", "--data", "d", "--out", "o", "--gamma", "0.5",
                                          "--policy-steps", "7", "--threads", "2"])
     assert (a.out, a.data, a.source, a.gamma, a.policy_steps, a.threads) == ("o", "d", "tts_fast", 0.5, 7, 2)
@@ -880,6 +900,8 @@ def test_each_command_parses_its_options_into_the_settings():
     assert a.datasets == list(envs.DATASETS) and a.threads is None
     a = distill.build_parser().parse_args(["--env", "hopper", "--dataset", "medium", "--data", "d", "--teacher", "bfs", "--q-weighted"])
     assert (a.teacher, a.q_weighted, a.n, a.states, a.steps) == ("bfs", True, 8, 20_000, 5_000)
+    for parser in (train.build_parser(), generate.build_parser(), distill.build_parser()):  # --help explains every option
+        assert all(a.help for a in parser._actions), [a.dest for a in parser._actions if not a.help]
     for parser, argv in [(generate.build_parser(), ["--env", "reacher", "--out", "o", "--datasets", "expert"]),
                          (distill.build_parser(), ["--env", "hopper", "--dataset", "medium", "--data", "d", "--teacher", "das"]),
                          (train.build_parser(), ["--env", "hopper", "--dataset", "expert", "--data", "d", "--out", "o"]),
@@ -895,12 +917,18 @@ def test_sac_run_records_each_checkpoint_with_its_measured_return(tmp_path):
     """Against a checkpoint's return measured with other evaluation seeds (or of another
     checkpoint), a checkpoint missed or doubled, the replay buffer saved with a part dropped or
     doubled, the log not marked finished (or marked finished before the end), the recipe not in it,
-    a rollout policy unseeded or not stochastic."""
+    a rollout policy unseeded or not stochastic, the progress line's figures."""
     import json
 
     rc = generate.Recipe("reacher", sac_steps=60, eval_every=30, eval_episodes=2, medium_return=-50.0, dataset_steps=10,
                          learning_starts=20, net=(8, 8), seed=3)
-    info = generate.train_behaviour(rc, str(tmp_path), log=lambda *a: None)
+    said = []
+    info = generate.train_behaviour(rc, str(tmp_path), log=said.append)
+    import re
+
+    last = info["checkpoints"][1]
+    m = re.fullmatch(rf"\[reacher\] step 60: return {last['return']:.1f} \((\d+) s\)", said[1])
+    assert len(said) == 2 and m and abs(int(m.group(1)) - last["seconds"]) <= 1, said  # seconds since the start
     assert [c["step"] for c in info["checkpoints"]] == [30, 60] and info["finished"] is True
     log = json.loads((tmp_path / "reacher" / "sac" / "log.json").read_text())
     assert log["checkpoints"] == info["checkpoints"] and log["recipe"]["seed"] == 3 and log["finished"] is True
