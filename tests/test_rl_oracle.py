@@ -334,6 +334,7 @@ def test_policy_x0_prediction_in_closed_form():
     want = np.clip((x.numpy() - np.sqrt(1 - ab[k])[:, None] * eps) / np.sqrt(ab[k])[:, None], -1, 1)
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
     assert bool((got.abs() == 1).any()) and bool((got.abs() < 1).any())  # both clamped and free rows
+    assert pol.with_states(states.double()).states.dtype == torch.float32  # float64 states (a gradient check's) become float32
     other = pol.with_states(states.flip(0))  # same network and schedule, other rows, the agent's meta kept
     torch.testing.assert_close(other(x, t, 1 - cond), got)
     meta = DiffusionPolicy(net, states, meta={"dataset": "d"}).with_states(states[:1]).meta
@@ -802,7 +803,8 @@ def _agent_file(env, dataset, obs_dim=4, act_dim=2, seed=0):
 def test_agent_files_are_found_by_name_and_checked_for_their_agent(tmp_path):
     """Against an agent file of another env or dataset accepted under this one's name, the list of
     trained agents missing one or naming a missing one, the critic or policy of the wrong file, the
-    states or network left off the device asked for, an error naming another file than the one read."""
+    states or network left off the device asked for, an error naming another file than the one read,
+    a file's structure (state dicts, config keys) not checked when it is loaded."""
     ck, pol, crit = _agent_file("hopper", "medium-replay", seed=1)
     torch.save(ck, tmp_path / "hopper_medium-replay.pt")
     ck2, _, _ = _agent_file("hopper", "medium", seed=2)
@@ -827,6 +829,14 @@ def test_agent_files_are_found_by_name_and_checked_for_their_agent(tmp_path):
     assert on_meta.states.device.type == "meta" and next(on_meta.net.parameters()).device.type == "meta"
     q = tts.rl.q_verifier("hopper", "medium-replay", torch.zeros(2, 4), device="meta", weights_dir=str(tmp_path))
     assert q.states.device.type == "meta" and next(q.critic.parameters()).device.type == "meta"
+    # a file whose parts are not state dicts / a config without its keys: refused when loaded, naming the file
+    torch.save(dict(ck, config=dict(ck["config"], env="walker2d", dataset="medium-replay"), critic={"q1": 1.0}),
+               tmp_path / "walker2d_medium-replay.pt")
+    with pytest.raises(ValueError, match=r"walker2d_medium-replay.pt is not a tts_fast offline-RL agent checkpoint \(expected a state"):
+        tts.rl.load_checkpoint("walker2d", "medium-replay", str(tmp_path))
+    torch.save(dict(ck, config={"env": "walker2d", "dataset": "medium-expert"}), tmp_path / "walker2d_medium-expert.pt")
+    with pytest.raises(ValueError, match=r"walker2d_medium-expert.pt is not the config of a tts_fast offline-RL agent checkpoint"):
+        tts.rl.load_checkpoint("walker2d", "medium-expert", str(tmp_path))
     # weights of another network: the error names the file that holds them
     bad = dict(ck, policy={k: v[..., :1] if v.dim() else v for k, v in ck["policy"].items()},
                config=dict(ck["config"], env="reacher", dataset="medium"))
@@ -917,7 +927,7 @@ def test_sac_run_records_each_checkpoint_with_its_measured_return(tmp_path):
     """Against a checkpoint's return measured with other evaluation seeds (or of another
     checkpoint), a checkpoint missed or doubled, the replay buffer saved with a part dropped or
     doubled, the log not marked finished (or marked finished before the end), the recipe not in it,
-    a rollout policy unseeded or not stochastic, the progress line's figures."""
+    a rollout policy unseeded or not stochastic, SAC unseeded, the progress line's figures."""
     import json
 
     rc = generate.Recipe("reacher", sac_steps=60, eval_every=30, eval_episodes=2, medium_return=-50.0, dataset_steps=10,
@@ -957,6 +967,12 @@ def test_sac_run_records_each_checkpoint_with_its_measured_return(tmp_path):
     np.testing.assert_array_equal(runs[0], runs[1])
     assert not np.array_equal(runs[0], runs[2]) and not np.array_equal(runs[0][0], runs[0][1])  # stochastic, seeded
     z = np.load(tmp_path / "reacher" / "sac" / "replay.npz")
+    # seeded: the same recipe again gives the same checkpoints and the same buffer
+    again = generate.train_behaviour(rc, str(tmp_path / "again"), log=lambda *a: None)
+    assert [c["return"] for c in again["checkpoints"]] == [c["return"] for c in info["checkpoints"]]
+    z2 = np.load(tmp_path / "again" / "reacher" / "sac" / "replay.npz")
+    for k in z.files:
+        np.testing.assert_array_equal(z2[k], z[k], err_msg=k)
     assert len(z["actions"]) == 60 and z["timeouts"][49] == 1 and z["timeouts"].sum() == 1
     # one buffer in collection order: each transition's s' is the next one's s within an episode
     np.testing.assert_array_equal(z["next_observations"][:49], z["observations"][1:50])
