@@ -671,7 +671,8 @@ def test_checkpoint_choice_at_the_medium_return_edge():
 
 def test_a_sac_log_of_another_recipe_is_refused_for_every_training_field(tmp_path):
     """Against a training field missing from TRAINING_FIELDS (the reused run trained by another
-    recipe), or a choice field (medium_return, dataset_steps) in it."""
+    recipe), or a choice field (medium_return, dataset_steps) in it, a message that garbles the
+    fields it lists."""
     import dataclasses
     import json
 
@@ -683,6 +684,9 @@ def test_a_sac_log_of_another_recipe_is_refused_for_every_training_field(tmp_pat
         (tmp_path / "log.json").write_text(json.dumps({"recipe": dict(base, **{k: v}), "checkpoints": []}))
         with pytest.raises(ValueError, match=f"another recipe \\({k}="):
             generate.reuse_log(str(tmp_path / "log.json"), rc)
+    (tmp_path / "log.json").write_text(json.dumps({"recipe": dict(base, eval_every=7, seed=9), "checkpoints": []}))
+    with pytest.raises(ValueError, match=r"another recipe \(eval_every=7, seed=9; this one has eval_every=2000, seed=0\)"):
+        generate.reuse_log(str(tmp_path / "log.json"), rc)
     (tmp_path / "log.json").write_text(json.dumps({"recipe": dict(base, medium_return=0.0, dataset_steps=1), "checkpoints": []}))
     assert generate.reuse_log(str(tmp_path / "log.json"), rc)["recipe"] == base
 
@@ -977,3 +981,13 @@ def test_sac_run_records_each_checkpoint_with_its_measured_return(tmp_path):
     # one buffer in collection order: each transition's s' is the next one's s within an episode
     np.testing.assert_array_equal(z["next_observations"][:49], z["observations"][1:50])
     np.testing.assert_array_equal(z["next_observations"][50:59], z["observations"][51:60])
+
+
+def test_the_recipe_without_stable_baselines3_names_the_extra(monkeypatch, tmp_path):
+    """Against the ImportError naming another extra or another feature than the one that needs SAC."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "stable_baselines3", None)  # import fails as if not installed
+    for call in (lambda: generate.sb3_policy("x.zip", 0), lambda: generate.train_behaviour(generate.recipe("reacher"), str(tmp_path))):
+        with pytest.raises(ImportError, match=r"tts_fast\.rl\.generate needs the optional package 'stable_baselines3'.*tts_fast\[rl\]"):
+            call()
