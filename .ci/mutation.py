@@ -94,7 +94,11 @@ def run(package: str, sample: int, seed: int, work: Path, skip: int = 0) -> dict
         subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=work, env=env, check=True,
                        capture_output=True)
     _pyproject(work, mutate, tests)
-    _mutmut(work, "run", "zzz")  # generate the mutants and the per-test coverage; runs none of them
+    stats = _mutmut(work, "run", "zzz")  # generate the mutants and the per-test coverage; runs none of them
+    if "failed to collect stats" in stats.stdout + stats.stderr:
+        # the selected tests fail on the unmutated copy: every mutant would stay "not checked", counted as a survivor
+        raise SystemExit(f"mutmut could not run the tests of {package} on the unmutated copy in {work} (failed to collect "
+                         f"stats); run them there to see why: cd {work}/mutants && python -m pytest -x {' '.join(tests)}")
     names = sorted(_statuses(work))
     if name_filter:
         names = [n for n in names if re.search(name_filter, n)]

@@ -114,7 +114,8 @@ def evaluate_actor(env: str, act: Actor, *, seeds=range(5), episodes: int = 10, 
         e.close()
     returns = returns.reshape(len(seeds), episodes)
     full = task(env).max_episode_steps
-    scale = full / step if extrapolate and step < full else 1.0
+    # only a cut scales: when every episode ended on its own before max_steps, the returns are whole
+    scale = full / step if extrapolate and live.any() and step < full else 1.0
     return Evaluation(env, returns, normalized_score(env, returns * scale), nfe_sum / max(n_actions, 1), time.perf_counter() - t0, step,
                       extrapolated=scale != 1.0, saturation=n_saturated / max(n_actions * task(env).act_dim, 1))
 
