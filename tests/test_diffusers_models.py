@@ -638,3 +638,16 @@ def test_random_architectures_build_and_denoise(name):
     t = model.schedule.grid(4).timesteps[:2].float()
     out = model(x, t, torch.tensor([0, 1]))
     assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_unsupported_networks_are_named(tmp_module):
+    """Broken variants (a fresh models sample): the LCM UNet's and the VAE-less pipeline's messages
+    lost or garbled."""
+    pipe = tiny_sd(tmp_module)
+    pipe.unet.register_to_config(time_cond_proj_dim=8)
+    with pytest.raises(ValueError, match=r"^this UNet takes a guidance-scale embedding \(time_cond_proj_dim is set: an LCM-distilled model\)"):
+        DiffusersModel(pipe, PROMPTS)
+    pipe = tiny_sd(tmp_module)
+    pipe.vae = None
+    with pytest.raises(ValueError, match=r"^the pipeline has no VAE: DiffusersModel decodes latents with pipe.vae$"):
+        DiffusersModel(pipe, PROMPTS)
