@@ -38,7 +38,7 @@ PACKAGES = {
                                                        "tests/test_runs_oracle.py", "tests/test_distributed_oracle.py"]),
     "rl": (["tts_fast/rl/*"], None, ["tests/test_rl.py", "tests/test_domain_arguments.py", "tests/test_rl_oracle.py"]),
     "maze": (["tts_fast/maze/*"], None, ["tests/test_maze.py", "tests/test_domain_arguments.py"]),
-    "verifiers": (["tts_fast/verifiers/*"], None, ["tests/test_verifiers.py", "tests/test_image_verifiers.py"]),
+    "verifiers": (["tts_fast/verifiers/*"], None, ["tests/test_verifiers.py", "tests/test_image_verifiers.py", "tests/test_chunking.py"]),
     "models": (["tts_fast/models/*"], None, ["tests/test_models.py", "tests/test_diffusers_models.py", "tests/test_chunking.py",
                                              "tests/test_edm.py", "tests/test_embeddings.py"]),
     # the tempering step's logic lives in the op's reference (search/tempering.py only re-exports it)

@@ -530,3 +530,15 @@ def test_image_reward_modules_and_tokenizer_name_what_is_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(ImportError, match=r"'tts_fast\[imagereward\]'"):
         load_blip_modules()
+
+
+def test_a_missing_image_reward_package_names_its_extra(monkeypatch):
+    """Broken variant: the install hint naming another extra when the image-reward package is absent."""
+    import importlib.util
+
+    from tts_fast.verifiers.image_reward import _package_root
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    monkeypatch.setitem(sys.modules, "ImageReward", None)
+    with pytest.raises(ImportError, match=r"'tts_fast\[imagereward\]'"):
+        _package_root()

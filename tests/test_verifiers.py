@@ -165,3 +165,11 @@ def test_reward_rows_and_their_messages():
     f = Function(torch.add)  # a builtin: no signature to inspect, so it is given cond
     v = torch.tensor([1.0, 2.0])
     assert torch.equal(f(v, torch.tensor([10, 20])), torch.tensor([11.0, 22.0]))
+
+
+def test_function_differentiable_flag():
+    """Broken variant (a fourth verifiers sample): the flag dropped (grad then refuses every Function)."""
+    f = Function(lambda x0: (x0**2).sum(1), differentiable=True)
+    assert f.differentiable is True
+    r, g = f.grad(torch.tensor([[1.0, 2.0]]))
+    assert torch.equal(r, torch.tensor([5.0])) and torch.equal(g, torch.tensor([[2.0, 4.0]]))
