@@ -425,13 +425,15 @@ def _run_train(tmp_path, monkeypatch, steps=20, batch=4, seed=0, ema_decay=0.5):
 
 
 def test_train_reports_what_it_did(tmp_path, monkeypatch):
-    """A 20-step run: the plan shape, the transitions, the final loss (the 0.99-running mean of the
+    """A 30-step run: the plan shape, the transitions, the final loss (the 0.99-running mean of the
     step losses), the validation loss (the mean of 8 batches of 256 windows of the validation file,
-    scored with the EMA network), a log line every 2 steps, the warm-up learning rates, and the
+    scored with the EMA network), a log line every 3 steps (after steps 3, 6, ..., 30; with 20
+    steps, every 2, a log after steps 1, 3, ... would print the same lines), the warm-up learning rates, and the
     returned network = the EMA of the trained weights. Catches: no network/optimizer, wrong batch
     or stride passed on, windows of the wrong file, a wrong running mean, val on the raw network,
-    a missing or wrong figure, logs at the wrong steps, the schedule not applied."""
-    steps, batch, decay = 20, 4, 0.5
+    a missing or wrong figure, logs at the wrong steps ((step - 1) for (step + 1)), the schedule
+    not applied."""
+    steps, batch, decay = 30, 4, 0.5
     ema, info, rec = _run_train(tmp_path, monkeypatch, steps=steps, batch=batch, ema_decay=decay)
     assert info["plan"] == {"horizon": 4, "stride": 2}
     assert info["train_transitions"] == TRAIN_EPISODES * TRAIN_LEN and isinstance(info["train_transitions"], int)
@@ -458,7 +460,7 @@ def test_train_reports_what_it_did(tmp_path, monkeypatch):
         running = c[2] if running is None else 0.99 * running + 0.01 * c[2]
     assert info["final_loss"] == pytest.approx(running, rel=1e-12)
     assert info["val_loss"] == pytest.approx(float(np.mean([c[2] for c in val_calls])), rel=1e-12)
-    assert rec["logs"] and [int(line.split("step ")[1].split("/")[0]) for line in rec["logs"]] == list(range(2, 21, 2))
+    assert rec["logs"] and [int(line.split("step ")[1].split("/")[0]) for line in rec["logs"]] == list(range(3, 31, 3))
     assert all(f"/{steps} loss " in line and line.startswith("  medium step") for line in rec["logs"])
     assert rec["lrs"] == pytest.approx([0.01 * (s + 1) / 300 for s in range(steps)])
     # the returned network is the EMA: e_0 = w_0, e_s = e_{s-1} + (1 - d_s) (w_s - e_{s-1}), d_s = min(d, (s+1)/(s+10))
