@@ -173,6 +173,24 @@ def test_planner_argument_edges():
             MazePlanner(_net(), "medium", task, horizon=8, stride=bad)
 
 
+def test_tasks_and_goals_are_float64_whatever_their_input():
+    """Integer task and goal lists become float64 (the documented [P, 2, 2] float64 tasks).
+    Catches: the float64 conversion dropped (integer lists would stay int64)."""
+    p = MazePlanner(_net(), "medium", [[0, 0], [20, 0]], horizon=8, stride=1)
+    assert p.tasks.dtype == torch.float64 and p.tasks.tolist() == [[[0.0, 0.0], [20.0, 0.0]]]
+    g = GoalReached([[8, 4], [0, 0]])
+    assert g.goals.dtype == torch.float64 and g.goals.tolist() == [[8.0, 4.0], [0.0, 0.0]]
+
+
+def test_unet_horizon_message_names_the_power_of_two():
+    """Four levels halve three times: the horizon must be divisible by 2^3 = 8 (12 is refused, 16
+    accepted). Catches: 2 * (levels - 1) for 2 ** (levels - 1) (the same for three levels)."""
+    net = TemporalUnet(dim=8, dim_mults=(1, 1, 1, 1))
+    with pytest.raises(ValueError, match="horizon 12 must be divisible by 8"):
+        net(torch.zeros(1, 2, 12), torch.zeros(1))
+    assert net(torch.zeros(1, 2, 16), torch.zeros(1)).shape == (1, 2, 16)
+
+
 def test_planner_copies_keep_schedule_meta_and_shape():
     """to(), with_tasks() and with_horizon() keep the schedule, meta, stride (and the rest).
     Catches: a copy falling back to the default cosine(256) schedule or dropping meta."""
@@ -233,6 +251,17 @@ def test_wall_penalty_threshold_and_substeps_by_hand():
     assert WallPenalty("medium", radius=0.0).depth(torch.tensor([[[6.5, 0.0]]], dtype=torch.float64)).item() == pytest.approx(0.5)
 
 
+def test_wall_depth_uses_the_faces_open_to_free_cells():
+    """(11, 0) lies in wall (1, 4) of medium, 1 from its left face, but that face is shared with
+    wall (1, 3): the way out is up, into free cell (2, 4), 2 + 0.7 away; nothing else reaches
+    there. Catches: the open-face test reading the wrong neighbour (e.g. j - 2, free (1, 2))."""
+    v = WallPenalty("medium")
+    x = torch.tensor([[[11.0, 0.0], [13.0, 0.0]]], dtype=torch.float64)
+    # (13, 0): 1.7 to the open right face (free (1, 5)), 2.7 up
+    assert v.depth(x)[0].tolist() == pytest.approx([2.7, 1.7])
+    assert WallPenalty("medium", open_faces=False).depth(x)[0].tolist() == pytest.approx([1.7, 1.7])
+
+
 def test_wall_penalty_batch_size_is_checked():
     """batch_size must be an int >= 1 or None: 2.5, True, 0 are refused; 1 and None accepted.
     Catches: the `or` of the type test turned into `and` (2.5 and True would pass)."""
@@ -256,6 +285,67 @@ def test_goal_reached_and_sum_by_hand():
 
 
 # -- execution helpers -------------------------------------------------------------------------------
+
+
+def test_execution_arguments_by_hand():
+    """A plan count unequal to the episode count is named with both counts; max_steps must be an
+    integer >= 1 (2.5 and True refused before any simulator); a 2-waypoint straight line is the
+    start and the goal. Catches: the message lost, the `or` of the type test turned into `and`,
+    horizon 2 refused."""
+    with pytest.raises(ValueError, match=r"^got 2 plans for 1 episodes$"):
+        execute.evaluate("medium", np.zeros((2, 4, 2)), [(1, 0)], 10)
+    plan = execute.straight_line([0.0, 0.0], [8.0, 4.0], 4)
+    for bad in (2.5, True, 0):
+        with pytest.raises(ValueError, match="max_steps must be an integer >= 1 or None"):
+            execute.rollout(None, plan, 10, 1, 0, max_steps=bad)
+    assert execute.straight_line([1.0, 2.0], [3.0, 5.0], 2).tolist() == [[1.0, 2.0], [3.0, 5.0]]
+
+
+@needs_ogbench
+def test_rollout_reports_steps_distance_and_path():
+    """A 5-step rollout that cannot reach the goal: steps = 5, the recorded path has the reset
+    observation then one point per step (each at most 0.2 per axis from the last: |a| <= 1), and
+    final_dist = |last point - goal|. Catches: a figure renamed or dropped, the path not returned."""
+    m = envs.maze("medium")
+    env = envs.make_env("medium")
+    ob, goal = execute.reset_episode(env, 1, 0)
+    out = execute.rollout(env, execute.oracle_plan("medium", ob, goal, 40), 10, 1, 0, max_steps=5, record=True)
+    env.close()
+    assert set(out) == {"success", "steps", "final_dist", "path"}
+    assert out["success"] is False and out["steps"] == 5
+    path = out["path"]
+    assert path.shape == (6, 2) and np.array_equal(path[0], ob)
+    assert np.abs(np.diff(path, axis=0)).max() <= 0.2 + 1e-6 and np.abs(path[-1] - path[0]).max() > 0.1
+    assert out["final_dist"] == pytest.approx(float(np.linalg.norm(path[-1] - goal)))
+    assert out["final_dist"] > m.unit  # task 1 goes across the maze
+
+
+@needs_ogbench
+def test_generate_counts_the_goals_reached(monkeypatch):
+    """_meta's goals_reached = the simulator's successes during the rollout (0 in 2 steps, some in a
+    long zero-noise run). Catches: the count starting at 1 or not incremented."""
+    real = data.make_env
+    counted = []
+
+    def make_env(*a, **kw):
+        env = real(*a, **kw)
+        u = env.unwrapped
+        step = u.step
+
+        def counting(action):
+            r = step(action)
+            counted[-1] += bool(r[-1]["success"])
+            return r
+
+        u.step = counting
+        return env
+
+    monkeypatch.setattr(data, "make_env", make_env)
+    for eps, steps in ((1, 2), (2, 300)):
+        counted.append(0)
+        d = data.generate("medium", eps, steps, noise=0.0, seed=1)
+        assert d["_meta"]["goals_reached"] == counted[-1]
+    assert counted[0] == 0 and counted[1] > 0
 
 
 def test_track_straight_line_and_oracle_plan_by_hand():
@@ -528,6 +618,9 @@ def test_train_main_writes_a_loadable_planner(tmp_path, capsys):
     assert "val " in capsys.readouterr().out
     p = load_planner("medium", weights_dir=str(out), device="cpu")
     assert p.horizon == 4 and p.stride == 2 and p.num_prompts == 5
+    # the device asked for is the planner's (the meta device stands in for a GPU)
+    q = load_planner("medium", weights_dir=str(out), device="meta")
+    assert q.device.type == "meta" and next(q.net.parameters()).device.type == "meta"
 
 
 # -- the dataset generator (ogbench) ------------------------------------------------------------
