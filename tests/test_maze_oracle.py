@@ -95,7 +95,7 @@ def test_wall_depth_and_position_checks_by_hand():
     assert m.wall_depth((5.5, 0.0)) == pytest.approx(0.2)  # the wall box of cell (1, 3) starts at x = 6
     assert m.wall_depth((5.3, 0.0)) == 0.0
     assert m.check_position((5.3, 0.0)).tolist() == [5.3, 0.0]
-    with pytest.raises(ValueError, match="0.200 deep"):
+    with pytest.raises(ValueError, match=r"^position \(5\.5, 0\.0\) puts the ball \(radius 0\.7\) 0\.200 deep into a wall of maze 'medium'"):
         m.check_position((5.5, 0.0))
 
 
@@ -117,6 +117,18 @@ def test_vertex_cells_equal_the_hallway_rule_by_hand(name):
     got = [tuple(map(int, c)) for c in data.vertex_cells(envs.maze(name))]
     assert got == want
     assert 0 < len(want) < len(envs.maze(name).free_cells)
+
+
+def test_position_check_messages_in_full():
+    """check_position names the position, its cell and the maze; a point that is not one finite
+    (x, y) pair is refused as such (3 numbers, NaN). Catches: the default label changed, `or` of
+    the shape/finite test turned into `and`."""
+    m = envs.maze("medium")
+    with pytest.raises(ValueError, match=r"^position \(8\.0, 0\.0\) is inside wall cell \(1, 3\) of maze 'medium'; it must lie in a free cell$"):
+        m.check_position((8.0, 0.0))
+    for bad in ((1.0, 2.0, 3.0), (float("nan"), 0.0), (0.0, float("inf"))):
+        with pytest.raises(ValueError, match=r"^position must be a finite \(x, y\) pair"):
+            m.check_position(bad)
 
 
 def test_vertex_cells_of_medium_listed_by_hand():
