@@ -131,6 +131,15 @@ def test_position_check_messages_in_full():
             m.check_position(bad)
 
 
+def test_planner_rows_message_in_full():
+    """A task row out of range is named with the planner's task count. Catches: the holder's
+    description dropped from the message."""
+    m = envs.maze("medium")
+    p = MazePlanner(_net(), "medium", [np.stack(m.task_xy(1)), np.stack(m.task_xy(2))], horizon=8, stride=1)
+    with pytest.raises(ValueError, match=r"^cond holds prompt rows outside \[0, 2\) \(this MazePlanner's 2 tasks\)$"):
+        p(torch.randn(2, 8, 2), torch.zeros(2), torch.tensor([0, 2]))
+
+
 def test_vertex_cells_of_medium_listed_by_hand():
     """Medium's 26 free cells hold 5 hallway cells: (3, 3), (4, 5) and (6, 2) between walls above and
     below, (5, 1) and (5, 6) between walls left and right. Catches: the hallway rules changed."""
@@ -613,7 +622,9 @@ def test_train_parser_defaults():
 
 def test_train_main_writes_a_loadable_planner(tmp_path, capsys):
     """python -m tts_fast.maze.train on a tiny dataset: the checkpoint's config and meta say what was
-    trained, and load_planner rebuilds it with that plan shape. Catches: wrong meta figures."""
+    trained, and load_planner rebuilds it with that plan shape, on the device asked for; a checkpoint
+    without tensors is named. Catches: wrong meta figures, the device dropped, the checkpoint's
+    description lost from the message, the parser's prog dropped."""
     from tts_fast.maze.weights import load_planner, weights_path
 
     list(_write_dataset(tmp_path))
@@ -633,6 +644,14 @@ def test_train_main_writes_a_loadable_planner(tmp_path, capsys):
     # the device asked for is the planner's (the meta device stands in for a GPU)
     q = load_planner("medium", weights_dir=str(out), device="meta")
     assert q.device.type == "meta" and next(q.net.parameters()).device.type == "meta"
+    # a checkpoint whose state dict holds no tensors is named as not a planner checkpoint
+    ck["state_dict"] = {"w": 1}
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    torch.save(ck, weights_path("medium", str(bad)))
+    with pytest.raises(ValueError, match=r"pointmaze_medium.pt is not a tts_fast maze planner checkpoint \(expected a state dict"):
+        load_planner("medium", weights_dir=str(bad), device="cpu")
+    assert tr.build_parser().prog == "python -m tts_fast.maze.train"
 
 
 # -- the dataset generator (ogbench) ------------------------------------------------------------
