@@ -294,11 +294,13 @@ def test_wall_penalty_batch_size_is_checked():
 
 
 def test_goal_reached_and_sum_by_hand():
-    """GoalReached: |last - goal| <= tol (inclusive); Sum: the weighted sum. Catches: < for <=,
-    the first waypoint for the last, weights dropped."""
+    """GoalReached: |last - goal| <= tol (inclusive); Sum: the weighted sum, holding its verifiers'
+    prompt rows. Catches: < for <=, the first waypoint for the last, weights dropped, the rows lost."""
     x = torch.tensor([[[0.0, 0.0], [3.0, 4.0]]], dtype=torch.float64)
     assert GoalReached([0.0, 0.0], tol=5.0)(x).item() == 1.0 and GoalReached([0.0, 0.0], tol=4.99)(x).item() == 0.0
     assert GoalReached([3.0, 4.0], tol=0.0)(x).item() == 1.0
+    rows = Sum([Smoothness(1.0), GoalReached([[0.0, 0.0], [3.0, 4.0]])])
+    assert rows.num_prompts == 2 and Sum([Smoothness(1.0)]).num_prompts is None  # a Sum holds its verifiers' rows
     s = Sum([Smoothness(1.0), WallPenalty("medium")], [2.0, -1.0])
     y = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [0.0, 0.0], [6.0, 0.0]]], dtype=torch.float64)
     # smoothness: (-2, 0) and (7, 0): -(4 + 49); wall: (6, 0) is 0.7 deep
@@ -312,7 +314,7 @@ def test_execution_arguments_by_hand():
     """A plan count unequal to the episode count is named with both counts; max_steps must be an
     integer >= 1 (2.5 and True refused before any simulator); a 2-waypoint straight line is the
     start and the goal. Catches: the message lost, the `or` of the type test turned into `and`,
-    horizon 2 refused."""
+    horizon 2 refused, a plan of 3 columns let through (`and` for `or`), env_id's argument name."""
     with pytest.raises(ValueError, match=r"^got 2 plans for 1 episodes$"):
         execute.evaluate("medium", np.zeros((2, 4, 2)), [(1, 0)], 10)
     plan = execute.straight_line([0.0, 0.0], [8.0, 4.0], 4)
@@ -320,6 +322,12 @@ def test_execution_arguments_by_hand():
         with pytest.raises(ValueError, match="max_steps must be an integer >= 1 or None"):
             execute.rollout(None, plan, 10, 1, 0, max_steps=bad)
     assert execute.straight_line([1.0, 2.0], [3.0, 5.0], 2).tolist() == [[1.0, 2.0], [3.0, 5.0]]
+    for bad in (np.zeros((4, 3)), np.zeros((1, 2)), np.zeros(4)):
+        with pytest.raises(ValueError, match=r"plan must be \[H >= 2, 2\] world waypoints"):
+            execute.rollout(None, bad, 10, 1, 0)
+    with pytest.raises(ValueError, match="^name must be one of"):
+        envs.env_id("umaze")
+    assert envs.env_id("giant") == "pointmaze-giant-v0"
 
 
 @needs_ogbench
@@ -618,6 +626,18 @@ def test_train_parser_defaults():
     a = tr.build_parser().parse_args(["--maze", "large", "--out", "o", "--seed", "7", "--horizon", "8", "--stride", "3"])
     assert (a.maze, a.seed, a.horizon, a.stride) == ("large", 7, 8, 3)
     assert tr.DEFAULTS == dict(steps=12000, batch=64, lr=1e-3, ema=0.999, seed=0)
+
+
+def test_train_parser_requires_the_maze_and_a_positive_lr():
+    """--maze and --out are required; --lr is a float > 0. Catches: --maze made optional, --lr's type
+    dropped (a string would reach the optimiser)."""
+    p = tr.build_parser()
+    with pytest.raises(SystemExit):
+        p.parse_args(["--out", "o"])
+    assert p.parse_args(["--maze", "medium", "--out", "o", "--lr", "0.01"]).lr == 0.01
+    for bad in ("0", "-1", "x"):
+        with pytest.raises(SystemExit):
+            p.parse_args(["--maze", "medium", "--out", "o", "--lr", bad])
 
 
 def test_train_main_writes_a_loadable_planner(tmp_path, capsys):
