@@ -186,11 +186,11 @@ class Maze:
         ij = self.xy_to_ij(xy)
         if not self.is_free_cell(ij):
             inside = "outside the maze" if not (0 <= ij[0] < self.shape[0] and 0 <= ij[1] < self.shape[1]) else f"inside wall cell {ij}"
-            raise ValueError(f"{what} {tuple(np.round(xy, 3))} is {inside} of maze {self.name!r}; it must lie in a free cell")
+            raise ValueError(f"{what} {tuple(np.round(xy, 3).tolist())} is {inside} of maze {self.name!r}; it must lie in a free cell")
         d = self.wall_depth(xy)
         if d > 1e-9:
             raise ValueError(
-                f"{what} {tuple(np.round(xy, 3))} puts the ball (radius {self.radius}) {d:.3f} deep into a wall of maze "
+                f"{what} {tuple(np.round(xy, 3).tolist())} puts the ball (radius {self.radius}) {d:.3f} deep into a wall of maze "
                 f"{self.name!r}; it must be at least {self.radius} from every wall"
             )
         return xy
