@@ -72,6 +72,11 @@ def summarise(runs, keys) -> dict:
     return out
 
 
+def pm(d: dict, key: str, digits: int = 3) -> str:
+    """'mean ± s.e.' of ``key`` in a :func:`summarise` record, to ``digits`` decimals (the tables' cell)."""
+    return f"{d[key]:.{digits}f} ± {d[key + '_se']:.{digits}f}"
+
+
 def merge_results(out, parts, singles=("quality",)) -> int:
     """Merge result files of parts run separately (e.g. in two processes) into ``out``.
 

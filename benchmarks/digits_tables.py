@@ -8,11 +8,9 @@ in quality, main, ablation, joint, hacking (:data:`TABLES`).
 
 from __future__ import annotations
 
+from _common import pm
+
 LABELS = {"bon": "BoN", "fk": "FK", "das": "DAS w/o grad", "svdd": "SVDD", "sop": "SoP", "zero_order": "zero-order", "bfs_best": "BFS-best"}
-
-
-def _pm(d: dict, key: str, digits: int = 3) -> str:
-    return f"{d[key]:.{digits}f} ± {d[key + '_se']:.{digits}f}"
 
 
 def table_quality(res: dict) -> str:
@@ -45,7 +43,7 @@ def table_quality(res: dict) -> str:
         f"(real test digits: {q['real_test_evaluator_confident_fraction']:.3f})",
         f"- verifier and evaluator agree on {q['agreement_verifier_evaluator']:.3f} of plain samples "
         f"(real test digits: {q['real_test_agreement_verifier_evaluator']:.3f}); guide and evaluator: {q['agreement_guide_evaluator']:.3f}",
-        f"- plain sampling hits a given target digit with held-out accuracy {_pm(q['plain_target_accuracy'], 'evaluator_acc')} "
+        f"- plain sampling hits a given target digit with held-out accuracy {pm(q['plain_target_accuracy'], 'evaluator_acc')} "
         f"(chance level of an unconditional model: about 0.1)",
     ]
     return "\n".join(lines)
@@ -67,7 +65,7 @@ def table_main(res: dict) -> str:
         for n in ns:
             d = row[n]
             extra = f"; {d['nfe_per_row']:.0f} NFE" if abs(d["nfe_per_row"] - int(n) * steps) > 0.5 else ""
-            cells.append(f"{_pm(d, 'evaluator_acc')} ({d['verifier_acc']:.3f}{extra})")
+            cells.append(f"{pm(d, 'evaluator_acc')} ({d['verifier_acc']:.3f}{extra})")
         lines.append(f"| {LABELS.get(key, key)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -78,7 +76,7 @@ def table_ablation(res: dict) -> str:
         "|---|---|---:|---:|---:|",
     ]
     for r in res["tables"]["ablation"]:
-        lines.append(f"| {r['axis']} | {r['label']} | {_pm(r, 'evaluator_acc')} | {_pm(r, 'verifier_acc')} | {_pm(r, 'verifier_reward', 2)} |")
+        lines.append(f"| {r['axis']} | {r['label']} | {pm(r, 'evaluator_acc')} | {pm(r, 'verifier_acc')} | {pm(r, 'verifier_reward', 2)} |")
     return "\n".join(lines)
 
 
@@ -93,7 +91,7 @@ def table_joint(res: dict) -> str:
         "|---|" + "---:|" * len(ns),
     ]
     for name, row in curves.items():
-        lines.append(f"| {name} | " + " | ".join(f"{_pm(row[n], 'evaluator_acc')} ({row[n]['verifier_acc']:.3f})" for n in ns) + " |")
+        lines.append(f"| {name} | " + " | ".join(f"{pm(row[n], 'evaluator_acc')} ({row[n]['verifier_acc']:.3f})" for n in ns) + " |")
     return "\n".join(lines)
 
 
@@ -103,7 +101,7 @@ def table_hacking(res: dict) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     for r in res["tables"]["hacking"]:
-        lines.append(f"| {r['label']} | {_pm(r, 'verifier_acc')} | {_pm(r, 'evaluator_acc')} | {_pm(r, 'gap')} | {r['nfe_grad_per_row']:.0f} |")
+        lines.append(f"| {r['label']} | {pm(r, 'verifier_acc')} | {pm(r, 'evaluator_acc')} | {pm(r, 'gap')} | {r['nfe_grad_per_row']:.0f} |")
     return "\n".join(lines)
 
 

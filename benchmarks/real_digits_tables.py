@@ -8,13 +8,11 @@ NAME in quality, main, scaling, strength (:data:`TABLES`).
 
 from __future__ import annotations
 
+from _common import pm
+
 WHAT = {"unet": "class-conditional UNet (v-prediction, cosine, 1000 steps; null label = unconditional)",
         "verifier": "verifier: CNN (selects)", "guide": "guide: LeNet-style CNN (dual verifier's gradients)"}
 SCALING_LABELS = {"bon": "best-of-N", "bfs_best": "BFS-best", "bfs_local": "BFS-best + local", "bfs_local_dual": "BFS-best + local (dual)"}
-
-
-def _pm(d: dict, key: str, digits: int = 3) -> str:
-    return f"{d[key]:.{digits}f} ± {d[key + '_se']:.{digits}f}"
 
 
 def table_quality(res: dict) -> str:
@@ -50,8 +48,8 @@ def table_main(res: dict) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in res["tables"]["main"]:
-        lines.append(f"| {r['label']} | {_pm(r, 'verifier_reward', 2)} | {_pm(r, 'verifier_acc')} | {_pm(r, 'judge_acc')} | {_pm(r, 'gap')} | "
-                     f"{_pm(r, 'frechet', 1)} | {r['nfe_per_row']:.0f} | {r['nfe_grad_per_row']:.0f} |")
+        lines.append(f"| {r['label']} | {pm(r, 'verifier_reward', 2)} | {pm(r, 'verifier_acc')} | {pm(r, 'judge_acc')} | {pm(r, 'gap')} | "
+                     f"{pm(r, 'frechet', 1)} | {r['nfe_per_row']:.0f} | {r['nfe_grad_per_row']:.0f} |")
     return "\n".join(lines)
 
 
@@ -67,7 +65,7 @@ def table_scaling(res: dict) -> str:
         "|---|" + "---:|" * len(ns),
     ]
     for key, row in t.items():
-        cells = [f"{_pm(row[n], 'judge_acc')} ({row[n]['verifier_acc']:.3f}; {row[n]['frechet']:.0f})" for n in ns]
+        cells = [f"{pm(row[n], 'judge_acc')} ({row[n]['verifier_acc']:.3f}; {row[n]['frechet']:.0f})" for n in ns]
         lines.append(f"| {SCALING_LABELS.get(key, key)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -85,8 +83,8 @@ def table_strength(res: dict) -> str:
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r['scale']:g} | {'dual' if r['dual'] else 'single'} | {_pm(r, 'verifier_reward', 2)} | {_pm(r, 'verifier_acc')} | "
-                     f"{_pm(r, 'judge_acc')} | {_pm(r, 'gap')} | {_pm(r, 'frechet', 1)} |")
+        lines.append(f"| {r['scale']:g} | {'dual' if r['dual'] else 'single'} | {pm(r, 'verifier_reward', 2)} | {pm(r, 'verifier_acc')} | "
+                     f"{pm(r, 'judge_acc')} | {pm(r, 'gap')} | {pm(r, 'frechet', 1)} |")
     return "\n".join(lines)
 
 

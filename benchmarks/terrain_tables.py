@@ -8,9 +8,7 @@ levels, agreement, main (:data:`TABLES`).
 
 from __future__ import annotations
 
-
-def _pm(d: dict, key: str, digits: int = 3) -> str:
-    return f"{d[key]:.{digits}f} ± {d[key + '_se']:.{digits}f}"
+from _common import pm
 
 
 def table_levels(res: dict) -> str:
@@ -21,7 +19,7 @@ def table_levels(res: dict) -> str:
     ]
     for r in res["tables"]["levels"]:
         what = "one step from sigma 80 (the model's own sampler)" if r["sigma"] is None else f"those samples re-noised to sigma {r['sigma']:g}"
-        lines.append(f"| {what} | {_pm(r, 'autocorrelation', 4)} | {_pm(r, 'slope', 4)} |")
+        lines.append(f"| {what} | {pm(r, 'autocorrelation', 4)} | {pm(r, 'slope', 4)} |")
     return "\n".join(lines)
 
 
@@ -43,7 +41,7 @@ def table_main(res: dict) -> str:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in res["tables"]["main"]:
-        lines.append(f"| {r['label']} | {_pm(r, 'reward')} | {_pm(r, 'slope', 4)} | {_pm(r, 'autocorrelation', 4)} | {_pm(r, 'height_std', 2)} | "
+        lines.append(f"| {r['label']} | {pm(r, 'reward')} | {pm(r, 'slope', 4)} | {pm(r, 'autocorrelation', 4)} | {pm(r, 'height_std', 2)} | "
                      f"{r['nfe_per_row']:.0f} | {r['nfe_grad_per_row']:.0f} |")
     return "\n".join(lines)
 
