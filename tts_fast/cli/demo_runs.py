@@ -10,7 +10,7 @@ Workers are started with 'spawn': a fork of a process whose OpenMP threads ran c
 
 from __future__ import annotations
 
-_ZOO = None  # each worker process's models, loaded once
+_STAGE = None  # each worker process's stage (models and judge), loaded once
 
 
 def jobs_of(settings, specs) -> list:
@@ -26,27 +26,42 @@ def _cost(job, specs) -> int:
     return n * (3 if grad else 1)
 
 
-def _start_worker(device: str, n_threads: int) -> None:
-    global _ZOO
+def load_stage(name: str, device):
+    """The demo stage ``name`` ('mnist' or 'digits', :mod:`.demo_stages`) on ``device``."""
+    from .demo_stages import STAGES
+
+    return STAGES[name](device)
+
+
+def run_job(stage, job, s) -> dict:
+    """One (method, budget n, seed) run of the settings ``s`` on ``stage``: a record of per-sample results."""
+    import torch
+
+    from ..zoo.experiment import SPECS
+
+    key, n, seed = job
+    targets = torch.tensor([d for d in s.digits for _ in range(s.per_digit)], dtype=torch.int64)
+    rec = stage.run(SPECS[key], targets, n=n, num_steps=s.steps, seed=seed)
+    return {"method": key, "label": SPECS[key].label, "n": n, "seed": seed, **rec}
+
+
+def _start_worker(stage: str, device: str, n_threads: int) -> None:
+    global _STAGE
     from .. import _threads
-    from ..zoo.experiment import Zoo
 
     _threads.apply(n_threads)
-    _ZOO = Zoo(device)
+    _STAGE = load_stage(stage, device)
 
 
 def _run_in_worker(job, s):
-    from ..zoo import experiment as ex
-
-    key, n, seed = job
-    return ex.run(_ZOO, key, digits_=s.digits, per_digit=s.per_digit, n=n, num_steps=s.steps, seed=seed)
+    return run_job(_STAGE, job, s)
 
 
-def run_all(zoo, s, *, device, n_threads: int, workers: int, bar=None) -> list:
-    """Every run of the demo settings ``s``, in the order of :func:`jobs_of`.
+def run_all(stage, s, *, device, n_threads: int, workers: int, bar=None) -> list:
+    """Every run of the demo settings ``s`` (stage ``s.model``), in the order of :func:`jobs_of`.
 
-    ``zoo``: the models of this process (used when ``workers`` is 1). ``bar``: a tqdm bar advanced
-    by one per finished run, or None.
+    ``stage``: the loaded stage of this process (used when ``workers`` is 1). ``bar``: a tqdm bar
+    advanced by one per finished run, or None.
     """
     from ..zoo import experiment as ex
 
@@ -54,10 +69,10 @@ def run_all(zoo, s, *, device, n_threads: int, workers: int, bar=None) -> list:
     workers = max(1, min(workers, len(jobs)))
     if workers == 1:
         runs = []
-        for key, n, seed in jobs:
+        for job in jobs:
             if bar is not None:
-                bar.set_description(f"{key} N={n}")
-            runs.append(ex.run(zoo, key, digits_=s.digits, per_digit=s.per_digit, n=n, num_steps=s.steps, seed=seed))
+                bar.set_description(f"{job[0]} N={job[1]}")
+            runs.append(run_job(stage, job, s))
             if bar is not None:
                 bar.update(1)
         return runs
@@ -67,7 +82,7 @@ def run_all(zoo, s, *, device, n_threads: int, workers: int, bar=None) -> list:
     order = sorted(range(len(jobs)), key=lambda i: -_cost(jobs[i], ex.SPECS))
     results = [None] * len(jobs)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
-                             initargs=(str(device), n_threads)) as pool:
+                             initargs=(s.model, str(device), n_threads)) as pool:
         futures = {pool.submit(_run_in_worker, jobs[i], s): i for i in order}
         for f in as_completed(futures):
             i = futures[f]

@@ -1,6 +1,6 @@
 """The ``tts-fast`` command: one subcommand per module of this package, dispatched here.
 
-    tts-fast demo                      # every method on the built-in digits model, table + PNGs
+    tts-fast demo                      # the search methods on real digits, judged by a third-party classifier
     tts-fast run --model sd15 --weights PATH --prompt "a red bicycle" --method bfs_best ...
     tts-fast profile --model sd15 --method bfs_best --particles 8 --device cuda --trace trace.json
 

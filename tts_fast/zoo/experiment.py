@@ -92,7 +92,7 @@ SPECS = {
     # DAS as published: n particles, each step one backward pass through the model and the verifier
     "das_guided": Spec("DAS (guided)", "das_guided"),
 }
-DEMO_METHODS = ("baseline", "bon", "bfs_best", "fk", "das", "svdd", "dfs", "local", "bfs_local", "bfs_local_dual")
+DEMO_METHODS = ("baseline", "bon", "bfs_best", "svdd", "local", "local_dual")
 
 
 def check_methods(methods: Sequence[str]) -> list[str]:
