@@ -473,7 +473,7 @@ def test_iql_critic_steps_match_an_independent_recomputation(monkeypatch):
 def test_training_refuses_unknown_settings():
     """Against a misspelt setting silently ignored (the run would train with the default), and a
     message that does not list the settings there are."""
-    known = "policy_steps, critic_steps, batch, lr, ema, gamma, tau, polyak, seed"
+    known = "policy_steps, critic_steps, batch, lr, ema, gamma, tau, polyak, seed, critic_activation"
     with pytest.raises(ValueError, match=rf"unknown training settings \['gama'\]; known: {known}$"):
         train.train("reacher", "medium", "/nonexistent", "/nonexistent", gama=0.9)
 
@@ -778,7 +778,7 @@ def test_every_training_setting_reaches_its_trainer_and_the_file(monkeypatch, tm
     monkeypatch.setattr(train, "transitions", lambda ds: tr)
     monkeypatch.setattr(train, "fingerprint", lambda ds: fp)
     # 12 policy steps: the EMA's warm-up decay (1 + k) / (10 + k) passes ema=0.3 from the first
-    given = dict(policy_steps=12, critic_steps=3, batch=4, lr=2e-3, ema=0.3, gamma=0.5, tau=0.6, polyak=0.1, seed=7)
+    given = dict(policy_steps=12, critic_steps=3, batch=4, lr=2e-3, ema=0.3, gamma=0.5, tau=0.6, polyak=0.1, seed=7, critic_activation="mish")
     path = train.train("reacher", "medium-replay", "data", str(tmp_path), log=lambda *a: None, **given)
     assert path == str(tmp_path / "reacher_medium-replay.pt")
     ck = torch.load(path, weights_only=True)

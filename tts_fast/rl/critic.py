@@ -19,26 +19,44 @@ from ..verifiers.base import Verifier
 from .policy import StateNormalizer, as_states, check_sizes
 
 
-def mlp(inp: int, width: int, layers: int, out: int = 1) -> nn.Sequential:
-    """``layers`` hidden Linear+Mish layers of ``width`` then a Linear to ``out``."""
+ACTIVATIONS = {"mish": nn.Mish, "relu": nn.ReLU}  # the shipped critics use Mish; ReLU is IQL's own (and cheaper on a CPU)
+
+
+def check_activation(activation: str) -> str:
+    """``activation`` if it is a key of :data:`ACTIVATIONS`; else a ValueError naming the argument."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {activation!r}")
+    return activation
+
+
+def mlp(inp: int, width: int, layers: int, out: int = 1, activation: str = "mish") -> nn.Sequential:
+    """``layers`` hidden Linear + activation layers of ``width`` then a Linear to ``out``."""
+    act = ACTIVATIONS[check_activation(activation)]
     mods, d = [], inp
     for _ in range(layers):
-        mods += [nn.Linear(d, width), nn.Mish()]
+        mods += [nn.Linear(d, width), act()]
         d = width
     return nn.Sequential(*mods, nn.Linear(d, out))
 
 
 class TwinQ(nn.Module):
-    """Q1, Q2 (s, a) and V(s): [B] each, from raw states s [B, obs_dim] and actions a [B, act_dim]."""
+    """Q1, Q2 (s, a) and V(s): [B] each, from raw states s [B, obs_dim] and actions a [B, act_dim].
 
-    def __init__(self, obs_dim: int, act_dim: int, width: int = 256, layers: int = 2):
+    Each an MLP of ``layers`` hidden layers of ``width`` with ``activation`` ('mish' or 'relu').
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, width: int = 256, layers: int = 2, activation: str = "mish"):
         super().__init__()
         check_sizes(obs_dim=obs_dim, act_dim=act_dim, width=width, layers=layers)
+        check_activation(activation)
         self.config = {"obs_dim": obs_dim, "act_dim": act_dim, "width": width, "layers": layers}
-        self.obs_dim, self.act_dim = obs_dim, act_dim
+        if activation != "mish":  # files written before the option have no key and mean Mish
+            self.config["activation"] = activation
+        self.obs_dim, self.act_dim, self.activation = obs_dim, act_dim, activation
         self.normalizer = StateNormalizer(obs_dim)
-        self.q1, self.q2 = mlp(obs_dim + act_dim, width, layers), mlp(obs_dim + act_dim, width, layers)
-        self.v = mlp(obs_dim, width, layers)
+        self.q1 = mlp(obs_dim + act_dim, width, layers, activation=activation)
+        self.q2 = mlp(obs_dim + act_dim, width, layers, activation=activation)
+        self.v = mlp(obs_dim, width, layers, activation=activation)
 
     def qs(self, s, a) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([self.normalizer(s), a], dim=1)
