@@ -45,6 +45,7 @@ from tts_fast._user_errors import command  # noqa: E402
 import tts_fast as tts
 from tts_fast import _threads as threads
 from tts_fast.rl import envs as rl_envs
+from tts_fast.rl.evaluate import reset_seeds, stderr_over_resets
 
 STEPS = 15
 DOC = ROOT / "docs" / "locomotion.md"
@@ -110,17 +111,22 @@ def run(env: str, dataset: str, seeds, episodes: int, out_path: str, families=No
         ev = tts.rl.evaluate_actor(env, act, seeds=seeds, episodes=episodes, max_steps=max_steps, extrapolate=max_steps is not None, desc=desc)
         row = {k: cfg[k] for k in ("family", "method", "n")}
         row.update(opts=cfg["opts"], budget_per_state=cfg.get("budget"), seed_scores=ev.seed_scores.tolist(), score=ev.score,
-                   stderr=ev.stderr, returns=ev.returns.tolist(), nfe_per_action=ev.nfe_per_action, seconds=time.perf_counter() - t0,
+                   stderr=ev.stderr, episode_stderr=ev.episode_stderr, returns=ev.returns.tolist(), lengths=ev.lengths.tolist(),
+                   resets=ev.resets.tolist(), nfe_per_action=ev.nfe_per_action, seconds=time.perf_counter() - t0,
                    env_steps=ev.steps, saturation=ev.saturation)
         res["runs"] = [r for r in res["runs"] if (r["family"], r["n"]) != (cfg["family"], cfg["n"])] + [row]
         atomic_write_json(out_path, res)
-        log(f"{env}-{dataset} {desc}: score {ev.score:.1f} +- {ev.stderr:.1f}, {ev.nfe_per_action:.0f} NFE/action, {row['seconds']:.0f} s")
+        log(f"{env}-{dataset} {desc}: score {ev.score:.1f} +- {ev.episode_stderr:.1f} (over initial states), episode length "
+            f"{ev.length_mean:.0f} mean / {ev.length_max} max, {ev.nfe_per_action:.0f} NFE/action, {row['seconds']:.0f} s")
     return res
 
 
 # ----------------------------------------------------------------------------------------------
 # tables and plot
 
+SE_NOTE = ("the official protocol's seed k resets episode e with seed k + 1001 + e, so its 5 seeds x 10 episodes share 14 initial "
+           "states; episodes with the same one are averaged first, so a deterministic policy's repeated episodes are not counted as "
+           "independent")
 ORDER = ("plain", "best-of-N", "TFG", "local + best-of-N", *(f"distilled ({v})" for v in DISTILLED.values()), "local_auto + best-of-N",
          "DAS-style", "BFS", "DFS")
 
@@ -128,6 +134,28 @@ ORDER = ("plain", "best-of-N", "TFG", "local + best-of-N", *(f"distilled ({v})" 
 def _family_key(family: str, n: int) -> tuple:
     """Table order: the families as ORDER lists them (unknown ones last), then N."""
     return (ORDER.index(family) if family in ORDER else 99, n)
+
+
+def episode_se(res, r) -> float:
+    """A row's standard error over distinct initial states (tts_fast.rl.evaluate.stderr_over_resets), from its stored
+    returns: rows stored before it was recorded get it from the returns and the official reset seeds."""
+    if "episode_stderr" in r:
+        return r["episode_stderr"]
+    returns = np.asarray(r["returns"], dtype=np.float64)
+    full = rl_envs.task(res["env"]).max_episode_steps
+    scale = full / res["max_steps"] if res.get("extrapolated") and res.get("max_steps") else 1.0
+    scores = rl_envs.normalized_score(res["env"], returns * scale)
+    if abs(float(scores.mean()) - r["score"]) > 1e-6 * max(1.0, abs(r["score"])):
+        raise ValueError(f"{_label(res)} {r['family']} N={r['n']}: stored returns do not give the stored score")
+    return stderr_over_resets(scores, reset_seeds(res["seeds"], res["episodes"]))
+
+
+def _length(r) -> str:
+    """'mean / max' environment steps of a row's episodes ('—' for rows stored before lengths were recorded)."""
+    if "lengths" not in r:
+        return "—"
+    lengths = np.asarray(r["lengths"])
+    return f"{lengths.mean():.0f} / {lengths.max()}"
 
 
 def _rows(res):
@@ -141,32 +169,34 @@ def _label(res) -> str:
 
 
 def table_main(all_res) -> str:
-    headers = ["dataset", "method", "N", "normalised score", "NFE / action", "actions at the box edge", "wall s (all episodes)"]
+    headers = ["dataset", "method", "N", "normalised score", "episode length (mean / max)", "NFE / action", "actions at the box edge",
+               "wall s (all episodes)"]
     rows = []
     for res in all_res:
         for r in _rows(res):
             sat = f"{100 * r['saturation']:.0f} %" if "saturation" in r else "—"  # rows run before it was recorded
-            rows.append([_label(res), r["family"], r["n"], f"{r['score']:.1f} ± {r['stderr']:.1f}", f"{r['nfe_per_action']:.0f}", sat,
-                         f"{r['seconds']:.0f}"])
+            rows.append([_label(res), r["family"], r["n"], f"{r['score']:.1f} ± {episode_se(res, r):.1f}", _length(r),
+                         f"{r['nfe_per_action']:.0f}", sat, f"{r['seconds']:.0f}"])
     protocols = sorted({(len(r["seeds"]), r["episodes"]) for r in all_res})
     runs = " or ".join(f"{s} seeds x {e} episodes" for s, e in protocols)
     cut = ("; a dataset marked with k-step episodes had its episodes cut at k steps and is scored by its return x 1000 / k "
            "(HalfCheetah never terminates); the others ran whole episodes (up to 1000 steps)" if any(r.get("max_steps") for r in all_res) else "")
-    note = (f"\n\nScores: {LABEL}, D4RL-normalised, mean ± standard error over {runs}{cut}; not comparable with the paper's 86.1 "
-            "(D4RL v2 datasets, other agents). Actions at the box edge: the share of action coordinates with |a| >= 0.99 over all "
-            "actions taken.")
+    note = (f"\n\nScores: {LABEL}, D4RL-normalised, mean over {runs}{cut} ± standard error over the distinct initial states "
+            f"({SE_NOTE}); not comparable with the paper's 86.1 (D4RL v2 datasets, other agents). Episode length: environment steps "
+            "per episode, mean and max (— : run before lengths were recorded). Actions at the box edge: the share of action "
+            "coordinates with |a| >= 0.99 over all actions taken.")
     return markdown_table(headers, rows) + note
 
 
 def table_summary(all_res) -> str:
     """Method x dataset: each cell the score ± standard error and (in brackets) the model NFE per action."""
     keys = sorted({(r["family"], r["n"]) for res in all_res for r in res["runs"]}, key=lambda k: _family_key(*k))
-    cells = {(_label(res), r["family"], r["n"]): f"{r['score']:.1f} ± {r['stderr']:.1f} ({r['nfe_per_action']:.0f})"
+    cells = {(_label(res), r["family"], r["n"]): f"{r['score']:.1f} ± {episode_se(res, r):.1f} ({r['nfe_per_action']:.0f})"
              for res in all_res for r in res["runs"]}
     labels = [_label(res) for res in all_res]
     rows = [[fam, n, *(cells.get((lab, fam, n), "—") for lab in labels)] for fam, n in keys]
-    return (markdown_table(["method", "N", *labels], rows) + "\n\nEach cell: normalised score ± standard error over seeds "
-            f"(model NFE per action); {LABEL}, not comparable with the paper's 86.1; — = not run.")
+    return (markdown_table(["method", "N", *labels], rows) + "\n\nEach cell: normalised score ± standard error over the distinct "
+            f"initial states ({SE_NOTE}) (model NFE per action); {LABEL}, not comparable with the paper's 86.1; — = not run.")
 
 
 def _sac_run(tr: dict) -> str:
@@ -243,7 +273,7 @@ def plot(all_res, path):
     for j, res in enumerate(all_res):
         ax = axes.flat[j]
         for fam in ORDER:
-            pts = sorted((r["nfe_per_action"], r["score"], r["stderr"]) for r in res["runs"] if r["family"] == fam)
+            pts = sorted((r["nfe_per_action"], r["score"], episode_se(res, r)) for r in res["runs"] if r["family"] == fam)
             if pts:
                 ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=2, label=fam,
                             color=f"C{ORDER.index(fam) % 10}")  # one colour per family in every panel

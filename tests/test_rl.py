@@ -327,13 +327,31 @@ def test_evaluation_counts_nfe_and_is_seeded():
         tts.rl.evaluate_actor("halfcheetah", run, episodes=0)
 
 
+@needs_data
+def test_check_data_command_compares_with_the_recorded_fingerprint(tiny, monkeypatch, capsys):
+    """Exit 1 naming the differing fields for a dataset that is not the recorded one, 0 for a match,
+    2 for a dataset that is missing."""
+    from tts_fast.rl import check_data
+
+    args = ["--env", "reacher", "--dataset", "medium", "--data", tiny["path"]]
+    assert check_data.main(args) == 1
+    out = capsys.readouterr().out
+    assert "tts_fast/reacher/medium-v0 differs from its recorded fingerprint:" in out and "sha256: got " in out
+    got = datasets.fingerprint(datasets.load("reacher", "medium", path=tiny["path"]))
+    monkeypatch.setattr(check_data, "recorded", lambda ds_id: {k: got[k] for k in ("sha256", "transitions", "return_mean")})
+    assert check_data.main(args) == 0
+    assert "matches its recorded fingerprint" in capsys.readouterr().out
+    assert check_data.main(["--env", "reacher", "--dataset", "medium", "--data", str(tiny["path"]) + "_nowhere"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
 # -- self-distillation -----------------------------------------------------------------------------
 
 
 @needs_data
 def test_distilled_policy_is_trained_on_the_search_and_acts_at_one_nfe(tiny):
     path = distill.distill("reacher", "medium", tiny["path"], states=64, batch=32, n_particles=2, steps=300, lr=3e-3,
-                           weights_dir=tiny["weights"], log=lambda *a: None, rho=0.0, mu=0.05, iter_steps=1)
+                           weights_dir=tiny["weights"], log=lambda *a: None, rho=0.0, mu=0.05, iter_steps=1, overwrite=True)
     ck = torch.load(path, weights_only=True)
     assert ck["distilled"]["paper"]["meta"]["teacher"]["nfe_per_state"] == 30
     act = tts.rl.distilled_actor("reacher", "medium", weights_dir=tiny["weights"])
@@ -358,8 +376,13 @@ def test_distilled_policy_is_trained_on_the_search_and_acts_at_one_nfe(tiny):
 def test_each_teacher_gets_its_own_distilled_policy(tiny):
     """A second teacher's policy is stored beside the first, learnt from that teacher's actions."""
     kw = dict(states=64, batch=32, n_particles=2, steps=300, lr=3e-3, weights_dir=tiny["weights"], log=lambda *a: None)
-    distill.distill("reacher", "medium", tiny["path"], teacher="paper", rho=0.0, mu=0.05, iter_steps=1, **kw)
-    distill.distill("reacher", "medium", tiny["path"], teacher="bfs", **kw)
+    distill.distill("reacher", "medium", tiny["path"], teacher="paper", rho=0.0, mu=0.05, iter_steps=1, overwrite=True, **kw)
+    before = open(distill.weights_path("reacher", "medium", tiny["weights"]), "rb").read()
+    # a teacher's earlier policy is replaced only when asked, and the refusal comes before any search
+    with pytest.raises(FileExistsError, match="already holds a policy distilled from teacher 'paper': pass --overwrite"):
+        distill.distill("reacher", "medium", tiny["path"], teacher="paper", rho=0.0, mu=0.05, iter_steps=1, **kw)
+    assert open(distill.weights_path("reacher", "medium", tiny["weights"]), "rb").read() == before
+    distill.distill("reacher", "medium", tiny["path"], teacher="bfs", overwrite=True, **kw)
     assert distill.distilled_teachers("reacher", "medium", tiny["weights"]) == ["paper", "bfs"]
     ck = tts.rl.load_checkpoint("reacher", "medium", tiny["weights"])
     assert ck["distilled"]["bfs"]["meta"]["teacher"]["method"] == "bfs_best"
@@ -447,7 +470,7 @@ def test_shipped_distilled_policies_name_their_teachers():
 @needs_data
 def test_q_weighted_distillation_weights_pairs_by_advantage(tiny):
     kw = dict(states=64, batch=32, n_particles=2, steps=50, lr=3e-3, weights_dir=tiny["weights"], log=lambda *a: None, rho=0.0, mu=0.05,
-              iter_steps=1)
+              iter_steps=1, overwrite=True)
     distill.distill("reacher", "medium", tiny["path"], **kw)
     plain = distill.distilled_policy("reacher", "medium", weights_dir=tiny["weights"]).state_dict()
     distill.distill("reacher", "medium", tiny["path"], q_weighted=True, beta=1.0, **kw)

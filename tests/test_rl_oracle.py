@@ -532,7 +532,7 @@ def _distill_with(monkeypatch, tmp_path, actions, adv, rows, env="reacher", **kw
     monkeypatch.setattr(distill, "load_checkpoint",  # the agent file as written so far
                         lambda *a, **k: torch.load(path, weights_only=False) if os.path.exists(path) else {"kind": "tts_fast_rl_agent"})
     monkeypatch.setattr(distill, "weights_path", lambda *a, **k: path)
-    distill.distill(env, "medium", "unused", log=lambda *a: None, **kw)
+    distill.distill(env, "medium", "unused", log=lambda *a: None, overwrite=True, **kw)
     ck = torch.load(path, weights_only=False)
     d = ck["distilled"][kw.get("teacher", "paper")]
     net = distill.OneStepPolicy(**d["config"])
@@ -794,6 +794,86 @@ def test_every_training_setting_reaches_its_trainer_and_the_file(monkeypatch, tm
     # a partial set of settings: the rest are the defaults, recorded as such
     path = train.train("reacher", "medium", "data", str(tmp_path), log=lambda *a: None, policy_steps=1, critic_steps=1, batch=2)
     assert torch.load(path, weights_only=True)["meta"]["settings"] == {**train.DEFAULTS, "policy_steps": 1, "critic_steps": 1, "batch": 2}
+
+
+def test_training_never_replaces_an_agent_file_unless_asked(tmp_path, monkeypatch, capsys):
+    """Against train() writing over an existing (or shipped) agent file without --overwrite, the refusal
+    coming after the training, a shipped file replaced without its recorded sha256 updated."""
+    from tts_fast.rl import weights
+
+    tr = _tiny_transitions()
+    fp = {"dataset_id": "tts_fast/reacher/medium-v0", "transitions": 8, "episodes": 3, "return_mean": 0.0}
+    monkeypatch.setattr(train, "load", lambda env, ds, path, source: "ds")
+    monkeypatch.setattr(train, "transitions", lambda ds: tr)
+    monkeypatch.setattr(train, "fingerprint", lambda ds: fp)
+    small = dict(policy_steps=1, critic_steps=1, batch=2, log=lambda *a: None)
+    path = train.train("reacher", "medium", "data", str(tmp_path), **small)
+    before = open(path, "rb").read()
+    monkeypatch.setattr(train, "train_policy", lambda *a, **k: pytest.fail("trained before refusing"))
+    with pytest.raises(FileExistsError, match=r"training would replace .*reacher_medium.pt, which exists: pass --overwrite"):
+        train.train("reacher", "medium", "data", str(tmp_path), **small)
+    assert open(path, "rb").read() == before
+    rc = train.main(["--env", "reacher", "--dataset", "medium", "--data", "data", "--out", str(tmp_path), "--policy-steps", "1"])
+    assert rc == 2 and "pass --overwrite" in capsys.readouterr().err
+    monkeypatch.undo()
+    monkeypatch.setattr(train, "load", lambda env, ds, path, source: "ds")
+    monkeypatch.setattr(train, "transitions", lambda ds: tr)
+    monkeypatch.setattr(train, "fingerprint", lambda ds: fp)
+    # the shipped folder: named as such; with overwrite the new file's sha256 is recorded
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setattr(weights, "HASHES", str(tmp_path / "hashes.json"))
+    with pytest.raises(FileExistsError, match=r"\(a shipped agent file\)"):
+        train.train("reacher", "medium", "data", str(tmp_path), **small)
+    train.train("reacher", "medium", "data", str(tmp_path), overwrite=True, seed=3, **small)
+    assert open(path, "rb").read() != before
+    assert weights.shipped_hashes() == {"reacher_medium.pt": weights.file_sha256(path)}
+    assert weights.changed_shipped_files() == []
+    with open(path, "ab") as f:
+        f.write(b"x")  # a changed shipped file is named
+    assert weights.changed_shipped_files() == ["reacher_medium.pt"]
+
+
+def test_the_shipped_agent_files_match_their_recorded_hashes():
+    from tts_fast.rl import weights
+
+    recorded = weights.shipped_hashes()
+    assert sorted(recorded) == sorted(f for f in os.listdir(weights.WEIGHTS_DIR) if f.endswith(".pt"))
+    assert weights.changed_shipped_files() == []
+    assert all(len(h) == 64 for h in recorded.values())
+
+
+def test_recorded_fingerprints_are_those_of_the_generated_data_and_the_shipped_agents():
+    """fingerprints.json holds what the data recipe recorded (benchmarks/results/rl_data_*.json), and
+    every shipped agent learnt from the dataset recorded there."""
+    import glob
+    import json
+
+    from tts_fast.rl import check_data
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    made = {fp["dataset_id"]: fp for p in glob.glob(os.path.join(root, "benchmarks", "results", "rl_data_*.json"))
+            for fp in json.load(open(p))["datasets"].values()}
+    with open(check_data.FINGERPRINTS) as f:
+        table = json.load(f)
+    assert set(table) == set(made)
+    for ds_id, fp in table.items():
+        assert check_data.differences(made[ds_id], fp) == [], ds_id
+    for env, ds in tts.rl.trained_agents():
+        meta = tts.rl.load_checkpoint(env, ds)["meta"]["dataset"]
+        assert meta["sha256"] == check_data.recorded(meta["dataset_id"])["sha256"], (env, ds)
+    with pytest.raises(KeyError, match="no recorded fingerprint for 'tts_fast/walker2d/medium-v0'; recorded: "):
+        check_data.recorded("tts_fast/walker2d/medium-v0")
+
+
+def test_fingerprint_differences_name_each_field():
+    from tts_fast.rl import check_data
+
+    want = {"sha256": "ab", "transitions": 10, "return_mean": 1.0}
+    assert check_data.differences(dict(want), want) == []
+    assert check_data.differences({**want, "return_mean": 1.0 + 1e-12}, want) == []  # float noise of a statistic
+    assert check_data.differences({**want, "sha256": "cd", "return_mean": 1.001}, want) == [
+        "sha256: got 'cd', recorded 'ab'", "return_mean: got 1.001, recorded 1.0"]
+    assert check_data.differences({"sha256": "ab", "return_mean": 1.0}, want) == ["transitions: got None, recorded 10"]
 
 
 def _agent_file(env, dataset, obs_dim=4, act_dim=2, seed=0):

@@ -36,7 +36,7 @@ from .critic import mlp
 from .datasets import load, transitions
 from .evaluate import paper_local
 from .policy import SAMPLING_STEPS, StateNormalizer, as_states, check_sizes
-from .weights import load_checkpoint, load_critic, load_policy, q_verifier, weights_path
+from .weights import check_writable, in_shipped_folder, load_checkpoint, load_critic, load_policy, q_verifier, record_shipped_hash, weights_path
 
 
 # teacher name -> (tts.search method, whether the paper's per-dataset local-search options apply)
@@ -84,14 +84,23 @@ def search_actions(env: str, dataset: str, states: np.ndarray, *, method: str, n
 
 def distill(env: str, dataset: str, data_path: str, *, teacher: str = "paper", states: int = 20_000, batch: int = 500,
             n_particles: int = 8, steps: int = 5_000, lr: float = 1e-3, q_weighted: bool = False, beta: float = 1.0, seed: int = 0,
-            weights_dir: Optional[str] = None, log=print, **options) -> str:
+            weights_dir: Optional[str] = None, overwrite: bool = False, log=print, **options) -> str:
     """Distil the search ``teacher`` into a :class:`OneStepPolicy`, saved into the agent file under
-    ``distilled[teacher]`` (replacing that teacher's earlier one); returns the file's path.
+    ``distilled[teacher]``; returns the file's path.
 
     ``options`` are extra ``tts.search`` keywords; for ``teacher='paper'`` they default to the
-    paper's local search of (env, dataset) (``paper_local``).
+    paper's local search of (env, dataset) (``paper_local``). Replacing that teacher's earlier
+    policy, or writing into a shipped agent file at all, needs ``overwrite=True``; the check comes
+    before any work.
     """
     check_teacher(teacher)
+    path = weights_path(env, dataset, weights_dir)
+    if not overwrite:
+        if teacher in load_checkpoint(env, dataset, weights_dir).get("distilled", {}):
+            raise FileExistsError(f"{path} already holds a policy distilled from teacher {teacher!r}: pass --overwrite "
+                                  "(overwrite=True) to replace it")
+        if in_shipped_folder(path):
+            check_writable(path, False, "distilling would change")
     for name, v in (("states", states), ("batch", batch), ("n_particles", n_particles), ("steps", steps)):
         if not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
@@ -133,7 +142,6 @@ def distill(env: str, dataset: str, data_path: str, *, teacher: str = "paper", s
     with torch.no_grad():
         mse = float(F.mse_loss(net(S), A))
     log(f"distilled {steps} steps: {time.perf_counter() - t1:.0f} s, MSE to the search's actions {mse:.4f}")
-    path = weights_path(env, dataset, weights_dir)
     ck = dict(load_checkpoint(env, dataset, weights_dir))
     ck["distilled"] = dict(ck.get("distilled", {}))
     meta = {"teacher": {"name": teacher, "method": method, "n_particles": n_particles, "options": options, "nfe_per_state": nfe},
@@ -142,6 +150,7 @@ def distill(env: str, dataset: str, data_path: str, *, teacher: str = "paper", s
     ck["distilled"][teacher] = {"config": net.config, "state_dict": net.state_dict(), "meta": meta}
     with atomic_path(path) as tmp:
         torch.save(ck, tmp)
+    record_shipped_hash(path)
     return path
 
 
@@ -189,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=positive_int, default=5_000, help="training steps of the one-step policy (default 5000)")
     p.add_argument("--q-weighted", action="store_true", help="weight each (state, action) pair by how much the critic likes it")
     p.add_argument("--weights-dir", default=None, metavar="DIR", help="folder of the agent files (default: the shipped ones)")
+    p.add_argument("--overwrite", action="store_true", help="write into a shipped agent file, or replace this teacher's earlier "
+                   "distilled policy; without it the command refuses before any work")
     threads.add_argument(p)
     return p
 
@@ -199,7 +210,7 @@ def main(argv=None) -> None:
     a = build_parser().parse_args(argv)
     threads.apply(a.threads)
     distill(a.env, a.dataset, a.data, teacher=a.teacher, states=a.states, n_particles=a.n, steps=a.steps, q_weighted=a.q_weighted,
-            weights_dir=a.weights_dir or os.path.dirname(weights_path(a.env, a.dataset)))
+            weights_dir=a.weights_dir or os.path.dirname(weights_path(a.env, a.dataset)), overwrite=a.overwrite)
 
 
 if __name__ == "__main__":

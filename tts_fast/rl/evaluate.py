@@ -3,8 +3,13 @@
 Seeds x episodes environments run side by side; at every environment step the states of all the
 live ones go to the agent in one call (for a search agent: one ``tts.search`` whose prompt rows
 are those states). Episode e of seed k resets with seed ``k + 1001 + e`` (the official
-``exp_tts.py``). Scores are D4RL-normalised returns; a seed's score is the mean of its episodes and
-the reported error is the standard error over seeds.
+``exp_tts.py``). Scores are D4RL-normalised returns; a seed's score is the mean of its episodes.
+
+Error bars: the official seeds share initial states (seed k's episode e + 1 starts where seed k + 1's
+episode e does: 5 seeds x 10 episodes hold 14 distinct initial states), so a deterministic policy
+repeats episodes across seeds and the standard error over seeds says nothing (it is about 0).
+:attr:`Evaluation.episode_stderr` is the honest one: episodes that share an initial state are
+averaged first, then the standard error is taken over the distinct initial states.
 
 An *actor* is ``act(states [P, obs_dim] float32, step) -> (actions [P, act_dim], nfe [P])``: nfe is
 the model NFE spent on each row's action (the library's ``res.nfe_per_prompt`` for a search).
@@ -42,6 +47,21 @@ class Evaluation:
     steps: int
     extrapolated: bool = False
     saturation: float = 0.0
+    lengths: Optional[np.ndarray] = None  # [seeds, episodes] environment steps each episode lived
+    resets: Optional[np.ndarray] = None  # [seeds, episodes] the reset seed of each episode
+
+    @property
+    def episode_stderr(self) -> float:
+        """Standard error of the mean score over the distinct initial states (module doc)."""
+        return stderr_over_resets(self.scores, self.resets if self.resets is not None else np.arange(self.scores.size).reshape(self.scores.shape))
+
+    @property
+    def length_mean(self) -> float:
+        return float(np.mean(self.lengths)) if self.lengths is not None else float("nan")
+
+    @property
+    def length_max(self) -> int:
+        return int(np.max(self.lengths)) if self.lengths is not None else -1
 
     @property
     def seed_scores(self) -> np.ndarray:
@@ -57,6 +77,25 @@ class Evaluation:
         """Standard error of the mean over seeds (0 for one seed)."""
         s = self.seed_scores
         return float(s.std(ddof=1) / np.sqrt(len(s))) if len(s) > 1 else 0.0
+
+
+def reset_seeds(seeds, episodes: int) -> np.ndarray:
+    """[len(seeds), episodes] reset seeds of the official protocol: seed k's episode e resets with k + 1001 + e."""
+    return np.array([[k + 1001 + e for e in range(episodes)] for k in seeds], dtype=np.int64)
+
+
+def stderr_over_resets(scores, resets) -> float:
+    """Standard error of the mean of ``scores`` [seeds, episodes] over distinct initial states.
+
+    Episodes with the same reset seed (``resets``, same shape) are averaged first; the standard error
+    is then that of the mean of those group means (0 for a single initial state).
+    """
+    scores, resets = np.asarray(scores, dtype=np.float64).ravel(), np.asarray(resets).ravel()
+    if scores.shape != resets.shape:
+        raise ValueError(f"scores and resets must have the same shape, got {scores.size} and {resets.size} values")
+    groups = np.unique(resets)
+    means = np.array([scores[resets == g].mean() for g in groups])
+    return float(means.std(ddof=1) / np.sqrt(len(means))) if len(means) > 1 else 0.0
 
 
 def evaluate_actor(env: str, act: Actor, *, seeds=range(5), episodes: int = 10, max_steps: Optional[int] = None,
@@ -84,9 +123,11 @@ def evaluate_actor(env: str, act: Actor, *, seeds=range(5), episodes: int = 10, 
     if extrapolate and env in ("hopper", "walker2d"):
         raise ValueError(f"extrapolate=True is refused for env {env!r}: its episodes terminate, so a cut return does not scale")
     envs = [make_env(env) for _ in range(len(seeds) * episodes)]
-    obs = np.stack([envs[j * episodes + i].reset(seed=k + 1001 + i)[0] for j, k in enumerate(seeds) for i in range(episodes)])
+    resets = reset_seeds(seeds, episodes)
+    obs = np.stack([envs[j * episodes + i].reset(seed=int(resets[j, i]))[0] for j in range(len(seeds)) for i in range(episodes)])
     live = np.ones(len(envs), bool)
     returns = np.zeros(len(envs))
+    lengths = np.zeros(len(envs), dtype=np.int64)
     nfe_sum, n_actions, n_saturated = 0.0, 0, 0
     t0 = time.perf_counter()
     bar = _bar(progress, limit, desc or env)
@@ -101,6 +142,7 @@ def evaluate_actor(env: str, act: Actor, *, seeds=range(5), episodes: int = 10, 
         for j, i in enumerate(idx):
             o, r, term, trunc, _ = envs[i].step(actions[j])
             returns[i] += r
+            lengths[i] += 1
             obs[i] = o
             if term or trunc:
                 live[i] = False
@@ -117,7 +159,8 @@ def evaluate_actor(env: str, act: Actor, *, seeds=range(5), episodes: int = 10, 
     # only a cut scales: when every episode ended on its own before max_steps, the returns are whole
     scale = full / step if extrapolate and live.any() and step < full else 1.0
     return Evaluation(env, returns, normalized_score(env, returns * scale), nfe_sum / max(n_actions, 1), time.perf_counter() - t0, step,
-                      extrapolated=scale != 1.0, saturation=n_saturated / max(n_actions * task(env).act_dim, 1))
+                      extrapolated=scale != 1.0, saturation=n_saturated / max(n_actions * task(env).act_dim, 1),
+                      lengths=lengths.reshape(len(seeds), episodes), resets=resets)
 
 
 def _bar(progress: bool, total: int, desc: str):

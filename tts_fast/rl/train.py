@@ -39,6 +39,7 @@ from .datasets import Transitions, fingerprint, load, transitions
 from .fast_critic import train_critic_fast
 from .envs import DATASETS, TASKS
 from .policy import ActionScoreNet, policy_schedule
+from .weights import check_writable, record_shipped_hash
 
 POLICY = dict(width=128, blocks=3, temb=32)  # small: search calls it 15 N times per action on one CPU core
 CRITIC = dict(width=256, layers=2)
@@ -135,11 +136,19 @@ def train_critic(tr: Transitions, steps: int, *, batch: int, lr: float, gamma: f
                            "q_loss": float(np.mean(lq[-500:])), "mean_q_on_data": q_data}
 
 
-def train(env: str, dataset: str, data_path: str, out: str, *, source: str = "tts_fast", log=print, **settings) -> str:
-    """Train policy and critic on a local Minari dataset; write ``{out}/{env}_{dataset}.pt``; return its path."""
+def train(env: str, dataset: str, data_path: str, out: str, *, source: str = "tts_fast", overwrite: bool = False, log=print,
+          **settings) -> str:
+    """Train policy and critic on a local Minari dataset; write ``{out}/{env}_{dataset}.pt``; return its path.
+
+    An existing file there (a shipped agent's, say) is replaced only with ``overwrite=True``; the check
+    comes before any work. Writing into the shipped folder records the new file's sha256 in its
+    ``hashes.json``.
+    """
     unknown = set(settings) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"unknown training settings {sorted(unknown)}; known: {', '.join(DEFAULTS)}")
+    path = os.path.join(out, f"{env}_{dataset}.pt")
+    check_writable(path, overwrite, "training would replace")
     cfg = {**DEFAULTS, **settings}
     ds = load(env, dataset, path=data_path, source=source)
     tr = transitions(ds)
@@ -153,9 +162,9 @@ def train(env: str, dataset: str, data_path: str, out: str, *, source: str = "tt
           "meta": {"dataset": fp, "settings": cfg, "policy_training": plog, "critic_training": clog,
                    "torch": str(torch.__version__), "threads": torch.get_num_threads()}}
     os.makedirs(out, exist_ok=True)
-    path = os.path.join(out, f"{env}_{dataset}.pt")
     with atomic_path(path) as tmp:
         torch.save(ck, tmp)
+    record_shipped_hash(path)
     log(f"wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB); policy {plog['seconds']:.0f} s, critic {clog['seconds']:.0f} s")
     return path
 
@@ -184,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     for k, v in DEFAULTS.items():
         choices = tuple(ACTIVATIONS) if k == "critic_activation" else None
         p.add_argument("--" + k.replace("_", "-"), type=type(v), default=v, choices=choices, help=f"{SETTING_HELP[k]} (default {v})")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing agent file at OUT/ENV_DATASET.pt (a shipped one "
+                   "included); without it the command refuses before any work")
     threads.add_argument(p)
     return p
 
@@ -194,7 +205,7 @@ def main(argv=None) -> None:
     a = vars(build_parser().parse_args(argv))
     threads.apply(a["threads"])
     settings = {k: a[k] for k in DEFAULTS}
-    train(a["env"], a["dataset"], a["data"], a["out"], source=a["source"], **settings)
+    train(a["env"], a["dataset"], a["data"], a["out"], source=a["source"], overwrite=a["overwrite"], **settings)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ one-step policy of a search under the key ``distilled``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from typing import Optional
 
@@ -24,6 +26,62 @@ from .policy import ActionScoreNet, DiffusionPolicy
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 _WHAT = "a tts_fast offline-RL agent checkpoint"
 _KEYS = ("kind", "config", "policy", "critic")
+
+
+HASHES = os.path.join(WEIGHTS_DIR, "hashes.json")  # sha256 of every shipped agent file, by file name
+
+
+def file_sha256(path: str) -> str:
+    """The sha256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def shipped_hashes() -> dict:
+    """{file name: sha256} of the shipped agent files, as recorded in ``weights/hashes.json``."""
+    with open(HASHES, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def changed_shipped_files() -> list[str]:
+    """The shipped agent files whose bytes no longer match their recorded sha256 (or that are missing or unrecorded)."""
+    recorded = shipped_hashes()
+    present = {f for f in os.listdir(WEIGHTS_DIR) if f.endswith(".pt")}
+    return sorted(f for f in recorded.keys() | present if f not in recorded or f not in present
+                  or file_sha256(os.path.join(WEIGHTS_DIR, f)) != recorded[f])
+
+
+def in_shipped_folder(path: str) -> bool:
+    """Whether ``path`` lies in the package's shipped weights folder."""
+    return os.path.dirname(os.path.abspath(path)) == os.path.abspath(WEIGHTS_DIR)
+
+
+def check_writable(path: str, overwrite: bool, what: str) -> None:
+    """Refuse to replace an existing agent file, or to change a shipped one, unless ``overwrite``.
+
+    FileExistsError (an OSError: the commands end it in one line, exit status 2) naming the file and
+    ``--overwrite``. ``what``: the change, for the message (e.g. 'training would replace').
+    """
+    if overwrite:
+        return
+    if os.path.exists(path):
+        shipped = " (a shipped agent file)" if in_shipped_folder(path) else ""
+        raise FileExistsError(f"{what} {path}{shipped}, which exists: pass --overwrite (overwrite=True) to replace it, "
+                              "or write elsewhere (--out / --weights-dir)")
+
+
+def record_shipped_hash(path: str) -> None:
+    """After writing an agent file into the shipped folder: record its new sha256 in ``weights/hashes.json``."""
+    if not in_shipped_folder(path):
+        return
+    from .._io import atomic_write_text
+
+    table = shipped_hashes() if os.path.exists(HASHES) else {}
+    table[os.path.basename(path)] = file_sha256(path)
+    atomic_write_text(HASHES, json.dumps(table, indent=1, sort_keys=True) + "\n")
 
 
 def weights_path(env: str, dataset: str, weights_dir: Optional[str] = None) -> str:
