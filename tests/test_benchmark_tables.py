@@ -68,11 +68,13 @@ def test_every_table_is_what_its_results_make(monkeypatch, checked, capsys):
     assert _bench("demo", monkeypatch, check).main(["--tables"]) == 0
     assert _bench("real_digits", monkeypatch, check).main(["--tables"]) == 0
     assert _bench("terrain", monkeypatch, check).main(["--tables"]) == 0
+    assert _bench("critic_training", monkeypatch, check).main(["--tables"]) == 0
+    assert _bench("critic_ranking", monkeypatch, check).main(["--tables"]) == 0
     markers = {m for _, m in seen}
     assert {"digits:main", "digits:hacking", "search:main", "search:exact", "self_tuning:units", "self_tuning:maze",
             "maze:main", "maze:dfs_threshold", "locomotion:summary", "locomotion:ordering", "tempering:overhead",
             "throughput:gpu", "threads:cpu", "demo:time", "real_digits:quality", "real_digits:main", "real_digits:strength", "terrain:main",
-            "terrain:levels"} <= markers
+            "terrain:levels", "demo:table", "locomotion:critic_speed", "locomotion:ranking"} <= markers
     # every marked block of README.md and docs/ is covered
     files = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     all_blocks = {(f.name, m) for f in files for m in re.findall(r"<!-- (\S+):begin -->", f.read_text())}

@@ -11,8 +11,8 @@ import importlib
 from typing import Iterator
 
 # the module commands besides ``tts-fast`` (each module has ``build_parser()``)
-MODULE_COMMANDS = ("tts_fast.rl.train", "tts_fast.rl.distill", "tts_fast.rl.generate", "tts_fast.maze.train", "tts_fast.zoo.train",
-                   "tts_fast.zoo.real28.train")
+MODULE_COMMANDS = ("tts_fast.rl.train", "tts_fast.rl.distill", "tts_fast.rl.generate", "tts_fast.rl.check_data", "tts_fast.maze.train",
+                   "tts_fast.zoo.train", "tts_fast.zoo.real28.train")
 
 
 def parsers() -> Iterator[tuple[str, argparse.ArgumentParser]]:

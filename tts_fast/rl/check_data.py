@@ -19,6 +19,7 @@ import math
 import os
 import sys
 
+from .. import _threads as threads
 from .._user_errors import UserError, command
 from .datasets import dataset_id, fingerprint, load
 from .envs import DATASETS, TASKS
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", required=True, choices=sorted(TASKS), help="the MuJoCo task")
     p.add_argument("--dataset", required=True, choices=DATASETS, help="which dataset of the task")
     p.add_argument("--data", required=True, metavar="DIR", help="the local Minari data folder (the one holding tts_fast/ENV/...)")
+    threads.add_argument(p)
     return p
 
 
@@ -61,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """``python -m tts_fast.rl.check_data``: parse ``argv``, fingerprint the dataset, compare. Returns the exit status."""
     a = build_parser().parse_args(argv)
+    threads.apply(a.threads)
     ds_id = dataset_id(a.env, a.dataset, "tts_fast")
     try:
         want = recorded(ds_id)
