@@ -40,9 +40,10 @@ CHOOSE_AT = 10  # the horizon whose Spearman picks a recipe's best step (reliabl
 
 
 def _figures(out: dict) -> dict:
-    """{horizon (str): the figures at it}, JSON-ready."""
+    """{horizon (str): the figures at it} and 'size': Q's rank correlation with |a|, JSON-ready."""
     keep = [*FIGURES, *(f + "_se" for f in FIGURES), "ties", "mean_return", "gamma_horizon"]
-    return {str(h): {k: f[k] for k in keep if k in f} for h, f in out["by_horizon"].items()}
+    by = {str(h): {k: f[k] for k in keep if k in f} for h, f in out["by_horizon"].items()}
+    return {**by, "size": {"spearman": out["q_vs_action_size"], "spearman_se": out["q_vs_action_size_se"]}}
 
 
 def run(a) -> dict:
@@ -79,7 +80,7 @@ def run(a) -> dict:
                 f = _figures(ranking.ranking_measure(env, policy, critic, snaps=data["snaps"], candidate_actions=data["candidate_actions"],
                                                      returns=data["returns"], horizons=a.horizons))
                 print(f"  {name} step {step}: " + "; ".join(f"h={h}: spearman {v['spearman']:.3f} ± {v['spearman_se']:.3f}"
-                                                          for h, v in f.items()), flush=True)
+                                                          for h, v in f.items() if h != "size"), flush=True)
                 return {"ranking": f}
 
             _, log = train_critic_fast(tr, a.steps, log=lambda *x: None, log_every=a.every, callback=score,
@@ -102,25 +103,28 @@ def table(results: list) -> str:
         name = f"{r['env']}-{r['dataset']}"
         rows = [("shipped", r["shipped_training"], r["shipped"])]
         for rec, v in r["recipes"].items():
-            key = str(CHOOSE_AT) if str(CHOOSE_AT) in v["curve"][-1]["ranking"] else str(max(int(h) for h in v["curve"][-1]["ranking"]))
+            key = str(CHOOSE_AT) if str(CHOOSE_AT) in v["curve"][-1]["ranking"] else str(max(int(h) for h in v["curve"][-1]["ranking"]
+                                                                                                   if h != "size"))
             best = max(v["curve"], key=lambda p: p["ranking"][key]["spearman"])
             last = v["curve"][-1]
             rows.append((f"{rec}, last", last["step"], last["ranking"]))
             if best is not last:
                 rows.append((f"{rec}, best at h = {key}", best["step"], best["ranking"]))
         for label, steps, by in rows:
-            for h, f in sorted(by.items(), key=lambda kv: int(kv[0])):
+            size = _cell(by["size"], "spearman") if "size" in by else "—"
+            for h, f in sorted(((h, f) for h, f in by.items() if h != "size"), key=lambda kv: int(kv[0])):
                 out.append([name, label, f"{steps:,}" if steps else "?", h, _cell(f, "spearman"), _cell(f, "pairwise"),
-                            _cell(f, "selection_gain", 2), _cell(f, "oracle_gain", 2), _cell(f, "reliability")])
+                            _cell(f, "selection_gain", 2), _cell(f, "oracle_gain", 2), _cell(f, "reliability"), size])
     s = results[0]["settings"]
     note = (f"{s['states']} states × {s['candidates']} candidates × {s['continuations']} continuations, the discounted return "
             f"(γ = 0.99, no bootstrap) read at each horizon h; seed {s['seed']}; mean ± s.e. over states. Spearman and pairwise: how Q "
             "orders a state's candidates against their returns (0 and 0.5: no signal); selection gain: return of Q's favourite minus "
             "the candidates' mean (what best-of-N by Q gains), oracle gain: the same for the truly best candidate (both in return "
             "units over h steps); reliability: rank correlation of the returns from the even and odd continuations (the ceiling the "
-            "measure sees at h). `python benchmarks/critic_ranking.py`.")
+            "measure sees at h); Q vs |a|: rank correlation of Q with the candidates' size within a state (— : not recorded). "
+            "`python benchmarks/critic_ranking.py`.")
     return note + "\n\n" + markdown_table(["dataset", "critic", "training steps", "h", "Spearman", "pairwise", "selection gain",
-                                          "oracle gain", "reliability"], out)
+                                          "oracle gain", "reliability", "Q vs |a|"], out)
 
 
 def write_tables():

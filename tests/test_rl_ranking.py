@@ -83,6 +83,8 @@ def test_ranking_measure_pairs_each_candidate_with_its_state():
     want = 10 * np.arange(3)[:, None] + acts[:, :, 0]
     np.testing.assert_allclose(out["data"]["q"], want, rtol=1e-6)
     assert sorted(out["by_horizon"]) == [1, 10] and out["horizons"] == [1, 10]
+    # Q = 10 s_0 + a_0 with a_0 = |a| growing along k: Q follows the action's size in every state
+    assert out["q_vs_action_size"] == pytest.approx(1.0) and out["q_vs_action_size_se"] == 0.0
     for i, h in enumerate((1, 10)):
         f = out["by_horizon"][h]
         assert f["gamma_horizon"] == pytest.approx(0.99 ** h) and f["mean_return"] == pytest.approx(returns[i].mean())

@@ -1,4 +1,4 @@
-"""IQL critic training as one batched computation: the algorithm of :func:`tts_fast.rl.train.train_critic`, faster.
+"""IQL critic training as one batched computation: the algorithm of :func:`tts_fast.rl.train.train_critic`, less overhead.
 
 The same updates in the same order, on the same batches (the same generator draws), from the same
 initial weights: V by expectile regression of the target min(Q1, Q2), then Q1 and Q2 by MSE to
@@ -15,7 +15,9 @@ reference loop):
 - no host synchronisation per step: losses go into preallocated tensors, read at log points only.
 
 The result is written back into a plain :class:`tts_fast.rl.critic.TwinQ`, so files and verifiers
-do not change. ``benchmarks/critic_training.py`` measures both side by side.
+do not change. ``benchmarks/critic_training.py`` measures both side by side: at the shipped batch
+(256) the matmuls dominate a CPU step and the gain is small; it is large at small batches, where
+the overhead dominates (docs/locomotion.md, "Critic training speed").
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ across states does not matter. The measure, for a critic and a policy in a live 
    - ``reliability``: the rank correlation between R estimated from the even and from the odd
      continuations, the ceiling the measure can see at this many continuations.
    States whose candidates all have the same R (e.g. all fall at once) have no ranking and are
-   counted in ``ties`` instead.
+   counted in ``ties`` instead. Besides, ``q_vs_action_size``: the rank correlation of Q with the
+   candidates' norm |a| within a state (a critic that prefers large actions for their size).
 
 ``benchmarks/critic_ranking.py`` runs it on the shipped critics and over training.
 """
@@ -213,7 +214,8 @@ def ranking_measure(env: str, policy, critic, *, states: int = 32, candidates: i
                     candidate_actions: Optional[np.ndarray] = None, returns: Optional[np.ndarray] = None) -> dict:
     """The ranking figures of ``critic`` (a :class:`tts_fast.rl.critic.TwinQ`) on ``policy``'s candidates (module doc).
 
-    Returns {'by_horizon': {h: figures at horizon h}, 'gamma', 'horizons', 'mean_q', 'data'}. ``snaps``,
+    Returns {'by_horizon': {h: figures at horizon h}, 'gamma', 'horizons', 'mean_q', 'q_vs_action_size'
+    (and its '_se'), 'data'}. ``snaps``,
     ``candidate_actions`` [S, K, act_dim] and ``returns`` [len(horizons), S, K, M]: reuse what an earlier
     call returned (in its 'data') to score another critic on the same states, candidates and returns
     (the expensive part).
@@ -241,5 +243,7 @@ def ranking_measure(env: str, policy, critic, *, states: int = 32, candidates: i
     for i, h in enumerate(hs):
         by[h] = summarize(q, returns[i])
         by[h].update(gamma_horizon=gamma ** h, mean_return=float(returns[i].mean()))
-    return {"by_horizon": by, "gamma": gamma, "horizons": list(hs), "mean_q": float(q.mean()),
+    size_rho, size_se = _mean_se(spearman(q, np.linalg.norm(candidate_actions, axis=2)))
+    return {"by_horizon": by, "gamma": gamma, "horizons": list(hs), "mean_q": float(q.mean()), "q_vs_action_size": size_rho,
+            "q_vs_action_size_se": size_se,
             "data": {"snaps": snaps, "candidate_actions": candidate_actions, "returns": returns, "q": q}}
