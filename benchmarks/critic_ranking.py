@@ -121,10 +121,10 @@ def table(results: list) -> str:
             "orders a state's candidates against their returns (0 and 0.5: no signal); selection gain: return of Q's favourite minus "
             "the candidates' mean (what best-of-N by Q gains), oracle gain: the same for the truly best candidate (both in return "
             "units over h steps); reliability: rank correlation of the returns from the even and odd continuations (the ceiling the "
-            "measure sees at h); Q vs |a|: rank correlation of Q with the candidates' size within a state (— : not recorded). "
+            "measure sees at h); Q vs action size: rank correlation of Q with the candidates' size within a state (— : not recorded). "
             "`python benchmarks/critic_ranking.py`.")
     return note + "\n\n" + markdown_table(["dataset", "critic", "training steps", "h", "Spearman", "pairwise", "selection gain",
-                                          "oracle gain", "reliability", "Q vs |a|"], out)
+                                          "oracle gain", "reliability", "Q vs action size"], out)
 
 
 def write_tables():
