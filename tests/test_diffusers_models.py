@@ -651,3 +651,17 @@ def test_unsupported_networks_are_named(tmp_module):
     pipe.vae = None
     with pytest.raises(ValueError, match=r"^the pipeline has no VAE: DiffusersModel decodes latents with pipe.vae$"):
         DiffusersModel(pipe, PROMPTS)
+
+
+def test_second_prompt_lists_of_the_wrong_length_are_named(pipes):
+    """Broken variants (a fresh models sample, seed 23): FLUX's prompts_2 checked under the name None
+    (the message then reads "None must be ..."); SDXL's negative_prompt_2 checked without its name."""
+    one = r" must be a string or a list of 2 strings \(one per prompt\)$"
+    with pytest.raises(ValueError, match="^prompts_2" + one):
+        _model(pipes, "flux", prompts_2=["a single prompt"])
+    with pytest.raises(ValueError, match="^prompts_2" + one):
+        _model(pipes, "sdxl", prompts_2=["a single prompt"])
+    with pytest.raises(ValueError, match="^negative_prompt_2" + one):
+        _model(pipes, "sdxl", negative_prompt_2=["blurry"])
+    with pytest.raises(ValueError, match="^negative_prompt_2" + one):
+        _model(pipes, "flux", true_cfg_scale=2.0, negative_prompt="blurry", negative_prompt_2=["blurry"])
