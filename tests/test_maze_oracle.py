@@ -759,3 +759,37 @@ def test_reset_episode_is_float64_and_seeded():
     assert np.array_equal(ob, ob2) and np.array_equal(goal, goal2)
     s, g = envs.maze("medium").task_xy(3)
     assert np.abs(ob[:2] - s).max() <= 1.0 + 1e-9 and np.abs(goal - g).max() <= 1.0 + 1e-9
+
+
+# -- survivors of a fresh sample (seed 23) ---------------------------------------------------------------
+
+
+def test_goal_reached_scores_in_the_plans_dtype_and_a_sum_passes_the_rows_on():
+    """Against GoalReached returning the bool comparison (``.to(None)`` keeps torch.bool), a Sum
+    calling its verifiers without cond (a GoalReached of two rows then refuses the call), and a
+    Sum's refusal of a non-verifier without its message (TypeError(None))."""
+    x = torch.tensor([[[0.0, 0.0], [3.0, 4.0]], [[1.0, 1.0], [0.0, 0.0]]], dtype=torch.float64)
+    for dtype in (torch.float64, torch.float32):
+        got = GoalReached([0.0, 0.0], tol=0.5)(x.to(dtype))
+        assert got.dtype == dtype and got.tolist() == [0.0, 1.0]
+    two = GoalReached([[3.0, 4.0], [0.0, 0.0]])
+    s = Sum([two, Smoothness(1.0)], [2.0, 0.0])
+    assert s(x, torch.tensor([0, 1])).tolist() == [2.0, 2.0]
+    assert s(x, torch.tensor([1, 0])).tolist() == [0.0, 0.0]
+    for bad in ([], [two, "not a verifier"]):
+        with pytest.raises(TypeError, match=r"^verifiers must be a non-empty list of tts_fast.Verifier$"):
+            Sum(bad)
+
+
+@needs_ogbench
+def test_generate_draws_independent_noise_for_each_action_coordinate(monkeypatch):
+    """Against one noise draw added to both coordinates (``np.random.normal(0, noise)`` without the
+    size 2). The expert is made to point along +x (the oracle subgoal is always one unit to the
+    right), so an action is (clip(1 + e0), clip(e1)): with a shared draw, every step whose
+    x-component is below 1 has a0 - 1 == a1."""
+    monkeypatch.setattr(data, "oracle_subgoal", lambda m, xy, goal: np.asarray(xy) + np.array([1.0, 0.0]))
+    a = data.generate("medium", 1, 40, noise=0.3, seed=4)["actions"].astype(np.float64)
+    below = a[:, 0] < 1.0 - 1e-6
+    assert below.sum() >= 5  # about half the steps draw e0 < 0
+    assert not np.isclose(a[below, 0] - 1.0, a[below, 1], atol=1e-5).any()
+    assert (a[:, 1] < 0).any() and (a[:, 1] > 0).any()
