@@ -118,3 +118,140 @@ def test_ray_address_and_worker_rules(monkeypatch):
     monkeypatch.setattr(R, "_execute", lambda job, address, workers: (1, None))
     with pytest.raises(RuntimeError, match="a Ray worker died for good: finished prompts are saved; call run"):
         R.run([])
+
+
+# -- survivors of a fresh sample (seed 23) ---------------------------------------------------------------
+
+
+def test_a_long_caption_is_cut_two_pixels_inside_the_strip():
+    """Broken variant: the caption's ink cut at the strip's width + 4 instead of - 4 (a caption wider
+    than its tile then no longer fits the strip: the drawing fails)."""
+    strip = np.full((cs.CAPTION, 24), 255, np.uint8)
+    cs._draw_caption(strip, ("#1234567890", "0.123"))
+    assert (strip[:, -2:] == 255).all() and (strip[:, :2] == 255).all()
+    full = _glyphs.render("#1234567890", cs.SCALE)
+    assert full.shape[1] > 24 and (strip[2:2 + full.shape[0], 2:22] == 0).sum() == full[:, :20].sum()
+
+
+def test_the_markdown_summary_leaves_a_blank_line_after_each_paragraph():
+    """Broken variant: the line after 'this invocation: ...' written as 'XXXX' instead of blank (the
+    next paragraph then runs into it)."""
+    job = SimpleNamespace(out="o", settings=dict(model="digits", method="bon", particles=2, steps=3, verifier="v", seed=0, prompt_batch=1))
+    totals = dict(prompts=1, ok=1, failed=0, missing=0, reward_mean=0.5, nfe_model=6)
+    rows = [dict(index=0, prompt="3", status="ok", reward=0.5, nfe_model=6, seconds=1.0)]
+    run = dict(prompts_computed=1, prompts_resumed=0, world_size=2, launcher="torchrun", wall_seconds=2.0,
+               prompts_per_second=0.5, nfe_per_second=3.0)
+    lines = summary._markdown(job, rows, totals, run).split("\n")
+    k = next(i for i, line in enumerate(lines) if line.startswith("this invocation: 1 prompt(s) computed (0 resumed) on 2 torchrun ranks"))
+    assert lines[k + 1] == "" and lines[k + 2] == "seconds: the prompt's share of its group's search and writes."
+    assert lines[1] == lines[3] == lines[5] == ""
+
+
+def test_a_rank_share_draws_its_bar_as_rank_of_world(monkeypatch, capsys):
+    """Broken variant: run_share's progress bar made without the world size (every rank then reads
+    'rank r/1')."""
+    from tts_fast.distributed import share
+
+    made = []
+
+    class FakeBar:
+        def __init__(self, *a, **kw):
+            made.append((a, kw))
+
+        def update(self, outcome):
+            pass
+
+        def close(self):
+            pass
+
+    class FakeWorker:
+        def __init__(self, job, device, **kw):
+            pass
+
+        def run_group(self, g):
+            return dict(prompts=len(g.members), nfe=4, seconds=0.5, failed=0)
+
+    monkeypatch.setattr(share, "RankProgress", FakeBar)
+    monkeypatch.setattr(share, "Worker", FakeWorker)
+    job = SimpleNamespace(config=SimpleNamespace(progress=True))
+    groups = [SimpleNamespace(index=1, members=[1, 4]), SimpleNamespace(index=7, members=[7])]
+    out = share.run_share(job, "cpu", groups, rank=1, world_size=3, launcher="torchrun")
+    assert len(out) == 2 and made == [((3, 1, 3), {"enabled": True})]
+    # the bar itself reads rank/world
+    bar = progress.RankProgress(3, 1, 3, enabled=True)
+    try:
+        assert bar.bar.desc == "rank 1/3"
+    finally:
+        bar.close()
+
+
+def test_ranks_read_torchruns_environment_with_one_process_defaults(monkeypatch):
+    """Broken variants (code that runs only inside torchrun ranks, so called here in-process): RANK or
+    LOCAL_RANK defaulting to 1 outside torchrun."""
+    from tts_fast._user_errors import UserError
+    from tts_fast.distributed import torchrun
+
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    assert torchrun.ranks() == (0, 1, 0)
+    monkeypatch.setenv("RANK", "3"), monkeypatch.setenv("WORLD_SIZE", "4"), monkeypatch.setenv("LOCAL_RANK", "1")
+    assert torchrun.ranks() == (3, 4, 1)
+    monkeypatch.setenv("LOCAL_RANK", "x")
+    with pytest.raises(UserError, match=r"^RANK / WORLD_SIZE / LOCAL_RANK must be integers \(set by torchrun\), got '3', '4', 'x'$"):
+        torchrun.ranks()
+
+
+def test_a_torchrun_world_of_one_runs_in_process(monkeypatch, tmp_path):
+    """Broken variants (rank code, run here in this process as a gloo world of one): execute() calling
+    the rank's work without its device, or with the arguments shifted."""
+    import signal
+    import socket
+
+    import torch
+
+    from tts_fast.distributed import torchrun
+    from tts_fast.runs.job import prepare
+    from tts_fast.runs.options import parse_config
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for k, v in dict(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)).items():
+        monkeypatch.setenv(k, v)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("3\n5\n")
+    job = prepare(parse_config(["--model", "digits", "--method", "bon", "--particles", "2", "--steps", "4", "--no-progress",
+                                "--prompts-file", str(prompts), "--out", str(tmp_path / "out")]))
+    handler, threads = signal.getsignal(signal.SIGTERM), torch.get_num_threads()
+    try:
+        assert torchrun.execute(job) == 0
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+        torch.set_num_threads(threads)
+    import json
+
+    done = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert (done["ok"], done["failed"]) == (2, 0)
+    assert done["this_run"]["launcher"] == "torchrun" and done["this_run"]["world_size"] == 1
+    assert {r["index"] for r in done["rows"]} == {0, 1}
+
+
+def test_ray_connects_with_the_workers_output_shown_and_runs_on_auto_by_default(monkeypatch):
+    """Broken variants: ray.init without log_to_driver=True (the workers' output then never reaches
+    the driver's terminal); run()'s default address garbled ('XXautoXX')."""
+    pytest.importorskip("ray", reason="tts_fast.distributed.ray imports only with the extra 'ray'")
+    from tts_fast.distributed import ray as R
+
+    calls = []
+    fake = SimpleNamespace(is_initialized=lambda: False, init=lambda **kw: calls.append(kw))
+    assert R._connect(fake, "local") is True and R._connect(fake, "ray://h:1") is True
+    assert calls == [dict(address=None, include_dashboard=False, log_to_driver=True),
+                     dict(address="ray://h:1", include_dashboard=False, log_to_driver=True)]
+    fake.is_initialized = lambda: True
+    assert R._connect(fake, "auto") is False and len(calls) == 2
+    seen = []
+    monkeypatch.setattr(R, "_execute", lambda job, address, workers: (seen.append((address, workers)), (0, {"ok": 1}))[1])
+    monkeypatch.setattr(R, "prepare", lambda config: config)
+    monkeypatch.setattr(R, "parse_config", lambda argv: SimpleNamespace(ray=None, ray_workers=None))
+    monkeypatch.setattr(R.dataclasses, "replace", lambda obj, **kw: SimpleNamespace(**{**vars(obj), **kw}))
+    assert R.run([]) == {"ok": 1} and seen == [("auto", None)]
