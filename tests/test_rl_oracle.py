@@ -1036,8 +1036,9 @@ def test_replay_dataset_describes_its_cut_of_the_buffer(monkeypatch, tmp_path):
 
 
 def test_generation_record_names_the_env_and_is_written_indented(monkeypatch, tmp_path):
-    """Against the record's env stored under another key ('ENV'), and generation.json written on one
-    line (json.dump without indent=1): the file is the returned record, one key per line."""
+    """Against the record's env stored under another key ('ENV'), generation.json written on one
+    line (json.dump without indent=1): the file is the returned record, one key per line; and
+    (sample seed 23, skip 40) the collection's seconds as perf_counter() + t0."""
     import dataclasses
     import json
 
@@ -1050,9 +1051,42 @@ def test_generation_record_names_the_env_and_is_written_indented(monkeypatch, tm
     monkeypatch.setattr(generate, "replay_dataset", lambda *a: None)
     monkeypatch.setattr(D, "load", lambda env, ds, path: (env, ds))
     monkeypatch.setattr(D, "fingerprint", lambda ds: {"of": list(ds)})
+    import time
+
+    t0 = time.perf_counter()
     out = generate.generate("reacher", str(tmp_path), datasets=["medium-replay"], log=lambda *a: None)
+    took = time.perf_counter() - t0
     assert out["env"] == "reacher" and out["training"]["checkpoints"] == cks
+    assert 0.0 <= out["collection_seconds"] <= took  # seconds since the collection began (not perf_counter() + t0)
     assert set(out) == {"env", "training", "medium_checkpoint", "expert_checkpoint", "collection_seconds", "datasets"}
     text = (tmp_path / "reacher" / "generation.json").read_text()
     assert text == json.dumps(out, indent=1)
     assert text.startswith('{\n "env": "reacher",\n "training": {\n')
+
+
+def test_each_command_names_itself_in_its_usage():
+    """Against distill's prog garbled ('PYTHON -M TTS_FAST.RL.DISTILL'): the usage line and every
+    error message of the parser show it (a survivor of the sample seed 23, skip 40)."""
+    for mod in (train, generate, distill):
+        parser = mod.build_parser()
+        assert parser.prog == f"python -m {mod.__name__}"
+        assert parser.format_usage().startswith(f"usage: python -m {mod.__name__} ")
+
+
+def test_make_env_without_the_simulator_names_the_extra(monkeypatch):
+    """Against make_env's ImportError naming another extra ('XXrlXX', 'RL') for gymnasium or mujoco
+    (survivors of the sample seed 23, skip 40)."""
+    import sys
+
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "gymnasium", None)  # import fails as if not installed
+        with pytest.raises(ImportError, match=r"^tts_fast\.rl\.make_env needs the optional package 'gymnasium'.*"
+                                              r"pip install --no-build-isolation 'tts_fast\[rl\]'"):
+            envs.make_env("hopper")
+    if importlib.util.find_spec("gymnasium") is None:
+        pytest.skip("gymnasium is not installed: the mujoco case needs it imported first")
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "mujoco", None)
+        with pytest.raises(ImportError, match=r"^tts_fast\.rl\.make_env needs the optional package 'mujoco'.*"
+                                              r"pip install --no-build-isolation 'tts_fast\[rl\]'"):
+            envs.make_env("hopper")
