@@ -793,3 +793,62 @@ def test_generate_draws_independent_noise_for_each_action_coordinate(monkeypatch
     assert below.sum() >= 5  # about half the steps draw e0 < 0
     assert not np.isclose(a[below, 0] - 1.0, a[below, 1], atol=1e-5).any()
     assert (a[:, 1] < 0).any() and (a[:, 1] > 0).any()
+
+
+# -- survivors of a fresh sample (seed 23, skip 40) ------------------------------------------------------
+
+
+def test_dataset_folder_from_the_argument_the_environment_or_the_cache(monkeypatch, tmp_path):
+    """Against `folder or env and DEFAULT_DIR` for `folder or env or DEFAULT_DIR` ($TTS_FAST_MAZE_DATA
+    then ignored, and without it no folder at all), and load's missing-file message lost."""
+    monkeypatch.setenv("TTS_FAST_MAZE_DATA", str(tmp_path))
+    assert data.dataset_path("medium") == str(tmp_path / "pointmaze-medium-navigate-v0.npz")
+    assert data.dataset_path("medium", "given", val=True) == os.path.join("given", "pointmaze-medium-navigate-v0-val.npz")
+    monkeypatch.delenv("TTS_FAST_MAZE_DATA")
+    assert data.dataset_path("medium") == os.path.join(data.DEFAULT_DIR, "pointmaze-medium-navigate-v0.npz")
+    missing = str(tmp_path / "none.npz")
+    with pytest.raises(FileNotFoundError, match=r"^no dataset at .*none\.npz; generate it with `python -m tts_fast\.maze\.data --maze NAME --out DIR`$"):
+        data.load(missing)
+
+
+def test_wall_depth_is_zero_for_a_ball_clear_of_the_walls():
+    """Against `q < 1` for `q < 0` in Maze.wall_depth: a ball 0.5 short of a wall would count as
+    inside it (a negative depth) instead of clear (0)."""
+    m = envs.Maze("medium")
+    for c in m.free_cells:
+        i, j = c
+        if (i, j + 1) in {tuple(w) for w in m.wall_cells}:
+            break
+    centre = np.asarray(m.ij_to_xy(c))
+    reach = m.unit / 2 + m.radius  # the ball touches the wall box at this distance from the wall cell's centre
+    to_wall = m.unit - reach  # from the free cell's centre, moving towards the wall (+x)
+    assert m.wall_depth(centre + [to_wall - 0.5, 0.0]) == 0.0  # 0.5 short of touching
+    assert m.wall_depth(centre + [to_wall + 0.3, 0.0]) == pytest.approx(0.3)  # 0.3 into it
+
+
+def test_evaluate_closes_only_the_simulator_it_made(monkeypatch):
+    """Against `own = None` (the simulator evaluate() opened itself never closed)."""
+    made = []
+
+    class FakeEnv:
+        closed = False
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr(execute, "make_env", lambda name: made.append(FakeEnv()) or made[-1])
+    monkeypatch.setattr(execute, "rollout", lambda env, p, stride, k, s, **kw: {"task": k, "seed": s})
+    assert execute.evaluate("medium", np.zeros((2, 4, 2)), [(1, 0), (2, 5)], 3) == [{"task": 1, "seed": 0}, {"task": 2, "seed": 5}]
+    assert len(made) == 1 and made[0].closed
+    mine = FakeEnv()
+    execute.evaluate("medium", np.zeros((1, 4, 2)), [(1, 0)], 3, env=mine)
+    assert not mine.closed and len(made) == 1
+
+
+def test_a_verifier_names_bad_plans_as_plans():
+    """Against _check_plans' default name garbled ('XXplansXX must be ...')."""
+    for v in (Smoothness(1.0), GoalReached([0.0, 0.0]), WallPenalty("medium")):
+        with pytest.raises(ValueError, match=r"^plans must be world-coordinate waypoints \[B, H, 2\], got shape \(2, 4, 3\)$"):
+            v(torch.zeros(2, 4, 3, dtype=torch.float64))
+        with pytest.raises(ValueError, match=r"^plans must be a tensor of world-coordinate waypoints \[B, H, 2\], got list$"):
+            v.forward([[0.0, 0.0]])
