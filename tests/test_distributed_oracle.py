@@ -255,3 +255,144 @@ def test_ray_connects_with_the_workers_output_shown_and_runs_on_auto_by_default(
     monkeypatch.setattr(R, "parse_config", lambda argv: SimpleNamespace(ray=None, ray_workers=None))
     monkeypatch.setattr(R.dataclasses, "replace", lambda obj, **kw: SimpleNamespace(**{**vars(obj), **kw}))
     assert R.run([]) == {"ok": 1} and seen == [("auto", None)]
+
+
+# -- survivors of a fresh sample (seed 23, skip 40) ------------------------------------------------------
+
+
+def _digits_job(tmp_path):
+    from tts_fast.runs.job import prepare
+    from tts_fast.runs.options import parse_config
+
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("3\n5\n")
+    return prepare(parse_config(["--model", "digits", "--method", "bon", "--particles", "2", "--steps", "4", "--no-progress",
+                                 "--prompts-file", str(prompts), "--out", str(tmp_path / "out")]))
+
+
+def _world_of_one(monkeypatch, job):
+    import signal
+    import socket
+
+    import torch
+
+    from tts_fast.distributed import torchrun
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for k, v in dict(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)).items():
+        monkeypatch.setenv(k, v)
+    handler, threads = signal.getsignal(signal.SIGTERM), torch.get_num_threads()
+    try:
+        return torchrun.execute(job)
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+        torch.set_num_threads(threads)
+
+
+def test_a_torchrun_rerun_counts_the_prompts_it_resumed(monkeypatch, tmp_path):
+    """Broken variant (rank code, run in-process): rank 0's summary of the run with its resumed count
+    lost (None)."""
+    import json
+
+    job = _digits_job(tmp_path)
+    assert _world_of_one(monkeypatch, job) == 0
+    first = json.loads((tmp_path / "out" / "summary.json").read_text())["this_run"]
+    assert (first["prompts_computed"], first["prompts_resumed"]) == (2, 0)
+    assert _world_of_one(monkeypatch, _digits_job(tmp_path)) == 0
+    again = json.loads((tmp_path / "out" / "summary.json").read_text())["this_run"]
+    assert (again["prompts_computed"], again["prompts_resumed"]) == (0, 2)
+
+
+def test_rank_0_sends_its_listing_error_to_every_rank(monkeypatch):
+    """Broken variant: rank 0's error while listing the pending groups sent as 'None' (the other
+    ranks then raise a UserError without the reason)."""
+    import torch.distributed as dist
+
+    from tts_fast._user_errors import UserError
+    from tts_fast.distributed import torchrun
+
+    def pending(job):
+        raise UserError("the records in out/ belong to another run (model sd15)")
+
+    monkeypatch.setattr(torchrun, "pending", pending)
+    monkeypatch.setattr(dist, "broadcast_object_list", lambda box, src, group: None)  # a world of one: nothing to send
+    with pytest.raises(UserError, match=r"^the records in out/ belong to another run \(model sd15\)$"):
+        torchrun._pending_on_rank0(SimpleNamespace(), 0, None)
+
+
+def test_one_process_reports_its_groups_as_rank_0(capsys, tmp_path):
+    """Broken variants: the single process's share run as rank None ('[rank None] group ...'), and
+    RankProgress's default rank 1 (a bar drawn one line down, described 'rank 1/1')."""
+    import torch
+
+    from tts_fast.distributed import local
+
+    threads = torch.get_num_threads()
+    try:
+        assert local.execute(_digits_job(tmp_path)) == 0
+    finally:
+        torch.set_num_threads(threads)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[rank")]
+    assert [line.split(":")[0] for line in lines] == ["[rank 0] group 0 (prompts 0-0)", "[rank 0] group 1 (prompts 1-1)"]
+    bar = progress.RankProgress(3, enabled=True)
+    try:
+        assert bar.bar.desc == "rank 0/1" and bar.bar.pos == 0
+    finally:
+        bar.close()
+
+
+def test_ray_refuses_cuda_without_gpus_and_actors_know_the_worker_count(monkeypatch, tmp_path):
+    """Broken variants: --device cuda on a Ray cluster without GPUs let through ('CUDA' tested) and
+    run on CPUs; an actor's worker made without the number of workers (run here in-process: actors
+    run in Ray's processes)."""
+    pytest.importorskip("ray", reason="tts_fast.distributed.ray imports only with the extra 'ray'")
+    from tts_fast._user_errors import UserError
+    from tts_fast.distributed import ray as R
+
+    fake = SimpleNamespace(is_initialized=lambda: True, cluster_resources=lambda: {"CPU": 4.0})
+    monkeypatch.setattr(R, "require", lambda *a, **k: fake)
+    monkeypatch.setattr(R, "pending", lambda job: [SimpleNamespace(index=0, members=[0])])
+    monkeypatch.setattr(R, "announce", lambda job, n: 0)
+    job = SimpleNamespace(config=SimpleNamespace(device="cuda", progress=False))
+    with pytest.raises(UserError, match=r"^--device cuda: the Ray cluster has no GPU$"):
+        R._execute(job, "auto", None)
+    made = []
+    monkeypatch.setattr(R, "Worker", lambda job, device, **kw: made.append((str(device), kw)))
+    monkeypatch.setattr(R.threads, "apply", lambda n: None)
+    R._Actor(SimpleNamespace(config=SimpleNamespace(threads=1)), "cpu", 2, 3)
+    assert made == [("cpu", dict(rank=2, world_size=3, launcher="ray"))]
+
+
+def test_ray_starts_each_actor_with_its_index_and_the_worker_count(monkeypatch):
+    """Broken variant: the actors started without the number of workers (None), which each worker
+    records as its world size."""
+    ray = pytest.importorskip("ray", reason="tts_fast.distributed.ray imports only with the extra 'ray'")
+    import ray.util
+
+    from tts_fast.distributed import ray as R
+
+    started, pools, finished = [], [], []
+
+    def remote(**options):
+        return lambda cls: SimpleNamespace(remote=lambda *a: started.append((options, a[1:])) or a[1:])
+
+    class FakePool:
+        def __init__(self, actors):
+            pools.append(actors)
+
+        def map_unordered(self, fn, todo):
+            return []
+
+    fake = SimpleNamespace(is_initialized=lambda: True, cluster_resources=lambda: {"CPU": 4.0}, remote=remote)
+    monkeypatch.setattr(R, "require", lambda *a, **k: fake)
+    monkeypatch.setattr(ray.util, "ActorPool", FakePool)
+    monkeypatch.setattr(R, "pending", lambda job: [SimpleNamespace(index=i, members=[i]) for i in range(3)])
+    monkeypatch.setattr(R, "announce", lambda job, n: 0)
+    monkeypatch.setattr(R, "finish", lambda job, run: finished.append(run) or {"ok": 1})
+    job = SimpleNamespace(config=SimpleNamespace(device="cpu", progress=False))
+    assert R._execute(job, "auto", 2) == (0, {"ok": 1})
+    assert [a for _, a in started] == [("cpu", 0, 2), ("cpu", 1, 2)]
+    assert started[0][0] == dict(num_gpus=0, num_cpus=1, max_restarts=R.RESTARTS, max_task_retries=R.RESTARTS)
+    assert pools == [[("cpu", 0, 2), ("cpu", 1, 2)]] and finished[0]["world_size"] == 2 and finished[0]["launcher"] == "ray"
