@@ -852,3 +852,16 @@ def test_a_verifier_names_bad_plans_as_plans():
             v(torch.zeros(2, 4, 3, dtype=torch.float64))
         with pytest.raises(ValueError, match=r"^plans must be a tensor of world-coordinate waypoints \[B, H, 2\], got list$"):
             v.forward([[0.0, 0.0]])
+
+
+@needs_ogbench
+def test_rollout_records_its_path_only_when_asked():
+    """Against record defaulting to True (every rollout of an evaluation then carries its whole
+    path): without record=True the result holds the three figures only (sample seed 23, skip 80)."""
+    env = envs.make_env("medium")
+    try:
+        ob, goal = execute.reset_episode(env, 1, 0)
+        out = execute.rollout(env, execute.oracle_plan("medium", ob, goal, 40), 10, 1, 0, max_steps=3)
+    finally:
+        env.close()
+    assert set(out) == {"success", "steps", "final_dist"} and out["steps"] == 3
