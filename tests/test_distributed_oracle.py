@@ -396,3 +396,64 @@ def test_ray_starts_each_actor_with_its_index_and_the_worker_count(monkeypatch):
     assert [a for _, a in started] == [("cpu", 0, 2), ("cpu", 1, 2)]
     assert started[0][0] == dict(num_gpus=0, num_cpus=1, max_restarts=R.RESTARTS, max_task_retries=R.RESTARTS)
     assert pools == [[("cpu", 0, 2), ("cpu", 1, 2)]] and finished[0]["world_size"] == 2 and finished[0]["launcher"] == "ray"
+
+
+# -- survivors of a fresh sample (seed 23, skip 80) ------------------------------------------------------
+
+
+def test_one_process_summary_shows_each_image_on_the_contact_sheet(tmp_path):
+    """Broken variants: a record's image read under another key ('IMAGE': every row without its
+    image, the sheet empty), the contact sheet never made for an image family."""
+    import json
+
+    import torch
+
+    from tts_fast.distributed import local
+
+    threads = torch.get_num_threads()
+    try:
+        assert local.execute(_digits_job(tmp_path)) == 0
+    finally:
+        torch.set_num_threads(threads)
+    done = json.loads((tmp_path / "out" / "summary.json").read_text())
+    images = [r["image"] for r in done["rows"]]
+    assert all(isinstance(i, str) and i.endswith(".png") and (tmp_path / "out" / i).is_file() for i in images), images
+    assert done["contact_sheet"] == "contact_sheet.png" and (tmp_path / "out" / "contact_sheet.png").is_file()
+
+
+def test_ray_run_passes_its_worker_count_and_ranks_their_wall_time(monkeypatch):
+    """Broken variants: run()'s workers argument dropped (None); the Ray ranks' statistics made
+    without the wall time (None)."""
+    ray = pytest.importorskip("ray", reason="tts_fast.distributed.ray imports only with the extra 'ray'")
+    import ray.util
+
+    from tts_fast.distributed import ray as R
+
+    seen = []
+    real_execute = R._execute
+    monkeypatch.setattr(R, "_execute", lambda job, address, workers: (seen.append((address, workers)), (0, {"ok": 1}))[1])
+    monkeypatch.setattr(R, "prepare", lambda config: config)
+    monkeypatch.setattr(R, "parse_config", lambda argv: SimpleNamespace(ray=None, ray_workers=None))
+    monkeypatch.setattr(R.dataclasses, "replace", lambda obj, **kw: SimpleNamespace(**{**vars(obj), **kw}))
+    R.run([], workers=3)
+    assert seen == [("auto", 3)]
+    monkeypatch.setattr(R, "_execute", real_execute)
+
+    class FakePool:
+        def __init__(self, actors):
+            pass
+
+        def map_unordered(self, fn, todo):
+            return [dict(rank=0, prompts=1, failed=0, nfe=4, nfe_model=4, seconds=0.25)]
+
+    remote = lambda **options: (lambda cls: SimpleNamespace(remote=lambda *a: a))  # noqa: E731
+    fake = SimpleNamespace(is_initialized=lambda: True, cluster_resources=lambda: {"CPU": 4.0}, remote=remote)
+    finished = []
+    monkeypatch.setattr(R, "require", lambda *a, **k: fake)
+    monkeypatch.setattr(ray.util, "ActorPool", FakePool)
+    monkeypatch.setattr(R, "pending", lambda job: [SimpleNamespace(index=0, members=[0])])
+    monkeypatch.setattr(R, "announce", lambda job, n: 0)
+    monkeypatch.setattr(R, "finish", lambda job, run: finished.append(run) or {"ok": 1})
+    R._execute(SimpleNamespace(config=SimpleNamespace(device="cpu", progress=False)), "auto", 1)
+    (rank,) = finished[0]["ranks"]
+    assert rank["wall_seconds"] == finished[0]["wall_seconds"] and rank["wall_seconds"] > 0
