@@ -457,3 +457,50 @@ def test_ray_run_passes_its_worker_count_and_ranks_their_wall_time(monkeypatch):
     R._execute(SimpleNamespace(config=SimpleNamespace(device="cpu", progress=False)), "auto", 1)
     (rank,) = finished[0]["ranks"]
     assert rank["wall_seconds"] == finished[0]["wall_seconds"] and rank["wall_seconds"] > 0
+
+
+# -- survivors of a fresh sample (seed 23, skip 120) -----------------------------------------------------
+
+
+def test_captions_final_line_and_sheet_size_by_hand(tmp_path):
+    """Broken variants: a failed prompt captioned 'missing'; the final line always listing failed
+    and resumed counts (', 0 failed, 0 resumed'); the sheet one gap too tall."""
+    assert cs.caption(dict(index=4, status="error")) == ("#4", "failed")
+    assert cs.caption(dict(index=5, status="missing")) == ("#5", "missing")
+    assert cs.caption(dict(index=6, status="ok", reward=0.123456)) == ("#6", "0.123")
+    run = dict(prompts_per_second=2.0, nfe_per_second=100.0, prompts_failed=0, prompts_resumed=0, prompts_computed=4,
+               world_size=2, launcher="torchrun", wall_seconds=2.0)
+    assert progress.final_line(run, "o") == "tts-fast run: 4 prompt(s) on 2 rank(s) in 2.0 s: 2.00 prompts/s, 100 NFE/s; summary: o/summary.md"
+    run.update(prompts_failed=1, prompts_resumed=3)
+    assert progress.final_line(run, "o").endswith("100 NFE/s, 1 failed, 3 resumed; summary: o/summary.md")
+    rows = [dict(index=0, status="ok", reward=0.5, image=_png_file(tmp_path / "a.png", 200))]
+    sheet = _png.decode(cs.contact_sheet(str(tmp_path), rows)[0])
+    th, tw = cs.tile_of(np.full((16, 16, 3), 200, np.uint8)).shape[:2]
+    assert sheet.shape[:2] == (th + cs.CAPTION, tw)  # one cell: no gap around it
+
+
+def test_summary_json_lists_contact_sheet_notes_and_ray_names_the_devices(monkeypatch, tmp_path):
+    """Broken variants: summary.json's contact_sheet_notes under another key; Ray's refusal of a
+    --device it cannot give each worker without its message."""
+    import json
+
+    import torch
+
+    from tts_fast.distributed import local
+
+    threads = torch.get_num_threads()
+    try:
+        local.execute(_digits_job(tmp_path))
+    finally:
+        torch.set_num_threads(threads)
+    done = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert done["contact_sheet_notes"] == []
+    pytest.importorskip("ray", reason="tts_fast.distributed.ray imports only with the extra 'ray'")
+    from tts_fast._user_errors import UserError
+    from tts_fast.distributed import ray as R
+
+    monkeypatch.setattr(R, "require", lambda *a, **k: SimpleNamespace(is_initialized=lambda: True, cluster_resources=lambda: {"CPU": 4.0}))
+    monkeypatch.setattr(R, "pending", lambda job: [])
+    monkeypatch.setattr(R, "announce", lambda job, n: 0)
+    with pytest.raises(UserError, match=r"^--device meta: with --ray use auto, cuda or cpu \(Ray gives each worker its own GPU\)$"):
+        R._execute(SimpleNamespace(config=SimpleNamespace(device="meta", progress=False)), "auto", None)
