@@ -37,7 +37,7 @@ PACKAGES = {
     "distributed": (["tts_fast/distributed/*"], None, ["tests/test_distributed.py", "tests/test_launchers.py",
                                                        "tests/test_runs_oracle.py", "tests/test_distributed_oracle.py"]),
     "rl": (["tts_fast/rl/*"], None, ["tests/test_rl.py", "tests/test_domain_arguments.py", "tests/test_rl_oracle.py", "tests/test_rl_fast_critic.py",
-                                     "tests/test_rl_ranking.py"]),
+                                     "tests/test_rl_ranking.py", "tests/test_cli_help.py"]),
     "maze": (["tts_fast/maze/*"], None, ["tests/test_maze.py", "tests/test_domain_arguments.py", "tests/test_maze_oracle.py",
                                          "tests/test_cli_help.py"]),
     "verifiers": (["tts_fast/verifiers/*"], None, ["tests/test_verifiers.py", "tests/test_image_verifiers.py", "tests/test_chunking.py"]),

@@ -651,3 +651,63 @@ def test_unsupported_networks_are_named(tmp_module):
     pipe.vae = None
     with pytest.raises(ValueError, match=r"^the pipeline has no VAE: DiffusersModel decodes latents with pipe.vae$"):
         DiffusersModel(pipe, PROMPTS)
+
+
+def test_second_prompt_lists_of_the_wrong_length_are_named(pipes):
+    """Broken variants (a fresh models sample, seed 23): FLUX's prompts_2 checked under the name None
+    (the message then reads "None must be ..."); SDXL's negative_prompt_2 checked without its name."""
+    one = r" must be a string or a list of 2 strings \(one per prompt\)$"
+    with pytest.raises(ValueError, match="^prompts_2" + one):
+        _model(pipes, "flux", prompts_2=["a single prompt"])
+    with pytest.raises(ValueError, match="^prompts_2" + one):
+        _model(pipes, "sdxl", prompts_2=["a single prompt"])
+    with pytest.raises(ValueError, match="^negative_prompt_2" + one):
+        _model(pipes, "sdxl", negative_prompt_2=["blurry"])
+    with pytest.raises(ValueError, match="^negative_prompt_2" + one):
+        _model(pipes, "flux", true_cfg_scale=2.0, negative_prompt="blurry", negative_prompt_2=["blurry"])
+
+
+def test_pipeline_kind_by_the_unets_added_conditioning_and_flux_default_size(pipes):
+    """Broken variants (a fresh models sample, seed 23, skip 20): an SDXL-conditioned UNet
+    ('text_time') in a pipeline without 'XL' in its name or a second text encoder not recognised
+    ('TEXT_TIME' compared); FLUX's default sample size without the pipeline's attribute taken as 129
+    latent pixels instead of diffusers' 128."""
+    from types import SimpleNamespace
+
+    from tts_fast.models._flux import FluxAdapter
+    from tts_fast.models.diffusers import _pipeline_kind
+
+    unet = lambda kind: SimpleNamespace(config=SimpleNamespace(addition_embed_type=kind))  # noqa: E731
+    assert _pipeline_kind(SimpleNamespace(unet=unet("text_time"))) == "sdxl"
+    assert _pipeline_kind(SimpleNamespace(unet=unet(None))) == "sd"
+    adapter = DiffusersModel(pipes["flux"], PROMPTS, **FLUX_KW)._adapter
+    assert isinstance(adapter, FluxAdapter)
+    f = adapter.vae_scale_factor
+    assert adapter.default_size() == (pipes["flux"].default_sample_size * f,) * 2
+    adapter.pipe = SimpleNamespace(**{k: v for k, v in vars(pipes["flux"]).items() if k != "default_sample_size"})
+    assert adapter.default_size() == (128 * f, 128 * f)
+
+
+def test_sdxl_refuses_another_familys_options_by_its_own_name(pipes):
+    """Broken variant: SDXL's encode naming the family None in its refusal of options it does not take
+    (called on the adapter: DiffusersModel only hands it SDXL's own options)."""
+    adapter = _model(pipes, "sdxl")._adapter
+    with pytest.raises(ValueError, match=r"^option\(s\) \['guidance'\] do not apply to sdxl pipelines$"):
+        adapter.encode(PROMPTS, cfg=True, negative_prompt=None, prompt_embeds=None, negative_prompt_embeds=None, device="cpu",
+                       encode_kwargs={}, guidance=3.5)
+
+
+def test_set_prompts_takes_a_new_negative_prompt(pipes):
+    """Broken variant: set_prompts reading the negative prompt under the key None: a new negative
+    prompt while classifier-free guidance is off is then let through (silently unused) instead of
+    refused. With guidance on, the new negative prompt replaces the old one."""
+    off = _model(pipes, "sd", guidance_scale=1.0)
+    with pytest.raises(ValueError, match=r"^negative_prompt would be ignored: classifier-free guidance is off \(guidance_scale=1.0 <= 1\)$"):
+        off.set_prompts(PROMPTS, negative_prompt="a photo of a cat")
+    m = _model(pipes, "sd", negative_prompt="blurry")
+    m.set_prompts(PROMPTS, negative_prompt="a photo of a cat")
+    fresh = _model(pipes, "sd", negative_prompt="a photo of a cat")
+    old = _model(pipes, "sd", negative_prompt="blurry")
+    x = torch.randn(2, *m.sample_shape, generator=torch.Generator().manual_seed(3))
+    t, c = torch.tensor([801.0, 301.0]), torch.tensor([0, 1])
+    assert torch.equal(m(x, t, c), fresh(x, t, c)) and not torch.allclose(m(x, t, c), old(x, t, c))

@@ -118,3 +118,389 @@ def test_ray_address_and_worker_rules(monkeypatch):
     monkeypatch.setattr(R, "_execute", lambda job, address, workers: (1, None))
     with pytest.raises(RuntimeError, match="a Ray worker died for good: finished prompts are saved; call run"):
         R.run([])
+
+
+# -- survivors of a fresh sample (seed 23) ---------------------------------------------------------------
+
+
+def test_a_long_caption_is_cut_two_pixels_inside_the_strip():
+    """Broken variant: the caption's ink cut at the strip's width + 4 instead of - 4 (a caption wider
+    than its tile then no longer fits the strip: the drawing fails)."""
+    strip = np.full((cs.CAPTION, 24), 255, np.uint8)
+    cs._draw_caption(strip, ("#1234567890", "0.123"))
+    assert (strip[:, -2:] == 255).all() and (strip[:, :2] == 255).all()
+    full = _glyphs.render("#1234567890", cs.SCALE)
+    assert full.shape[1] > 24 and (strip[2:2 + full.shape[0], 2:22] == 0).sum() == full[:, :20].sum()
+
+
+def test_the_markdown_summary_leaves_a_blank_line_after_each_paragraph():
+    """Broken variant: the line after 'this invocation: ...' written as 'XXXX' instead of blank (the
+    next paragraph then runs into it)."""
+    job = SimpleNamespace(out="o", settings=dict(model="digits", method="bon", particles=2, steps=3, verifier="v", seed=0, prompt_batch=1))
+    totals = dict(prompts=1, ok=1, failed=0, missing=0, reward_mean=0.5, nfe_model=6)
+    rows = [dict(index=0, prompt="3", status="ok", reward=0.5, nfe_model=6, seconds=1.0)]
+    run = dict(prompts_computed=1, prompts_resumed=0, world_size=2, launcher="torchrun", wall_seconds=2.0,
+               prompts_per_second=0.5, nfe_per_second=3.0)
+    lines = summary._markdown(job, rows, totals, run).split("\n")
+    k = next(i for i, line in enumerate(lines) if line.startswith("this invocation: 1 prompt(s) computed (0 resumed) on 2 torchrun ranks"))
+    assert lines[k + 1] == "" and lines[k + 2] == "seconds: the prompt's share of its group's search and writes."
+    assert lines[1] == lines[3] == lines[5] == ""
+
+
+def test_a_rank_share_draws_its_bar_as_rank_of_world(monkeypatch, capsys):
+    """Broken variant: run_share's progress bar made without the world size (every rank then reads
+    'rank r/1')."""
+    from tts_fast.distributed import share
+
+    made = []
+
+    class FakeBar:
+        def __init__(self, *a, **kw):
+            made.append((a, kw))
+
+        def update(self, outcome):
+            pass
+
+        def close(self):
+            pass
+
+    class FakeWorker:
+        def __init__(self, job, device, **kw):
+            pass
+
+        def run_group(self, g):
+            return dict(prompts=len(g.members), nfe=4, seconds=0.5, failed=0)
+
+    monkeypatch.setattr(share, "RankProgress", FakeBar)
+    monkeypatch.setattr(share, "Worker", FakeWorker)
+    job = SimpleNamespace(config=SimpleNamespace(progress=True))
+    groups = [SimpleNamespace(index=1, members=[1, 4]), SimpleNamespace(index=7, members=[7])]
+    out = share.run_share(job, "cpu", groups, rank=1, world_size=3, launcher="torchrun")
+    assert len(out) == 2 and made == [((3, 1, 3), {"enabled": True})]
+    # the bar itself reads rank/world
+    bar = progress.RankProgress(3, 1, 3, enabled=True)
+    try:
+        assert bar.bar.desc == "rank 1/3"
+    finally:
+        bar.close()
+
+
+def test_ranks_read_torchruns_environment_with_one_process_defaults(monkeypatch):
+    """Broken variants (code that runs only inside torchrun ranks, so called here in-process): RANK or
+    LOCAL_RANK defaulting to 1 outside torchrun."""
+    from tts_fast._user_errors import UserError
+    from tts_fast.distributed import torchrun
+
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    assert torchrun.ranks() == (0, 1, 0)
+    monkeypatch.setenv("RANK", "3"), monkeypatch.setenv("WORLD_SIZE", "4"), monkeypatch.setenv("LOCAL_RANK", "1")
+    assert torchrun.ranks() == (3, 4, 1)
+    monkeypatch.setenv("LOCAL_RANK", "x")
+    with pytest.raises(UserError, match=r"^RANK / WORLD_SIZE / LOCAL_RANK must be integers \(set by torchrun\), got '3', '4', 'x'$"):
+        torchrun.ranks()
+
+
+def test_a_torchrun_world_of_one_runs_in_process(monkeypatch, tmp_path):
+    """Broken variants (rank code, run here in this process as a gloo world of one): execute() calling
+    the rank's work without its device, or with the arguments shifted."""
+    import signal
+    import socket
+
+    import torch
+
+    from tts_fast.distributed import torchrun
+    from tts_fast.runs.job import prepare
+    from tts_fast.runs.options import parse_config
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for k, v in dict(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)).items():
+        monkeypatch.setenv(k, v)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("3\n5\n")
+    job = prepare(parse_config(["--model", "digits", "--method", "bon", "--particles", "2", "--steps", "4", "--no-progress",
+                                "--prompts-file", str(prompts), "--out", str(tmp_path / "out")]))
+    handler, threads = signal.getsignal(signal.SIGTERM), torch.get_num_threads()
+    try:
+        assert torchrun.execute(job) == 0
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+        torch.set_num_threads(threads)
+    import json
+
+    done = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert (done["ok"], done["failed"]) == (2, 0)
+    assert done["this_run"]["launcher"] == "torchrun" and done["this_run"]["world_size"] == 1
+    assert {r["index"] for r in done["rows"]} == {0, 1}
+
+
+def test_ray_connects_with_the_workers_output_shown_and_runs_on_auto_by_default(monkeypatch):
+    """Broken variants: ray.init without log_to_driver=True (the workers' output then never reaches
+    the driver's terminal); run()'s default address garbled ('XXautoXX')."""
+    pytest.importorskip("ray", reason="tts_fast.distributed.ray imports only with the extra 'ray'")
+    from tts_fast.distributed import ray as R
+
+    calls = []
+    fake = SimpleNamespace(is_initialized=lambda: False, init=lambda **kw: calls.append(kw))
+    assert R._connect(fake, "local") is True and R._connect(fake, "ray://h:1") is True
+    assert calls == [dict(address=None, include_dashboard=False, log_to_driver=True),
+                     dict(address="ray://h:1", include_dashboard=False, log_to_driver=True)]
+    fake.is_initialized = lambda: True
+    assert R._connect(fake, "auto") is False and len(calls) == 2
+    seen = []
+    monkeypatch.setattr(R, "_execute", lambda job, address, workers: (seen.append((address, workers)), (0, {"ok": 1}))[1])
+    monkeypatch.setattr(R, "prepare", lambda config: config)
+    monkeypatch.setattr(R, "parse_config", lambda argv: SimpleNamespace(ray=None, ray_workers=None))
+    monkeypatch.setattr(R.dataclasses, "replace", lambda obj, **kw: SimpleNamespace(**{**vars(obj), **kw}))
+    assert R.run([]) == {"ok": 1} and seen == [("auto", None)]
+
+
+# -- survivors of a fresh sample (seed 23, skip 40) ------------------------------------------------------
+
+
+def _digits_job(tmp_path):
+    from tts_fast.runs.job import prepare
+    from tts_fast.runs.options import parse_config
+
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("3\n5\n")
+    return prepare(parse_config(["--model", "digits", "--method", "bon", "--particles", "2", "--steps", "4", "--no-progress",
+                                 "--prompts-file", str(prompts), "--out", str(tmp_path / "out")]))
+
+
+def _world_of_one(monkeypatch, job):
+    import signal
+    import socket
+
+    import torch
+
+    from tts_fast.distributed import torchrun
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for k, v in dict(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)).items():
+        monkeypatch.setenv(k, v)
+    handler, threads = signal.getsignal(signal.SIGTERM), torch.get_num_threads()
+    try:
+        return torchrun.execute(job)
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+        torch.set_num_threads(threads)
+
+
+def test_a_torchrun_rerun_counts_the_prompts_it_resumed(monkeypatch, tmp_path):
+    """Broken variant (rank code, run in-process): rank 0's summary of the run with its resumed count
+    lost (None)."""
+    import json
+
+    job = _digits_job(tmp_path)
+    assert _world_of_one(monkeypatch, job) == 0
+    first = json.loads((tmp_path / "out" / "summary.json").read_text())["this_run"]
+    assert (first["prompts_computed"], first["prompts_resumed"]) == (2, 0)
+    assert _world_of_one(monkeypatch, _digits_job(tmp_path)) == 0
+    again = json.loads((tmp_path / "out" / "summary.json").read_text())["this_run"]
+    assert (again["prompts_computed"], again["prompts_resumed"]) == (0, 2)
+
+
+def test_rank_0_sends_its_listing_error_to_every_rank(monkeypatch):
+    """Broken variant: rank 0's error while listing the pending groups sent as 'None' (the other
+    ranks then raise a UserError without the reason)."""
+    import torch.distributed as dist
+
+    from tts_fast._user_errors import UserError
+    from tts_fast.distributed import torchrun
+
+    def pending(job):
+        raise UserError("the records in out/ belong to another run (model sd15)")
+
+    monkeypatch.setattr(torchrun, "pending", pending)
+    monkeypatch.setattr(dist, "broadcast_object_list", lambda box, src, group: None)  # a world of one: nothing to send
+    with pytest.raises(UserError, match=r"^the records in out/ belong to another run \(model sd15\)$"):
+        torchrun._pending_on_rank0(SimpleNamespace(), 0, None)
+
+
+def test_one_process_reports_its_groups_as_rank_0(capsys, tmp_path):
+    """Broken variants: the single process's share run as rank None ('[rank None] group ...'), and
+    RankProgress's default rank 1 (a bar drawn one line down, described 'rank 1/1')."""
+    import torch
+
+    from tts_fast.distributed import local
+
+    threads = torch.get_num_threads()
+    try:
+        assert local.execute(_digits_job(tmp_path)) == 0
+    finally:
+        torch.set_num_threads(threads)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[rank")]
+    assert [line.split(":")[0] for line in lines] == ["[rank 0] group 0 (prompts 0-0)", "[rank 0] group 1 (prompts 1-1)"]
+    bar = progress.RankProgress(3, enabled=True)
+    try:
+        assert bar.bar.desc == "rank 0/1" and bar.bar.pos == 0
+    finally:
+        bar.close()
+
+
+def test_ray_refuses_cuda_without_gpus_and_actors_know_the_worker_count(monkeypatch, tmp_path):
+    """Broken variants: --device cuda on a Ray cluster without GPUs let through ('CUDA' tested) and
+    run on CPUs; an actor's worker made without the number of workers (run here in-process: actors
+    run in Ray's processes)."""
+    pytest.importorskip("ray", reason="tts_fast.distributed.ray imports only with the extra 'ray'")
+    from tts_fast._user_errors import UserError
+    from tts_fast.distributed import ray as R
+
+    fake = SimpleNamespace(is_initialized=lambda: True, cluster_resources=lambda: {"CPU": 4.0})
+    monkeypatch.setattr(R, "require", lambda *a, **k: fake)
+    monkeypatch.setattr(R, "pending", lambda job: [SimpleNamespace(index=0, members=[0])])
+    monkeypatch.setattr(R, "announce", lambda job, n: 0)
+    job = SimpleNamespace(config=SimpleNamespace(device="cuda", progress=False))
+    with pytest.raises(UserError, match=r"^--device cuda: the Ray cluster has no GPU$"):
+        R._execute(job, "auto", None)
+    made = []
+    monkeypatch.setattr(R, "Worker", lambda job, device, **kw: made.append((str(device), kw)))
+    monkeypatch.setattr(R.threads, "apply", lambda n: None)
+    R._Actor(SimpleNamespace(config=SimpleNamespace(threads=1)), "cpu", 2, 3)
+    assert made == [("cpu", dict(rank=2, world_size=3, launcher="ray"))]
+
+
+def test_ray_starts_each_actor_with_its_index_and_the_worker_count(monkeypatch):
+    """Broken variant: the actors started without the number of workers (None), which each worker
+    records as its world size."""
+    ray = pytest.importorskip("ray", reason="tts_fast.distributed.ray imports only with the extra 'ray'")
+    import ray.util
+
+    from tts_fast.distributed import ray as R
+
+    started, pools, finished = [], [], []
+
+    def remote(**options):
+        return lambda cls: SimpleNamespace(remote=lambda *a: started.append((options, a[1:])) or a[1:])
+
+    class FakePool:
+        def __init__(self, actors):
+            pools.append(actors)
+
+        def map_unordered(self, fn, todo):
+            return []
+
+    fake = SimpleNamespace(is_initialized=lambda: True, cluster_resources=lambda: {"CPU": 4.0}, remote=remote)
+    monkeypatch.setattr(R, "require", lambda *a, **k: fake)
+    monkeypatch.setattr(ray.util, "ActorPool", FakePool)
+    monkeypatch.setattr(R, "pending", lambda job: [SimpleNamespace(index=i, members=[i]) for i in range(3)])
+    monkeypatch.setattr(R, "announce", lambda job, n: 0)
+    monkeypatch.setattr(R, "finish", lambda job, run: finished.append(run) or {"ok": 1})
+    job = SimpleNamespace(config=SimpleNamespace(device="cpu", progress=False))
+    assert R._execute(job, "auto", 2) == (0, {"ok": 1})
+    assert [a for _, a in started] == [("cpu", 0, 2), ("cpu", 1, 2)]
+    assert started[0][0] == dict(num_gpus=0, num_cpus=1, max_restarts=R.RESTARTS, max_task_retries=R.RESTARTS)
+    assert pools == [[("cpu", 0, 2), ("cpu", 1, 2)]] and finished[0]["world_size"] == 2 and finished[0]["launcher"] == "ray"
+
+
+# -- survivors of a fresh sample (seed 23, skip 80) ------------------------------------------------------
+
+
+def test_one_process_summary_shows_each_image_on_the_contact_sheet(tmp_path):
+    """Broken variants: a record's image read under another key ('IMAGE': every row without its
+    image, the sheet empty), the contact sheet never made for an image family."""
+    import json
+
+    import torch
+
+    from tts_fast.distributed import local
+
+    threads = torch.get_num_threads()
+    try:
+        assert local.execute(_digits_job(tmp_path)) == 0
+    finally:
+        torch.set_num_threads(threads)
+    done = json.loads((tmp_path / "out" / "summary.json").read_text())
+    images = [r["image"] for r in done["rows"]]
+    assert all(isinstance(i, str) and i.endswith(".png") and (tmp_path / "out" / i).is_file() for i in images), images
+    assert done["contact_sheet"] == "contact_sheet.png" and (tmp_path / "out" / "contact_sheet.png").is_file()
+
+
+def test_ray_run_passes_its_worker_count_and_ranks_their_wall_time(monkeypatch):
+    """Broken variants: run()'s workers argument dropped (None); the Ray ranks' statistics made
+    without the wall time (None)."""
+    ray = pytest.importorskip("ray", reason="tts_fast.distributed.ray imports only with the extra 'ray'")
+    import ray.util
+
+    from tts_fast.distributed import ray as R
+
+    seen = []
+    real_execute = R._execute
+    monkeypatch.setattr(R, "_execute", lambda job, address, workers: (seen.append((address, workers)), (0, {"ok": 1}))[1])
+    monkeypatch.setattr(R, "prepare", lambda config: config)
+    monkeypatch.setattr(R, "parse_config", lambda argv: SimpleNamespace(ray=None, ray_workers=None))
+    monkeypatch.setattr(R.dataclasses, "replace", lambda obj, **kw: SimpleNamespace(**{**vars(obj), **kw}))
+    R.run([], workers=3)
+    assert seen == [("auto", 3)]
+    monkeypatch.setattr(R, "_execute", real_execute)
+
+    class FakePool:
+        def __init__(self, actors):
+            pass
+
+        def map_unordered(self, fn, todo):
+            return [dict(rank=0, prompts=1, failed=0, nfe=4, nfe_model=4, seconds=0.25)]
+
+    remote = lambda **options: (lambda cls: SimpleNamespace(remote=lambda *a: a))  # noqa: E731
+    fake = SimpleNamespace(is_initialized=lambda: True, cluster_resources=lambda: {"CPU": 4.0}, remote=remote)
+    finished = []
+    monkeypatch.setattr(R, "require", lambda *a, **k: fake)
+    monkeypatch.setattr(ray.util, "ActorPool", FakePool)
+    monkeypatch.setattr(R, "pending", lambda job: [SimpleNamespace(index=0, members=[0])])
+    monkeypatch.setattr(R, "announce", lambda job, n: 0)
+    monkeypatch.setattr(R, "finish", lambda job, run: finished.append(run) or {"ok": 1})
+    R._execute(SimpleNamespace(config=SimpleNamespace(device="cpu", progress=False)), "auto", 1)
+    (rank,) = finished[0]["ranks"]
+    assert rank["wall_seconds"] == finished[0]["wall_seconds"] and rank["wall_seconds"] > 0
+
+
+# -- survivors of a fresh sample (seed 23, skip 120) -----------------------------------------------------
+
+
+def test_captions_final_line_and_sheet_size_by_hand(tmp_path):
+    """Broken variants: a failed prompt captioned 'missing'; the final line always listing failed
+    and resumed counts (', 0 failed, 0 resumed'); the sheet one gap too tall."""
+    assert cs.caption(dict(index=4, status="error")) == ("#4", "failed")
+    assert cs.caption(dict(index=5, status="missing")) == ("#5", "missing")
+    assert cs.caption(dict(index=6, status="ok", reward=0.123456)) == ("#6", "0.123")
+    run = dict(prompts_per_second=2.0, nfe_per_second=100.0, prompts_failed=0, prompts_resumed=0, prompts_computed=4,
+               world_size=2, launcher="torchrun", wall_seconds=2.0)
+    assert progress.final_line(run, "o") == "tts-fast run: 4 prompt(s) on 2 rank(s) in 2.0 s: 2.00 prompts/s, 100 NFE/s; summary: o/summary.md"
+    run.update(prompts_failed=1, prompts_resumed=3)
+    assert progress.final_line(run, "o").endswith("100 NFE/s, 1 failed, 3 resumed; summary: o/summary.md")
+    rows = [dict(index=0, status="ok", reward=0.5, image=_png_file(tmp_path / "a.png", 200))]
+    sheet = _png.decode(cs.contact_sheet(str(tmp_path), rows)[0])
+    th, tw = cs.tile_of(np.full((16, 16, 3), 200, np.uint8)).shape[:2]
+    assert sheet.shape[:2] == (th + cs.CAPTION, tw)  # one cell: no gap around it
+
+
+def test_summary_json_lists_contact_sheet_notes_and_ray_names_the_devices(monkeypatch, tmp_path):
+    """Broken variants: summary.json's contact_sheet_notes under another key; Ray's refusal of a
+    --device it cannot give each worker without its message."""
+    import json
+
+    import torch
+
+    from tts_fast.distributed import local
+
+    threads = torch.get_num_threads()
+    try:
+        local.execute(_digits_job(tmp_path))
+    finally:
+        torch.set_num_threads(threads)
+    done = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert done["contact_sheet_notes"] == []
+    pytest.importorskip("ray", reason="tts_fast.distributed.ray imports only with the extra 'ray'")
+    from tts_fast._user_errors import UserError
+    from tts_fast.distributed import ray as R
+
+    monkeypatch.setattr(R, "require", lambda *a, **k: SimpleNamespace(is_initialized=lambda: True, cluster_resources=lambda: {"CPU": 4.0}))
+    monkeypatch.setattr(R, "pending", lambda job: [])
+    monkeypatch.setattr(R, "announce", lambda job, n: 0)
+    with pytest.raises(UserError, match=r"^--device meta: with --ray use auto, cuda or cpu \(Ray gives each worker its own GPU\)$"):
+        R._execute(SimpleNamespace(config=SimpleNamespace(device="meta", progress=False)), "auto", None)

@@ -152,3 +152,14 @@ def test_bad_input_is_named_before_any_work():
     model = EDMDenoiser(d, (2,), sigma_min=0.002, sigma_max=80.0, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"x_t must be \[B, 2\]"):
         model(torch.zeros(3, 4, dtype=torch.float64), torch.zeros(3))
+
+
+def test_bad_x_t_message_names_every_sample_dimension():
+    """Broken variant: the sample dimensions joined by 'XX, XX' instead of ', ' in forward's message
+    (a one-dimensional sample shape never shows the separator)."""
+    d = lambda x, sigma, cond: x  # noqa: E731
+    model = EDMDenoiser(d, (2, 3), sigma_min=0.002, sigma_max=80.0, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"^x_t must be \[B, 2, 3\], got \(3, 4\)$"):
+        model(torch.zeros(3, 4, dtype=torch.float64), torch.zeros(3))
+    with pytest.raises(ValueError, match=r"^x_t must be \[B, 2, 3\], got list$"):
+        model([0.0], torch.zeros(1))

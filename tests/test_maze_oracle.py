@@ -759,3 +759,109 @@ def test_reset_episode_is_float64_and_seeded():
     assert np.array_equal(ob, ob2) and np.array_equal(goal, goal2)
     s, g = envs.maze("medium").task_xy(3)
     assert np.abs(ob[:2] - s).max() <= 1.0 + 1e-9 and np.abs(goal - g).max() <= 1.0 + 1e-9
+
+
+# -- survivors of a fresh sample (seed 23) ---------------------------------------------------------------
+
+
+def test_goal_reached_scores_in_the_plans_dtype_and_a_sum_passes_the_rows_on():
+    """Against GoalReached returning the bool comparison (``.to(None)`` keeps torch.bool), a Sum
+    calling its verifiers without cond (a GoalReached of two rows then refuses the call), and a
+    Sum's refusal of a non-verifier without its message (TypeError(None))."""
+    x = torch.tensor([[[0.0, 0.0], [3.0, 4.0]], [[1.0, 1.0], [0.0, 0.0]]], dtype=torch.float64)
+    for dtype in (torch.float64, torch.float32):
+        got = GoalReached([0.0, 0.0], tol=0.5)(x.to(dtype))
+        assert got.dtype == dtype and got.tolist() == [0.0, 1.0]
+    two = GoalReached([[3.0, 4.0], [0.0, 0.0]])
+    s = Sum([two, Smoothness(1.0)], [2.0, 0.0])
+    assert s(x, torch.tensor([0, 1])).tolist() == [2.0, 2.0]
+    assert s(x, torch.tensor([1, 0])).tolist() == [0.0, 0.0]
+    for bad in ([], [two, "not a verifier"]):
+        with pytest.raises(TypeError, match=r"^verifiers must be a non-empty list of tts_fast.Verifier$"):
+            Sum(bad)
+
+
+@needs_ogbench
+def test_generate_draws_independent_noise_for_each_action_coordinate(monkeypatch):
+    """Against one noise draw added to both coordinates (``np.random.normal(0, noise)`` without the
+    size 2). The expert is made to point along +x (the oracle subgoal is always one unit to the
+    right), so an action is (clip(1 + e0), clip(e1)): with a shared draw, every step whose
+    x-component is below 1 has a0 - 1 == a1."""
+    monkeypatch.setattr(data, "oracle_subgoal", lambda m, xy, goal: np.asarray(xy) + np.array([1.0, 0.0]))
+    a = data.generate("medium", 1, 40, noise=0.3, seed=4)["actions"].astype(np.float64)
+    below = a[:, 0] < 1.0 - 1e-6
+    assert below.sum() >= 5  # about half the steps draw e0 < 0
+    assert not np.isclose(a[below, 0] - 1.0, a[below, 1], atol=1e-5).any()
+    assert (a[:, 1] < 0).any() and (a[:, 1] > 0).any()
+
+
+# -- survivors of a fresh sample (seed 23, skip 40) ------------------------------------------------------
+
+
+def test_dataset_folder_from_the_argument_the_environment_or_the_cache(monkeypatch, tmp_path):
+    """Against `folder or env and DEFAULT_DIR` for `folder or env or DEFAULT_DIR` ($TTS_FAST_MAZE_DATA
+    then ignored, and without it no folder at all), and load's missing-file message lost."""
+    monkeypatch.setenv("TTS_FAST_MAZE_DATA", str(tmp_path))
+    assert data.dataset_path("medium") == str(tmp_path / "pointmaze-medium-navigate-v0.npz")
+    assert data.dataset_path("medium", "given", val=True) == os.path.join("given", "pointmaze-medium-navigate-v0-val.npz")
+    monkeypatch.delenv("TTS_FAST_MAZE_DATA")
+    assert data.dataset_path("medium") == os.path.join(data.DEFAULT_DIR, "pointmaze-medium-navigate-v0.npz")
+    missing = str(tmp_path / "none.npz")
+    with pytest.raises(FileNotFoundError, match=r"^no dataset at .*none\.npz; generate it with `python -m tts_fast\.maze\.data --maze NAME --out DIR`$"):
+        data.load(missing)
+
+
+def test_wall_depth_is_zero_for_a_ball_clear_of_the_walls():
+    """Against `q < 1` for `q < 0` in Maze.wall_depth: a ball 0.5 short of a wall would count as
+    inside it (a negative depth) instead of clear (0)."""
+    m = envs.Maze("medium")
+    for c in m.free_cells:
+        i, j = c
+        if (i, j + 1) in {tuple(w) for w in m.wall_cells}:
+            break
+    centre = np.asarray(m.ij_to_xy(c))
+    reach = m.unit / 2 + m.radius  # the ball touches the wall box at this distance from the wall cell's centre
+    to_wall = m.unit - reach  # from the free cell's centre, moving towards the wall (+x)
+    assert m.wall_depth(centre + [to_wall - 0.5, 0.0]) == 0.0  # 0.5 short of touching
+    assert m.wall_depth(centre + [to_wall + 0.3, 0.0]) == pytest.approx(0.3)  # 0.3 into it
+
+
+def test_evaluate_closes_only_the_simulator_it_made(monkeypatch):
+    """Against `own = None` (the simulator evaluate() opened itself never closed)."""
+    made = []
+
+    class FakeEnv:
+        closed = False
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr(execute, "make_env", lambda name: made.append(FakeEnv()) or made[-1])
+    monkeypatch.setattr(execute, "rollout", lambda env, p, stride, k, s, **kw: {"task": k, "seed": s})
+    assert execute.evaluate("medium", np.zeros((2, 4, 2)), [(1, 0), (2, 5)], 3) == [{"task": 1, "seed": 0}, {"task": 2, "seed": 5}]
+    assert len(made) == 1 and made[0].closed
+    mine = FakeEnv()
+    execute.evaluate("medium", np.zeros((1, 4, 2)), [(1, 0)], 3, env=mine)
+    assert not mine.closed and len(made) == 1
+
+
+def test_a_verifier_names_bad_plans_as_plans():
+    """Against _check_plans' default name garbled ('XXplansXX must be ...')."""
+    for v in (Smoothness(1.0), GoalReached([0.0, 0.0]), WallPenalty("medium")):
+        with pytest.raises(ValueError, match=r"^plans must be world-coordinate waypoints \[B, H, 2\], got shape \(2, 4, 3\)$"):
+            v(torch.zeros(2, 4, 3, dtype=torch.float64))
+        with pytest.raises(ValueError, match=r"^plans must be a tensor of world-coordinate waypoints \[B, H, 2\], got list$"):
+            v.forward([[0.0, 0.0]])
+
+
+@needs_ogbench
+def test_rollout_records_its_path_only_when_asked():
+    """Against record defaulting to True (every rollout of an evaluation then carries its whole
+    path): without record=True the result holds the three figures only (sample seed 23, skip 80)."""
+    env = envs.make_env("medium")
+    try:
+        ob, goal = execute.reset_episode(env, 1, 0)
+        out = execute.rollout(env, execute.oracle_plan("medium", ob, goal, 40), 10, 1, 0, max_steps=3)
+    finally:
+        env.close()
+    assert set(out) == {"success", "steps", "final_dist"} and out["steps"] == 3

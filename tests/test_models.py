@@ -92,3 +92,25 @@ def test_mixture_covariance_exact_in_float64():
     cov = gm.covariance()
     assert cov.dtype == torch.float64
     assert torch.allclose(cov, expect, rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("mode, copied", [("reduce-overhead", True), ("max-autotune", True), ("default", False), (None, False)])
+def test_compiled_runner_copies_the_outputs_of_cuda_graphed_modes(monkeypatch, mode, copied):
+    """Broken variant: CompiledRunner never copies a call's output out (``_graphed`` None): under
+    the CUDA-graphed compile modes the next replay would overwrite the chunk already returned.
+    torch.compile is replaced by the identity, so the runner's own copy is what is observed."""
+    from tts_fast.models import backends
+
+    produced = []
+
+    def fn(x, t):
+        y = x * 2 + t[:, None]
+        produced.append(y)
+        return y
+
+    monkeypatch.setattr(torch, "compile", lambda f, **kw: f)
+    runner = backends.CompiledRunner(fn, (2,), **({} if mode is None else {"mode": mode}))
+    x, t = torch.arange(2.0)[:, None], torch.tensor([10.0, 20.0])
+    out = runner(x, t, {})
+    assert torch.equal(out, torch.tensor([[10.0], [22.0]]))
+    assert (out.data_ptr() != produced[-1].data_ptr()) is copied

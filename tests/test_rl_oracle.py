@@ -1071,3 +1071,102 @@ def test_the_recipe_without_stable_baselines3_names_the_extra(monkeypatch, tmp_p
     for call in (lambda: generate.sb3_policy("x.zip", 0), lambda: generate.train_behaviour(generate.recipe("reacher"), str(tmp_path))):
         with pytest.raises(ImportError, match=r"tts_fast\.rl\.generate needs the optional package 'stable_baselines3'.*tts_fast\[rl\]"):
             call()
+
+
+# -- survivors of a fresh sample (seed 23) ---------------------------------------------------------------
+
+
+def test_critic_progress_lines_fall_on_every_tenth_of_the_steps(monkeypatch):
+    """Against the progress condition on (step - 1) instead of (step + 1): the lines then fall one
+    step after the start of each tenth (critic step 2/30, 5/30, ...) instead of at its end (3/30,
+    6/30, ...)."""
+    import re
+
+    monkeypatch.setattr(train, "CRITIC", dict(width=8, layers=1))
+    said = []
+    train.train_critic(_tiny_transitions(), 30, batch=4, lr=1e-3, gamma=0.9, tau=0.7, polyak=0.1, seed=0, log=said.append)
+    steps = [int(re.match(r"critic step (\d+)/30: V loss ", s).group(1)) for s in said]
+    assert steps == [3, 6, 9, 12, 15, 18, 21, 24, 27, 30]
+    said.clear()
+    train.train_critic(_tiny_transitions(), 3, batch=4, lr=1e-3, gamma=0.9, tau=0.7, polyak=0.1, seed=0, log=said.append)
+    assert [s.split(":")[0] for s in said] == ["critic step 1/3", "critic step 2/3", "critic step 3/3"]
+
+
+def test_distill_names_a_bad_step_count_by_its_own_name():
+    """Against the steps check naming the option 'STEPS' (the message of the keyword argument)."""
+    with pytest.raises(ValueError, match=r"^steps must be an integer >= 1, got 0$"):
+        distill.distill("hopper", "medium", "unused", steps=0, log=lambda *a: None)
+    with pytest.raises(ValueError, match=r"^states must be an integer >= 1, got 2.5$"):
+        distill.distill("hopper", "medium", "unused", states=2.5, log=lambda *a: None)
+
+
+def test_replay_dataset_describes_its_cut_of_the_buffer(monkeypatch, tmp_path):
+    """Against the Minari dataset of the replay buffer written without its description (None)."""
+    _fake_minari(monkeypatch)
+    made = []
+    monkeypatch.setattr(generate, "_create", lambda minari, env, episodes, ds_id, algorithm, description:
+                        made.append((env, ds_id, algorithm, description)))
+    path, _ = _replay(tmp_path, [0, 1, 0, 1, 0, 1], [0, 0, 0, 0, 0, 0])
+    generate.replay_dataset("reacher", path, 5, "tts_fast/reacher/medium-replay-v0")
+    generate.replay_dataset("reacher", path, 100, "x")
+    assert made == [("reacher", "tts_fast/reacher/medium-replay-v0", "stable-baselines3 SAC replay buffer",
+                     "the first 5 transitions of a SAC replay buffer, by tts_fast.rl.generate.replay_dataset"),
+                    ("reacher", "x", "stable-baselines3 SAC replay buffer",
+                     "the first 6 transitions of a SAC replay buffer, by tts_fast.rl.generate.replay_dataset")]
+
+
+def test_generation_record_names_the_env_and_is_written_indented(monkeypatch, tmp_path):
+    """Against the record's env stored under another key ('ENV'), generation.json written on one
+    line (json.dump without indent=1): the file is the returned record, one key per line; and
+    (sample seed 23, skip 40) the collection's seconds as perf_counter() + t0."""
+    import dataclasses
+    import json
+
+    rc = generate.recipe("reacher")
+    sac = tmp_path / "reacher" / "sac"
+    sac.mkdir(parents=True)
+    cks = [{"step": k, "return": r, "path": f"reacher/sac/step_{k}.zip"} for k, r in [(2000, -11.0), (4000, -5.0)]]
+    (sac / "log.json").write_text(json.dumps({"recipe": dataclasses.asdict(rc), "checkpoints": cks}))
+    (sac / "replay.npz").write_bytes(b"")
+    monkeypatch.setattr(generate, "replay_dataset", lambda *a: None)
+    monkeypatch.setattr(D, "load", lambda env, ds, path: (env, ds))
+    monkeypatch.setattr(D, "fingerprint", lambda ds: {"of": list(ds)})
+    import time
+
+    t0 = time.perf_counter()
+    out = generate.generate("reacher", str(tmp_path), datasets=["medium-replay"], log=lambda *a: None)
+    took = time.perf_counter() - t0
+    assert out["env"] == "reacher" and out["training"]["checkpoints"] == cks
+    assert 0.0 <= out["collection_seconds"] <= took  # seconds since the collection began (not perf_counter() + t0)
+    assert set(out) == {"env", "training", "medium_checkpoint", "expert_checkpoint", "collection_seconds", "datasets"}
+    text = (tmp_path / "reacher" / "generation.json").read_text()
+    assert text == json.dumps(out, indent=1)
+    assert text.startswith('{\n "env": "reacher",\n "training": {\n')
+
+
+def test_each_command_names_itself_in_its_usage():
+    """Against distill's prog garbled ('PYTHON -M TTS_FAST.RL.DISTILL'): the usage line and every
+    error message of the parser show it (a survivor of the sample seed 23, skip 40)."""
+    for mod in (train, generate, distill):
+        parser = mod.build_parser()
+        assert parser.prog == f"python -m {mod.__name__}"
+        assert parser.format_usage().startswith(f"usage: python -m {mod.__name__} ")
+
+
+def test_make_env_without_the_simulator_names_the_extra(monkeypatch):
+    """Against make_env's ImportError naming another extra ('XXrlXX', 'RL') for gymnasium or mujoco
+    (survivors of the sample seed 23, skip 40)."""
+    import sys
+
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "gymnasium", None)  # import fails as if not installed
+        with pytest.raises(ImportError, match=r"^tts_fast\.rl\.make_env needs the optional package 'gymnasium'.*"
+                                              r"pip install --no-build-isolation 'tts_fast\[rl\]'"):
+            envs.make_env("hopper")
+    if importlib.util.find_spec("gymnasium") is None:
+        pytest.skip("gymnasium is not installed: the mujoco case needs it imported first")
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "mujoco", None)
+        with pytest.raises(ImportError, match=r"^tts_fast\.rl\.make_env needs the optional package 'mujoco'.*"
+                                              r"pip install --no-build-isolation 'tts_fast\[rl\]'"):
+            envs.make_env("hopper")
