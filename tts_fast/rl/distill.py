@@ -94,6 +94,9 @@ def distill(env: str, dataset: str, data_path: str, *, teacher: str = "paper", s
     before any work.
     """
     check_teacher(teacher)
+    for name, v in (("states", states), ("batch", batch), ("n_particles", n_particles), ("steps", steps)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
     path = weights_path(env, dataset, weights_dir)
     if not overwrite:
         if teacher in load_checkpoint(env, dataset, weights_dir).get("distilled", {}):
@@ -101,9 +104,6 @@ def distill(env: str, dataset: str, data_path: str, *, teacher: str = "paper", s
                                   "(overwrite=True) to replace it")
         if in_shipped_folder(path):
             check_writable(path, False, "distilling would change")
-    for name, v in (("states", states), ("batch", batch), ("n_particles", n_particles), ("steps", steps)):
-        if not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
     method, paper = TEACHERS[teacher]
     if paper and not options:
         options = paper_local(env, dataset)
