@@ -25,7 +25,6 @@ import sys
 import time
 
 import numpy as np
-import torch
 
 from _common import RESULTS, ROOT, atomic_write_json, environment, markdown_table, refresh_tables
 from tts_fast import _threads as threads  # noqa: E402
