@@ -54,7 +54,10 @@ class DigitsStage:
         res, seconds, row_budget = search_spec(z.model, spec, z.verifier(targets), z.verifier(targets, "guide"), rows=targets.numel(), n=n,
                                                num_steps=num_steps, seed=seed)
         m = z.measure(res.samples, targets)
-        return _record(res, seconds, row_budget, targets, m["verifier_hit"], m["evaluator_hit"])
+        rows = targets.numel()
+        return _record(targets, samples=res.samples, rewards=res.rewards, budget_per_row=row_budget, nfe_per_row=res.nfe.model / rows,
+                       nfe_grad_per_row=res.nfe.model_grad / rows, seconds=seconds, verifier_hit=m["verifier_hit"],
+                       judge_hit=m["evaluator_hit"])
 
 
 class MnistStage:
@@ -78,15 +81,14 @@ class MnistStage:
 
     def run(self, spec, targets: torch.Tensor, *, n: int, num_steps: int, seed: int) -> dict:
         """One search of ``spec`` for targets [rows]; see the module docstring for what it returns."""
-        from ..zoo.experiment import search_spec
+        from ..zoo.real28.experiment import search_samples
 
-        st = self.stage
-        res, seconds, row_budget = search_spec(st.model, spec, st.verifier(targets), st.verifier(targets, "guide"), rows=targets.numel(),
-                                               n=n, num_steps=num_steps, seed=seed)
+        got = search_samples(self.stage, spec, targets, n=n, num_steps=num_steps, seed=seed)
         with torch.no_grad():
-            verifier_hit = st.nets["verifier"](res.samples).argmax(1).cpu() == targets
-            judge_hit = self.judge(res.samples).argmax(1).cpu() == targets
-        return _record(res, seconds, row_budget, targets, verifier_hit, judge_hit)
+            judge_hit = self.judge(got["samples"]).argmax(1).cpu() == targets
+        return _record(targets, samples=got["samples"], rewards=got["rewards"], budget_per_row=got["budget_per_row"],
+                       nfe_per_row=got["nfe_per_row"], nfe_grad_per_row=got["nfe_grad_per_row"], seconds=got["seconds"],
+                       verifier_hit=got["verifier_hit"], judge_hit=judge_hit)
 
 
 def matching_torchvision() -> str:
@@ -95,17 +97,18 @@ def matching_torchvision() -> str:
     return f"torchvision=={major - 2}.{minor + 15}.*" if major == 2 else "torchvision"
 
 
-def _record(res, seconds: float, row_budget: int, targets: torch.Tensor, verifier_hit, judge_hit) -> dict:
-    rows = targets.numel()
+def _record(targets: torch.Tensor, *, samples, rewards, budget_per_row: int, nfe_per_row: float, nfe_grad_per_row: float, seconds: float,
+            verifier_hit, judge_hit) -> dict:
+    """A stage's run as the demo keeps it: per-sample reward and hits as plain lists, the samples on the CPU."""
     return {
-        "budget_per_row": row_budget,
-        "nfe_per_row": res.nfe.model / rows,
-        "nfe_grad_per_row": res.nfe.model_grad / rows,
-        "reward": [float(v) for v in res.rewards.detach().double().cpu()],
+        "budget_per_row": budget_per_row,
+        "nfe_per_row": nfe_per_row,
+        "nfe_grad_per_row": nfe_grad_per_row,
+        "reward": [float(v) for v in rewards.detach().double().cpu()],
         "verifier_hit": [bool(v) for v in verifier_hit.cpu()],
         "judge_hit": [bool(v) for v in judge_hit.cpu()],
         "seconds": seconds,
-        "samples": res.samples.detach().cpu(),
+        "samples": samples.detach().cpu(),
         "targets": targets,
     }
 
