@@ -92,8 +92,8 @@ def test_fast_trainer_relu_critic_and_its_file_round_trip(monkeypatch, tmp_path)
 
 
 @pytest.mark.parametrize("bad, match", [
-    (dict(steps=0), "steps must be a positive int, got 0"),
-    (dict(batch=0), "batch must be a positive int, got 0"),
+    (dict(steps=0), "steps must be an integer >= 1, got 0"),
+    (dict(batch=0), "batch must be an integer >= 1, got 0"),
     (dict(activation="tanh"), "activation must be one of mish, relu; got 'tanh'"),
 ])
 def test_fast_trainer_refuses_bad_arguments(bad, match):
@@ -139,9 +139,11 @@ def test_stacked_mlp_initialises_like_linear_layers():
 
 
 def test_stacked_mlp_refuses_what_it_cannot_hold():
-    with pytest.raises(ValueError, match="members must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="members must be an integer >= 1, got 0"):
         StackedMLP(0, 3, 4, 1)
-    with pytest.raises(ValueError, match="activation must be 'mish' or 'relu'; got 'gelu'"):
+    with pytest.raises(ValueError, match="layers must be an integer >= 0, got -1"):
+        StackedMLP(2, 3, 4, -1)
+    with pytest.raises(ValueError, match="activation must be one of mish, relu; got 'gelu'"):
         StackedMLP(2, 3, 4, 1, activation="gelu")
     with pytest.raises(ValueError, match=r"x must be \[B, 3\] or \[2, B, 3\], got \(4, 5\)"):
         StackedMLP(2, 3, 4, 1)(torch.zeros(4, 5))

@@ -27,6 +27,7 @@ import time
 import numpy as np
 import torch
 
+from .._arguments import check_int
 from .critic import TwinQ
 from .stacked import StackedMLP
 
@@ -62,9 +63,8 @@ def train_critic_fast(tr, steps: int, *, batch: int, lr: float, gamma: float, ta
     {'steps', 'seconds', 'steps_per_second', 'v_loss', 'q_loss' (means of the last 500 steps),
     'mean_q_on_data', 'losses' (per-log-point means)}.
     """
-    for name, v in (("steps", steps), ("batch", batch)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    check_int(steps, "steps", 1)
+    check_int(batch, "batch", 1)
     torch.manual_seed(seed + 1)
     gen = torch.Generator().manual_seed(seed + 1)
     critic = TwinQ(tr.observations.shape[1], tr.actions.shape[1], width=width, layers=layers, activation=activation)

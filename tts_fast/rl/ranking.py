@@ -39,14 +39,9 @@ import numpy as np
 import torch
 
 from .. import schedules
+from .._arguments import check_int
 from .envs import make_env, task
 from .policy import SAMPLING_STEPS
-
-
-def _check(name: str, v, low: int = 1) -> int:
-    if not isinstance(v, int) or isinstance(v, bool) or v < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
-    return v
 
 
 def _sample(policy, states: np.ndarray, per_state: int, gen: torch.Generator, eta: float, noise: Optional[torch.Tensor] = None):
@@ -61,8 +56,8 @@ def _sample(policy, states: np.ndarray, per_state: int, gen: torch.Generator, et
 
 def snapshots(env: str, policy, *, states: int, seed: int = 0, max_start: int = 200) -> list:
     """``states`` snapshots {'qpos', 'qvel', 'obs', 'step'} of policy episodes (see the module doc, step 1)."""
-    _check("states", states)
-    _check("max_start", max_start, 0)
+    check_int(states, "states", 1)
+    check_int(max_start, "max_start", 0)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     envs = [make_env(env) for _ in range(states)]
@@ -108,9 +103,10 @@ def continuation_returns(env: str, policy, snaps: list, actions: np.ndarray, *, 
     noise of state s depends on ``seed`` and s only, so the chunking changes nothing in the result.
     """
     S, K, act_dim = actions.shape
-    M = _check("continuations", continuations)
+    check_int(continuations, "continuations", 1)
+    M = continuations
     hs = _check_horizons(horizons)
-    _check("max_envs", max_envs)
+    check_int(max_envs, "max_envs", 1)
     if not 0.0 < gamma <= 1.0:
         raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
     per = max(1, max_envs // (K * M))
@@ -220,7 +216,7 @@ def ranking_measure(env: str, policy, critic, *, states: int = 32, candidates: i
     call returned (in its 'data') to score another critic on the same states, candidates and returns
     (the expensive part).
     """
-    _check("candidates", candidates, 2)
+    check_int(candidates, "candidates", 2)
     hs = _check_horizons(horizons)
     if snaps is None:
         snaps = snapshots(env, policy, states=states, seed=seed, max_start=max_start)

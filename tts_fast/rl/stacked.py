@@ -15,7 +15,9 @@ from typing import Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+
+from .._arguments import check_int
+from .critic import ACTIVATIONS, check_activation
 
 
 class StackedMLP(nn.Module):
@@ -30,13 +32,10 @@ class StackedMLP(nn.Module):
 
     def __init__(self, members: int, in_dim: int, width: int, layers: int, out: int = 1, activation: str = "mish"):
         super().__init__()
-        self.act = {"mish": F.mish, "relu": F.relu}.get(activation)
-        if self.act is None:
-            raise ValueError(f"activation must be 'mish' or 'relu'; got {activation!r}")
+        self.act = ACTIVATIONS[check_activation(activation)]()
         self.activation = activation
         for name, v in (("members", members), ("in_dim", in_dim), ("width", width), ("layers", layers), ("out", out)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name == "layers" else 1):
-                raise ValueError(f"{name} must be a {'non-negative' if name == 'layers' else 'positive'} int, got {v!r}")
+            check_int(v, name, 0 if name == "layers" else 1)
         self.members, self.in_dim, self.width, self.layers, self.out = members, in_dim, width, layers, out
         dims = [in_dim] + [width] * layers + [out]
         self.weights = nn.ParameterList()
@@ -66,7 +65,7 @@ class StackedMLP(nn.Module):
         if not linears or any(len(ls) != len(linears[0]) for ls in linears) or not linears[0]:
             raise ValueError("from_mlps needs MLPs of one shape, each with at least one Linear layer")
         acts = {type(m) for seq in mlps for m in seq if not isinstance(m, nn.Linear)}
-        named = {nn.Mish: "mish", nn.ReLU: "relu"}
+        named = {cls: name for name, cls in ACTIVATIONS.items()}
         if len(acts) > 1 or not acts <= set(named):
             raise ValueError(f"from_mlps needs MLPs with one activation, Mish or ReLU; got {sorted(a.__name__ for a in acts)}")
         first = linears[0]
